@@ -1,0 +1,52 @@
+//! The one error type of the archive crate and its conversion into DataFusion's.
+
+use datafusion::error::DataFusionError;
+
+pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while finding, opening or parsing an archive.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// A user-supplied option or argument is wrong; raised at planning time.
+    #[error("{0}")]
+    Config(String),
+    /// A record inside an object could not be parsed.
+    #[error("{source_url}:{line}{}: {reason}", column.map(|c| format!(":{c}")).unwrap_or_default())]
+    Record {
+        source_url: String,
+        line: u64,
+        column: Option<u64>,
+        reason: String,
+    },
+    /// A whole object could not be used (unknown format, broken container, ...).
+    #[error("{source_url}: {reason}")]
+    Object { source_url: String, reason: String },
+    #[error("object store error: {0}")]
+    Store(#[from] object_store::Error),
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+}
+
+impl ArchiveError {
+    pub fn config(msg: impl Into<String>) -> Self {
+        Self::Config(msg.into())
+    }
+
+    pub fn object(source_url: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Object {
+            source_url: source_url.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<ArchiveError> for DataFusionError {
+    fn from(e: ArchiveError) -> Self {
+        match e {
+            ArchiveError::Config(msg) => DataFusionError::Plan(msg),
+            ArchiveError::DataFusion(e) => e,
+            ArchiveError::Store(e) => DataFusionError::ObjectStore(Box::new(e)),
+            other => DataFusionError::Execution(other.to_string()),
+        }
+    }
+}

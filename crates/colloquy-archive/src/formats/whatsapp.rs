@@ -1,0 +1,415 @@
+//! WhatsApp "Export chat" text: Android (`31/12/20, 23:59 - Ana: hi`) and iOS (`[31/12/20, 23:59:59] Ana: hi`)
+//! line layouts, 12/24-hour clocks, any day/month/year order, multi-line messages, system lines, media
+//! placeholders and the invisible direction marks WhatsApp inserts.
+
+use std::sync::LazyLock;
+
+use chrono::{Datelike, NaiveDate, NaiveTime};
+use regex::Regex;
+
+use super::ParseCtx;
+use crate::error::Result;
+use crate::message::{Message, Role};
+use crate::options::DateOrder;
+use crate::sink::Sink;
+use crate::time::{local_to_micros, truncate};
+
+/// A message header: optional `[`, a date of three numbers, a time with optional seconds and AM/PM
+/// (`a. m.`, `PM`, with U+202F before it in newer exports), then ` - ` (Android) or `] ` (iOS).
+static HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"^[\u{200E}\u{200F}]*(\[)?",
+        r"(\d{1,4})[-/.]\s?(\d{1,2})[-/.]\s?(\d{1,4})[,.]?[\s\u{202F}\u{00A0}]+",
+        r"(?:[^\d\s\[\]]{1,6}\s)?",
+        r"(\d{1,2})[:.](\d{2})(?:[:.](\d{2}))?",
+        r"(?:[\s\u{202F}\u{00A0}]*([aApP])\.?\s?[mM]\.?)?",
+        r"(\]\s?|\s?[-\u{2013}]\s)(.*)$"
+    ))
+    .expect("static regex")
+});
+
+/// Does this text look like a WhatsApp export? Used by format detection.
+pub fn sniff(text: &str) -> bool {
+    let mut seen = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()).take(5) {
+        if let Some(h) = parse_header(line.trim_start_matches('\u{FEFF}')) {
+            if h.bracketed == h.closed_by_bracket {
+                seen += 1;
+            }
+        } else if seen == 0 {
+            return false;
+        }
+    }
+    seen > 0
+}
+
+struct Header<'t> {
+    bracketed: bool,
+    closed_by_bracket: bool,
+    date: [u32; 3],
+    date_widths: [usize; 3],
+    hour: u32,
+    minute: u32,
+    second: u32,
+    ampm: Option<bool>, // Some(true) = PM
+    rest: &'t str,
+}
+
+fn parse_header(line: &str) -> Option<Header<'_>> {
+    let c = HEADER.captures(line)?;
+    let num = |i: usize| c.get(i).map(|m| m.as_str().parse::<u32>().ok()).unwrap_or(Some(0));
+    let width = |i: usize| c.get(i).map_or(0, |m| m.as_str().len());
+    Some(Header {
+        bracketed: c.get(1).is_some(),
+        closed_by_bracket: c.get(9).is_some_and(|m| m.as_str().starts_with(']')),
+        date: [num(2)?, num(3)?, num(4)?],
+        date_widths: [width(2), width(3), width(4)],
+        hour: num(5)?,
+        minute: num(6)?,
+        second: num(7)?,
+        ampm: c
+            .get(8)
+            .map(|m| m.as_str().eq_ignore_ascii_case("p")),
+        rest: c.get(10).map_or("", |m| m.as_str()),
+    })
+}
+
+/// Characters WhatsApp puts around names and attachments to force text direction.
+fn strip_marks(s: &str) -> &str {
+    s.trim_matches(|c: char| {
+        matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+            || c.is_whitespace()
+    })
+}
+
+/// The chat's name from the export's file name: `WhatsApp Chat with Ana.txt` → `Ana`.
+pub fn conversation_name(ctx: &ParseCtx<'_>) -> String {
+    let base = |n: &str| {
+        let file = n.rsplit('/').next().unwrap_or(n);
+        let stem = file
+            .trim_end_matches(".gz")
+            .trim_end_matches(".zst")
+            .trim_end_matches(".bz2")
+            .trim_end_matches(".zip")
+            .trim_end_matches(".txt")
+            .to_string();
+        stem
+    };
+    let mut name = base(ctx.name);
+    if (name == "_chat" || name.is_empty())
+        && let Some(outer) = ctx.container
+    {
+        name = base(outer);
+    }
+    for prefix in ["WhatsApp Chat with ", "WhatsApp Chat - ", "WhatsApp Chat mit ", "Chat de WhatsApp con "] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return rest.trim().to_string();
+        }
+    }
+    name
+}
+
+struct Pending {
+    line: u64,
+    date: [u32; 3],
+    year_first: bool,
+    /// Unpadded month/day, two-digit year and a 12-hour clock: the US phone layout.
+    us_layout: bool,
+    time: (u32, u32, u32),
+    author: Option<String>,
+    text: String,
+}
+
+pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+    let data = super::strip_bom(data);
+    let conversation = conversation_name(ctx);
+    let channel = ctx.options.channel.clone().unwrap_or_else(|| "whatsapp".to_string());
+
+    // First pass: split into messages (headers plus continuation lines).
+    let mut pending: Vec<Pending> = Vec::new();
+    for (idx, raw) in data.split(|&b| b == b'\n').enumerate() {
+        let line_no = idx as u64 + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = match std::str::from_utf8(raw) {
+            Ok(l) => l,
+            Err(e) => {
+                sink.bad_record(line_no, Some(e.valid_up_to() as u64 + 1), "invalid UTF-8")?;
+                continue;
+            }
+        };
+        match parse_header(line).filter(|h| h.bracketed == h.closed_by_bracket) {
+            Some(h) => {
+                let (hour, ok) = match h.ampm {
+                    None => (h.hour, h.hour < 24),
+                    Some(pm) => ((h.hour % 12) + if pm { 12 } else { 0 }, (1..=12).contains(&h.hour) || h.hour == 0),
+                };
+                if !ok || h.minute > 59 || h.second > 59 {
+                    sink.bad_record(line_no, None, format!("invalid time in '{}'", truncate(line, 40)))?;
+                    continue;
+                }
+                let (author, text) = split_author(h.rest);
+                pending.push(Pending {
+                    line: line_no,
+                    date: h.date,
+                    year_first: h.date_widths[0] == 4,
+                    us_layout: h.ampm.is_some() && h.date_widths[2] == 2 && (h.date_widths[0] == 1 || h.date_widths[1] == 1),
+                    time: (hour, h.minute, h.second),
+                    author,
+                    text: text.to_string(),
+                });
+            }
+            None => match pending.last_mut() {
+                Some(p) => {
+                    p.text.push('\n');
+                    p.text.push_str(line);
+                }
+                None if strip_marks(line).is_empty() => {}
+                None => {
+                    sink.bad_record(
+                        line_no,
+                        Some(1),
+                        format!(
+                            "not a WhatsApp message line (expected a date and time such as '31/12/2024, 23:59 - '): '{}'",
+                            truncate(line, 40)
+                        ),
+                    )?;
+                }
+            },
+        }
+    }
+
+    let order = match ctx.options.date_order {
+        DateOrder::Auto => infer_order(&pending),
+        fixed => fixed,
+    };
+
+    for p in pending {
+        let [a, b, c] = p.date;
+        let (y, m, d) = match order {
+            DateOrder::Ymd => (a, b, c),
+            DateOrder::Mdy => (c, a, b),
+            DateOrder::Dmy | DateOrder::Auto => (c, b, a),
+        };
+        let year = if y < 100 { 2000 + y } else { y };
+        let Some(date) = NaiveDate::from_ymd_opt(year as i32, m, d) else {
+            sink.bad_record(p.line, None, format!("invalid date {a}/{b}/{c} for day/month order {order:?}"))?;
+            continue;
+        };
+        let Some(time) = NaiveTime::from_hms_opt(p.time.0, p.time.1, p.time.2) else {
+            sink.bad_record(p.line, None, "invalid time")?;
+            continue;
+        };
+        let ts = local_to_micros(date.and_time(time), ctx.options.timezone);
+        let text = p.text.trim_end_matches(['\n', '\r']);
+        let (text, attachments) = media(text);
+        let (sender, role) = match p.author {
+            Some(a) => {
+                let role = ctx.options.roles.classify(Some(&a), Some(&a));
+                (Some(a), role)
+            }
+            None => (None, Role::System),
+        };
+        sink.push(Message {
+            channel: channel.clone(),
+            conversation_id: conversation.clone(),
+            message_id: None,
+            ts: Some(ts),
+            sender_id: sender.clone(),
+            sender_name: sender,
+            role,
+            text,
+            reply_to: None,
+            attachments,
+            source_line: p.line,
+        })?;
+    }
+    Ok(())
+}
+
+/// `Ana: hello` → (Some("Ana"), "hello"); a line with no `name: ` is a system notice. iOS writes its
+/// notices (encryption, group changes) under the chat's name with the text starting with U+200E; media
+/// lines start with that mark too, so they are told apart by their placeholder.
+fn split_author(rest: &str) -> (Option<String>, &str) {
+    if let Some(i) = rest.find(": ") {
+        let text = &rest[i + 2..];
+        if let Some(notice) = text.strip_prefix('\u{200E}')
+            && media(notice).1.is_empty()
+        {
+            return (None, notice);
+        }
+        let author = strip_marks(&rest[..i]);
+        let author = author.trim_start_matches('~').trim_start_matches(['\u{202F}', '\u{00A0}', ' ']);
+        if !author.is_empty() {
+            return (Some(author.to_string()), &rest[i + 2..]);
+        }
+    }
+    if let Some(author) = rest.strip_suffix(':') {
+        let author = strip_marks(author);
+        if !author.is_empty() && !author.contains(": ") {
+            return (Some(author.to_string()), "");
+        }
+    }
+    (None, rest)
+}
+
+/// Media placeholders become attachments; the text keeps only a caption, if any.
+fn media(text: &str) -> (Option<String>, Vec<String>) {
+    let t = strip_marks(text);
+    const OMITTED: &[(&str, &str)] = &[
+        ("image omitted", "image"),
+        ("video omitted", "video"),
+        ("audio omitted", "audio"),
+        ("sticker omitted", "sticker"),
+        ("GIF omitted", "gif"),
+        ("document omitted", "document"),
+        ("Contact card omitted", "contact"),
+    ];
+    for (placeholder, kind) in OMITTED {
+        if t.eq_ignore_ascii_case(placeholder) {
+            return (None, vec![(*kind).to_string()]);
+        }
+    }
+    if t.starts_with('<') && t.ends_with('>') && !t.contains(':') && (t.contains("omitted") || t.contains("omis") || t.contains("omitido") || t.contains("ausgeschlossen")) {
+        return (None, vec!["media".to_string()]);
+    }
+    if let Some(rest) = t.strip_prefix("<attached: ")
+        && let Some(end) = rest.find('>')
+    {
+        let caption = strip_marks(&rest[end + 1..]);
+        return (
+            Some(caption.to_string()).filter(|c| !c.is_empty()),
+            vec![rest[..end].trim().to_string()],
+        );
+    }
+    let first = t.lines().next().unwrap_or("");
+    if let Some(name) = first.strip_suffix(" (file attached)") {
+        let caption = t[first.len()..].trim();
+        return (
+            Some(caption.to_string()).filter(|c| !c.is_empty()),
+            vec![strip_marks(name).to_string()],
+        );
+    }
+    if t.is_empty() {
+        return (None, Vec::new());
+    }
+    (Some(t.to_string()), Vec::new())
+}
+
+/// Exports do not state the date order. Four-digit first numbers mean year first; a number above 12
+/// settles day versus month. Otherwise the order under which the chat runs forward in time wins, then
+/// the one under which consecutive messages lie closer together; a chat that still cannot tell (all on
+/// one day) is read month first when it has the US layout (`1/5/26, 9:05 PM`: no zero padding, 12-hour
+/// clock), else day first, the more common order worldwide.
+fn infer_order(msgs: &[Pending]) -> DateOrder {
+    if msgs.iter().any(|p| p.year_first || p.date[0] > 31) {
+        return DateOrder::Ymd;
+    }
+    if msgs.iter().any(|p| p.date[0] > 12) {
+        return DateOrder::Dmy;
+    }
+    if msgs.iter().any(|p| p.date[1] > 12) {
+        return DateOrder::Mdy;
+    }
+    let day_number = |p: &Pending, order: DateOrder| -> i64 {
+        let [a, b, c] = p.date;
+        let (m, d) = if order == DateOrder::Mdy { (a, b) } else { (b, a) };
+        let y = if c < 100 { 2000 + c } else { c };
+        NaiveDate::from_ymd_opt(y as i32, m, d).map_or(0, |d| d.num_days_from_ce() as i64)
+    };
+    let score = |order: DateOrder| {
+        let days: Vec<i64> = msgs.iter().map(|p| day_number(p, order)).collect();
+        let backwards = days.windows(2).filter(|w| w[1] < w[0]).count();
+        let spread: i64 = days.windows(2).map(|w| (w[1] - w[0]).abs()).sum();
+        (backwards, spread)
+    };
+    let (mdy, dmy) = (score(DateOrder::Mdy), score(DateOrder::Dmy));
+    if mdy < dmy {
+        DateOrder::Mdy
+    } else if dmy < mdy {
+        DateOrder::Dmy
+    } else if msgs.iter().any(|p| p.us_layout) {
+        DateOrder::Mdy
+    } else {
+        DateOrder::Dmy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::ArchiveOptions;
+    use crate::sink::Sink;
+    use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+
+    fn run(text: &str, options: &ArchiveOptions) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        let mut emit = |b: RecordBatch| {
+            out.push(b);
+            Ok(())
+        };
+        let mut sink = Sink::new("memory:///chat.txt", options.on_error, &mut emit);
+        let ctx = ParseCtx { options, name: "WhatsApp Chat with Ana.txt", container: None };
+        parse(text.as_bytes(), &ctx, &mut sink)?;
+        sink.flush()?;
+        drop(sink);
+        Ok(out)
+    }
+
+    fn col(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let a = b.column_by_name(name).expect("column").as_string::<i32>();
+        (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect()
+    }
+
+    #[test]
+    fn android_12h_multiline_system_and_media() {
+        let text = "12/31/24, 11:58\u{202F}PM - Messages and calls are end-to-end encrypted.\n\
+                    12/31/24, 11:59\u{202F}PM - Ana: Hi, where is my order?\nIt was due Monday\n\
+                    1/1/25, 12:01\u{202F}AM - Acme Support: <Media omitted>\n";
+        let mut o = ArchiveOptions::default();
+        o.set("agents", "Acme Support").expect("option");
+        let b = run(text, &o).expect("parses").remove(0);
+        assert_eq!(b.num_rows(), 3);
+        assert_eq!(col(&b, "sender_role"), vec![Some("system".into()), Some("customer".into()), Some("agent".into())]);
+        assert_eq!(col(&b, "text")[1].as_deref(), Some("Hi, where is my order?\nIt was due Monday"));
+        assert_eq!(col(&b, "text")[2], None);
+        assert_eq!(col(&b, "conversation_id")[0].as_deref(), Some("Ana"));
+        let ts = b.column_by_name("ts").expect("ts").as_primitive::<TimestampMicrosecondType>();
+        // 12:01 AM on 1 Jan 2025 is 00:01.
+        assert_eq!(ts.value(2), chrono::NaiveDate::from_ymd_opt(2025, 1, 1).and_then(|d| d.and_hms_opt(0, 1, 0)).map(|t| t.and_utc().timestamp_micros()).expect("date"));
+    }
+
+    #[test]
+    fn ios_brackets_marks_and_day_first() {
+        let text = "[25/12/2024, 09:15:02] Ana: \u{200E}<attached: 00000012-PHOTO-2024-12-25-09-15-02.jpg>\n\
+                    \u{200E}[25/12/2024, 09:16:10] Ana: \u{200E}image omitted\n";
+        let b = run(text, &ArchiveOptions::default()).expect("parses").remove(0);
+        assert_eq!(b.num_rows(), 2);
+        assert_eq!(col(&b, "text"), vec![None, None]);
+        let att = b.column_by_name("attachments").expect("attachments").as_list::<i32>();
+        assert_eq!(att.value(0).as_string::<i32>().value(0), "00000012-PHOTO-2024-12-25-09-15-02.jpg");
+        assert_eq!(att.value(1).as_string::<i32>().value(0), "image");
+    }
+
+    #[test]
+    fn bad_line_before_first_message_names_line() {
+        let err = run("hello\n1/1/25, 10:00 - Ana: hi\n", &ArchiveOptions::default()).expect_err("must fail");
+        let msg = err.to_string();
+        assert!(msg.starts_with("memory:///chat.txt:1:1: not a WhatsApp message line"), "{msg}");
+        let mut o = ArchiveOptions::default();
+        o.set("on_error", "skip").expect("option");
+        assert_eq!(run("hello\n1/1/25, 10:00 - Ana: hi\n", &o).expect("skips")[0].num_rows(), 1);
+    }
+
+    #[test]
+    fn order_inferred_from_running_forward() {
+        // Without a number above 12, 01/02 then 01/03 runs forward only when read month first.
+        let text = "01/02/25, 10:00 - Ana: a\n01/03/25, 10:00 - Ana: b\n02/03/25, 10:00 - Ana: c\n";
+        let p: Vec<Pending> = text
+            .lines()
+            .filter_map(parse_header)
+            .map(|h| Pending { line: 0, date: h.date, year_first: false, us_layout: false, time: (0, 0, 0), author: None, text: String::new() })
+            .collect();
+        assert_eq!(infer_order(&p), DateOrder::Mdy);
+    }
+}

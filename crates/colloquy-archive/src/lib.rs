@@ -1,0 +1,52 @@
+//! colloquy-archive: channel exports (WhatsApp, Slack, JSONL and CSV logs) read from any object store
+//! as one DataFusion message table.
+//!
+//! ```sql
+//! CREATE EXTERNAL TABLE support STORED AS ARCHIVE LOCATION 's3://acme/exports/' OPTIONS ('format' 'auto');
+//! SELECT * FROM read_archive('file:///data/whatsapp/*.zip') LIMIT 5;
+//! SELECT * FROM archive_errors();
+//! ```
+
+pub mod container;
+pub mod detect;
+pub mod errlog;
+pub mod error;
+pub mod formats;
+pub mod message;
+pub mod options;
+pub mod progress;
+pub mod provider;
+pub mod scan;
+pub mod schema;
+pub mod sink;
+pub mod store;
+pub mod time;
+
+use std::sync::Arc;
+
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionState;
+
+pub use error::{ArchiveError, Result};
+pub use formats::Format;
+pub use options::ArchiveOptions;
+pub use provider::{ArchiveErrorsFunc, ArchiveTable, ArchiveTableFactory, ReadArchiveFunc};
+pub use schema::message_schema;
+pub use store::AutoStoreRegistry;
+
+/// The `STORED AS` name of archive tables.
+pub const FILE_TYPE: &str = "ARCHIVE";
+
+/// Adds the `ARCHIVE` table factory to a session state under construction (table factories can only be
+/// added to a state, not to a running context).
+pub fn add_table_factory(state: &mut SessionState, log: &errlog::ErrorLog) {
+    state
+        .table_factories_mut()
+        .insert(FILE_TYPE.to_string(), Arc::new(ArchiveTableFactory::new(log.clone())));
+}
+
+/// Registers `read_archive` and `archive_errors` on a context.
+pub fn register_functions(ctx: &SessionContext, log: &errlog::ErrorLog) {
+    ctx.register_udtf("read_archive", Arc::new(ReadArchiveFunc::new(log.clone())));
+    ctx.register_udtf("archive_errors", Arc::new(ArchiveErrorsFunc::new(log.clone())));
+}

@@ -1,0 +1,267 @@
+//! The SQL surface: `STORED AS ARCHIVE` tables, `read_archive(url [, format [, key, value]...])` and
+//! `archive_errors()`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{MemTable, Session, TableFunctionArgs, TableFunctionImpl, TableProvider, TableProviderFactory};
+use datafusion::common::{ScalarValue, plan_err};
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::logical_expr::{CreateExternalTable, Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use object_store::ObjectStore;
+
+use crate::errlog::ErrorLog;
+use crate::error::Result;
+use crate::options::ArchiveOptions;
+use crate::progress::{PROGRESS, ScanProgress};
+use crate::scan::{ArchivePartition, ScanShared, distribute, list_units, partition_columns};
+use crate::schema::table_schema;
+use crate::store::{ArchiveUrl, build_store};
+
+/// A table over every message in an archive location. Objects are listed again at each scan, so new
+/// exports dropped under a prefix show up without re-creating the table.
+#[derive(Debug)]
+pub struct ArchiveTable {
+    name: String,
+    url: ArchiveUrl,
+    options: Arc<ArchiveOptions>,
+    store: Arc<dyn ObjectStore>,
+    partition_cols: Vec<String>,
+    schema: SchemaRef,
+    log: ErrorLog,
+}
+
+impl ArchiveTable {
+    /// Resolves the store, lists the location once (to find partition columns and fail early on a
+    /// location with nothing in it) and returns the table.
+    pub async fn try_new(
+        name: impl Into<String>,
+        location: &str,
+        options: ArchiveOptions,
+        session: &dyn Session,
+        log: ErrorLog,
+    ) -> Result<Self> {
+        let url = ArchiveUrl::parse(location)?;
+        let store = resolve_store(session, &url, &options)?;
+        let units = list_units(store.as_ref(), &url).await?;
+        let partition_cols = partition_columns(&units);
+        Ok(Self {
+            name: name.into(),
+            schema: table_schema(&partition_cols),
+            url,
+            options: Arc::new(options),
+            store,
+            partition_cols,
+            log,
+        })
+    }
+
+    pub fn location(&self) -> &str {
+        &self.url.original
+    }
+}
+
+/// Registers a store built from OPTIONS when the table has store options; otherwise uses (or creates
+/// from the environment) the session's store for the URL.
+fn resolve_store(session: &dyn Session, url: &ArchiveUrl, options: &ArchiveOptions) -> Result<Arc<dyn ObjectStore>> {
+    let key = url.store_url();
+    let env = session.runtime_env();
+    if !options.store.is_empty() {
+        let store = build_store(&key, options)?;
+        env.register_object_store(&key, Arc::clone(&store));
+        return Ok(store);
+    }
+    match env.object_store_registry.get_store(&key) {
+        Ok(s) => Ok(s),
+        Err(_) => {
+            let store = build_store(&key, options)?;
+            env.register_object_store(&key, Arc::clone(&store));
+            Ok(store)
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for ArchiveTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let units = list_units(self.store.as_ref(), &self.url).await?;
+        ScanProgress::add(&PROGRESS.objects_listed, units.len() as u64);
+        self.log.begin(&self.name);
+        let projected_schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => Arc::clone(&self.schema),
+        };
+        let shared = Arc::new(ScanShared {
+            store: Arc::clone(&self.store),
+            url: self.url.clone(),
+            options: Arc::clone(&self.options),
+            partition_cols: self.partition_cols.clone(),
+            full_schema: Arc::clone(&self.schema),
+            projection: projection.cloned(),
+            projected_schema: Arc::clone(&projected_schema),
+            table: self.name.clone(),
+            log: self.log.clone(),
+        });
+        let target = state.config().target_partitions();
+        let partitions: Vec<Arc<dyn PartitionStream>> = distribute(units, target)
+            .into_iter()
+            .map(|units| Arc::new(ArchivePartition { shared: Arc::clone(&shared), units }) as Arc<dyn PartitionStream>)
+            .collect();
+        Ok(Arc::new(StreamingTableExec::try_new(
+            projected_schema,
+            partitions,
+            None,
+            Vec::new(),
+            false,
+            limit,
+        )?))
+    }
+}
+
+/// `CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION '...' OPTIONS (...)`.
+#[derive(Debug, Default)]
+pub struct ArchiveTableFactory {
+    log: ErrorLog,
+}
+
+impl ArchiveTableFactory {
+    pub fn new(log: ErrorLog) -> Self {
+        Self { log }
+    }
+}
+
+#[async_trait]
+impl TableProviderFactory for ArchiveTableFactory {
+    async fn create(&self, state: &dyn Session, cmd: &CreateExternalTable) -> DFResult<Arc<dyn TableProvider>> {
+        if !cmd.schema.fields().is_empty() {
+            return plan_err!(
+                "STORED AS ARCHIVE tables have the fixed message schema; remove the column list from CREATE EXTERNAL TABLE {}",
+                cmd.name
+            );
+        }
+        if !cmd.table_partition_cols.is_empty() {
+            return plan_err!("STORED AS ARCHIVE finds partition columns from key=value path segments; remove PARTITIONED BY");
+        }
+        let options = ArchiveOptions::parse(&cmd.options)?;
+        let location = cmd.locations.first().map(String::as_str).unwrap_or_default();
+        let table = ArchiveTable::try_new(cmd.name.to_string(), location, options, state, self.log.clone()).await?;
+        Ok(Arc::new(table))
+    }
+}
+
+/// `read_archive(url [, format [, option_name, option_value]...])`.
+#[derive(Debug, Default)]
+pub struct ReadArchiveFunc {
+    log: ErrorLog,
+}
+
+impl ReadArchiveFunc {
+    pub fn new(log: ErrorLog) -> Self {
+        Self { log }
+    }
+}
+
+fn literal_string(e: &Expr, what: &str) -> DFResult<String> {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+            Ok(s.clone())
+        }
+        other => plan_err!("read_archive: {what} must be a string literal, got {other}"),
+    }
+}
+
+impl TableFunctionImpl for ReadArchiveFunc {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DFResult<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        let Some(first) = exprs.first() else {
+            return plan_err!("read_archive(url [, format [, option, value]...]) needs at least the URL");
+        };
+        let url = literal_string(first, "the URL (argument 1)")?;
+        let mut raw = HashMap::new();
+        if let Some(f) = exprs.get(1) {
+            raw.insert("format".to_string(), literal_string(f, "the format (argument 2)")?);
+        }
+        let rest = exprs.get(2..).unwrap_or_default();
+        if rest.len() % 2 != 0 {
+            return plan_err!("read_archive: options come in name, value pairs after the format; got an odd number");
+        }
+        for (i, pair) in rest.chunks(2).enumerate() {
+            let key = literal_string(&pair[0], &format!("option name (argument {})", 3 + 2 * i))?;
+            let value = literal_string(&pair[1], &format!("option value (argument {})", 4 + 2 * i))?;
+            raw.insert(key.to_ascii_lowercase(), value);
+        }
+        let options = ArchiveOptions::parse(&raw)?;
+        let session = args.session();
+        let name = format!("read_archive('{url}')");
+        let log = self.log.clone();
+        let table = block_on(ArchiveTable::try_new(name, &url, options, session, log))??;
+        Ok(Arc::new(table))
+    }
+}
+
+/// Table functions are planned synchronously, but listing an object store is async. On a multi-thread
+/// runtime we block this worker in place; elsewhere (a current-thread runtime) we must not, so we run
+/// the future on a scoped thread with its own runtime.
+fn block_on<F: Future + Send>(fut: F) -> DFResult<F::Output>
+where
+    F::Output: Send,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(tokio::task::block_in_place(|| h.block_on(fut)))
+        }
+        _ => std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| rt.block_on(fut))
+            })
+            .join()
+        })
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        .map_err(|e| DataFusionError::Execution(format!("cannot start a runtime for read_archive: {e}"))),
+    }
+}
+
+/// `archive_errors()`: the records skipped by `on_error 'skip'` in this session's latest scans.
+#[derive(Debug, Default)]
+pub struct ArchiveErrorsFunc {
+    log: ErrorLog,
+}
+
+impl ArchiveErrorsFunc {
+    pub fn new(log: ErrorLog) -> Self {
+        Self { log }
+    }
+}
+
+impl TableFunctionImpl for ArchiveErrorsFunc {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DFResult<Arc<dyn TableProvider>> {
+        if !args.exprs().is_empty() {
+            return plan_err!("archive_errors() takes no arguments");
+        }
+        let batch = self.log.to_batch();
+        Ok(Arc::new(MemTable::try_new(ErrorLog::schema(), vec![vec![batch]])?))
+    }
+}

@@ -1,0 +1,242 @@
+//! Archive URLs (files, globs, prefixes on any object store) and the object stores behind them. Stores are
+//! created on first use from the URL, the standard environment variables and the table's OPTIONS, as
+//! datafusion-cli does, so `s3://`, `gs://`, `az://`, `http(s)://` and `memory://` work without setup.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use object_store::ObjectStore;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::http::HttpBuilder;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ClientConfigKey, RetryConfig};
+use url::Url;
+
+use crate::error::{ArchiveError, Result};
+use crate::options::ArchiveOptions;
+
+/// A parsed archive location: the URL of its fixed prefix and, for globs, the pattern over full paths.
+#[derive(Debug, Clone)]
+pub struct ArchiveUrl {
+    /// As the user wrote it, for messages.
+    pub original: String,
+    /// `scheme://authority/prefix` without any glob part.
+    pub base: Url,
+    /// The object-store path of `base`.
+    pub prefix: Path,
+    /// Matches full object paths when the location had glob characters.
+    pub glob: Option<glob::Pattern>,
+}
+
+impl ArchiveUrl {
+    pub fn parse(location: &str) -> Result<Self> {
+        let loc = location.trim();
+        if loc.is_empty() {
+            return Err(ArchiveError::config("archive location is empty"));
+        }
+        let has_scheme = loc.contains("://");
+        // Split at the first path segment with glob characters; the rest is matched against listed paths.
+        let (fixed, pattern) = match loc.find(['*', '?', '[']) {
+            Some(i) => {
+                let cut = loc[..i].rfind('/').map_or(0, |j| j + 1);
+                (&loc[..cut], Some(&loc[cut..]))
+            }
+            None => (loc, None),
+        };
+        let base = if has_scheme {
+            Url::parse(fixed).map_err(|e| ArchiveError::config(format!("invalid archive URL '{loc}': {e}")))?
+        } else {
+            let p = std::path::Path::new(if fixed.is_empty() { "." } else { fixed });
+            let abs = std::path::absolute(p)
+                .map_err(|e| ArchiveError::config(format!("invalid path '{loc}': {e}")))?;
+            let mut url = Url::from_file_path(&abs)
+                .map_err(|_| ArchiveError::config(format!("invalid path '{loc}'")))?;
+            if fixed.ends_with('/') && !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            url
+        };
+        match base.scheme() {
+            "file" | "s3" | "s3a" | "gs" | "gcs" | "az" | "azure" | "abfs" | "abfss" | "http" | "https" | "memory" => {}
+            other => {
+                return Err(ArchiveError::config(format!(
+                    "unsupported URL scheme '{other}' in '{loc}' (supported: file, s3, gs, az, abfss, http, https, memory)"
+                )));
+            }
+        }
+        let prefix = Path::from_url_path(base.path())
+            .map_err(|e| ArchiveError::config(format!("invalid path in '{loc}': {e}")))?;
+        let glob = match pattern {
+            Some(p) => {
+                let full = if prefix.as_ref().is_empty() { p.to_string() } else { format!("{}/{p}", prefix.as_ref()) };
+                Some(glob::Pattern::new(&full).map_err(|e| ArchiveError::config(format!("invalid glob in '{loc}': {e}")))?)
+            }
+            None => None,
+        };
+        Ok(Self { original: loc.to_string(), base, prefix, glob })
+    }
+
+    /// The key object stores are registered under: `scheme://authority`.
+    pub fn store_url(&self) -> Url {
+        store_key(&self.base)
+    }
+
+    /// The full URL of an object of this archive's store, for lineage and messages.
+    pub fn object_url(&self, location: &Path) -> String {
+        let key = self.store_url();
+        let k = key.as_str().trim_end_matches('/');
+        format!("{k}/{}", location.as_ref())
+    }
+
+    pub fn matches(&self, location: &Path) -> bool {
+        let opts = glob::MatchOptions { require_literal_separator: false, ..Default::default() };
+        self.glob.as_ref().is_none_or(|g| g.matches_with(location.as_ref(), opts))
+    }
+}
+
+fn store_key(url: &Url) -> Url {
+    let s = format!("{}://{}", url.scheme(), &url[url::Position::BeforeHost..url::Position::AfterPort]);
+    Url::parse(&s).unwrap_or_else(|_| url.clone())
+}
+
+/// Reads are retried with backoff on transient failures; a dead server still fails the query in seconds.
+fn retry() -> RetryConfig {
+    RetryConfig {
+        backoff: Default::default(),
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(30),
+    }
+}
+
+/// Builds the store for `url`, from environment variables plus `options.store` (`aws.*`, `gcp.*`, ...).
+pub fn build_store(url: &Url, options: &ArchiveOptions) -> Result<Arc<dyn ObjectStore>> {
+    let bad = |k: &str, e: object_store::Error| ArchiveError::config(format!("object-store option '{k}': {e}"));
+    let opts = |prefixes: &[&str]| -> Vec<(String, String)> {
+        options
+            .store
+            .iter()
+            .filter_map(|(k, v)| prefixes.iter().find_map(|p| k.strip_prefix(p)).map(|s| (s.to_string(), v.clone())))
+            .collect()
+    };
+    let bucket = url.host_str().unwrap_or_default().to_string();
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "s3" | "s3a" => {
+            let mut b = AmazonS3Builder::from_env().with_bucket_name(&bucket).with_retry(retry());
+            let mut endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok();
+            let mut region_set = std::env::var("AWS_REGION").is_ok() || std::env::var("AWS_DEFAULT_REGION").is_ok();
+            let mut allow_http_set = false;
+            for (k, v) in opts(&["aws."]) {
+                let key = AmazonS3ConfigKey::from_str(&k).map_err(|e| bad(&format!("aws.{k}"), e))?;
+                match key {
+                    AmazonS3ConfigKey::Endpoint => endpoint = Some(v.clone()),
+                    AmazonS3ConfigKey::Region | AmazonS3ConfigKey::DefaultRegion => region_set = true,
+                    AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp) => allow_http_set = true,
+                    _ => {}
+                }
+                b = b.with_config(key, v);
+            }
+            if let Some(e) = &endpoint {
+                b = b.with_endpoint(e);
+                // A plain-HTTP endpoint (MinIO, moto, LocalStack) cannot work without this; say it once here.
+                if e.starts_with("http://") && !allow_http_set {
+                    b = b.with_allow_http(true);
+                }
+            }
+            if !region_set {
+                b = b.with_region("us-east-1");
+            }
+            Arc::new(b.build().map_err(|e| ArchiveError::config(format!("cannot configure S3 for '{url}': {e}")))?)
+        }
+        "gs" | "gcs" => {
+            let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket).with_retry(retry());
+            for (k, v) in opts(&["gcp.", "google."]) {
+                let key = GoogleConfigKey::from_str(&k).map_err(|e| bad(&format!("gcp.{k}"), e))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| ArchiveError::config(format!("cannot configure GCS for '{url}': {e}")))?)
+        }
+        "az" | "azure" | "abfs" | "abfss" => {
+            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry());
+            for (k, v) in opts(&["azure."]) {
+                let key = AzureConfigKey::from_str(&k).map_err(|e| bad(&format!("azure.{k}"), e))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| ArchiveError::config(format!("cannot configure Azure for '{url}': {e}")))?)
+        }
+        "http" | "https" => {
+            let mut b = HttpBuilder::new().with_url(store_key(url).as_str()).with_retry(retry());
+            for (k, v) in opts(&["http."]) {
+                let key = ClientConfigKey::from_str(&k).map_err(|e| bad(&format!("http.{k}"), e))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| ArchiveError::config(format!("cannot configure HTTP for '{url}': {e}")))?)
+        }
+        "memory" => Arc::new(InMemory::new()),
+        "file" => Arc::new(object_store::local::LocalFileSystem::new()),
+        other => return Err(ArchiveError::config(format!("unsupported URL scheme '{other}'"))),
+    };
+    Ok(store)
+}
+
+/// DataFusion's registry, plus stores made on demand for URLs nobody registered (from the environment).
+#[derive(Debug, Default)]
+pub struct AutoStoreRegistry {
+    inner: DefaultObjectStoreRegistry,
+}
+
+impl AutoStoreRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl ObjectStoreRegistry for AutoStoreRegistry {
+    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+        self.inner.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> DFResult<Arc<dyn ObjectStore>> {
+        self.inner.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> DFResult<Arc<dyn ObjectStore>> {
+        if let Ok(s) = self.inner.get_store(url) {
+            return Ok(s);
+        }
+        let key = store_key(url);
+        let store = build_store(&key, &ArchiveOptions::default()).map_err(DataFusionError::from)?;
+        // Two racing first uses may both build; the registry keeps one and both callers use that one.
+        self.inner.register_store(&key, Arc::clone(&store));
+        self.inner.get_store(url).or(Ok(store))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_globs() {
+        let u = ArchiveUrl::parse("s3://acme/exports/").expect("url");
+        assert_eq!(u.store_url().as_str(), "s3://acme");
+        assert_eq!(u.prefix.as_ref(), "exports");
+        assert!(u.glob.is_none());
+
+        let g = ArchiveUrl::parse("file:///data/whatsapp/*.zip").expect("glob");
+        assert_eq!(g.prefix.as_ref(), "data/whatsapp");
+        assert!(g.matches(&Path::from("data/whatsapp/chat with Ana.zip")));
+        assert!(!g.matches(&Path::from("data/whatsapp/chat.txt")));
+
+        let local = ArchiveUrl::parse("/tmp/x/**/*.jsonl").expect("path");
+        assert_eq!(local.base.scheme(), "file");
+        assert!(local.matches(&Path::from("tmp/x/a/b.jsonl")));
+
+        assert!(ArchiveUrl::parse("ftp://x/y").is_err());
+    }
+}

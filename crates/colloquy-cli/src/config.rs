@@ -1,0 +1,57 @@
+//! `--config FILE`: archives to register and DataFusion settings, in TOML.
+//!
+//! ```toml
+//! [settings]
+//! "datafusion.execution.target_partitions" = "4"
+//!
+//! [[archive]]
+//! name = "support"
+//! location = "s3://acme/exports/"
+//! options = { timezone = "Europe/Berlin", agents = "Acme Support" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use datafusion::prelude::SessionContext;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    #[serde(default)]
+    pub archive: Vec<ArchiveEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveEntry {
+    pub name: String,
+    pub location: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+}
+
+pub async fn apply(ctx: &SessionContext, path: &Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    for (key, value) in &config.settings {
+        ctx.sql(&format!("SET {key} = '{}'", value.replace('\'', "''")))
+            .await
+            .with_context(|| format!("config {}: setting '{key}'", path.display()))?;
+    }
+    for a in &config.archive {
+        let opts: Vec<(&str, &str)> = a.options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        colloquy::register_archive(ctx, &a.name, &a.location, &opts)
+            .await
+            .with_context(|| format!("config {}: archive '{}'", path.display(), a.name))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! The `colloquy` command: a SQL shell over conversation archives, and the demo archive.
+
+mod config;
+mod demo;
+mod output;
+mod progress;
+mod runner;
+mod shell;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use output::OutputFormat;
+
+#[derive(Parser)]
+#[command(name = "colloquy", version, about = "Customer-conversation archives as SQL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run SQL: statements from -c and -f in order, or an interactive shell on a terminal.
+    Sql(SqlArgs),
+    /// Write the demo archive and print the headline analytics over it.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SqlArgs {
+    /// A SQL statement (or several separated by ';'); may be repeated.
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    commands: Vec<String>,
+    /// A file of SQL statements.
+    #[arg(short = 'f', long = "file", value_name = "FILE.sql")]
+    files: Vec<PathBuf>,
+    /// How results are printed.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+    /// Register the demo archive (generated into the cache on first use) as the table `messages`.
+    #[arg(long)]
+    demo: bool,
+    /// A TOML file declaring archives and session settings.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Where to write the archive.
+    #[arg(long, default_value = "colloquy-demo")]
+    out: PathBuf,
+    /// Number of conversations (about 8 messages each).
+    #[arg(long, default_value_t = 3000)]
+    conversations: usize,
+    /// Seed of the deterministic generator.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COLLOQUY_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sql(args) => run_sql(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_sql(args: SqlArgs) -> anyhow::Result<()> {
+    let ctx = colloquy::new_context();
+    if let Some(path) = &args.config {
+        config::apply(&ctx, path).await?;
+    }
+    if args.demo {
+        let dir = demo::ensure_cached().await?;
+        demo::register(&ctx, &dir).await?;
+    }
+    let show_progress = args.format == OutputFormat::Table && std::io::stderr().is_terminal();
+    let runner = runner::Runner::new(ctx, args.format, show_progress);
+    if args.commands.is_empty() && args.files.is_empty() {
+        if std::io::stdin().is_terminal() {
+            return shell::run(&runner).await;
+        }
+        let mut sql = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql)?;
+        return runner.run_script(&sql, "<stdin>").await;
+    }
+    for c in &args.commands {
+        runner.run_script(c, "-c").await?;
+    }
+    for f in &args.files {
+        let sql = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
+        runner.run_script(&sql, &f.display().to_string()).await?;
+    }
+    Ok(())
+}

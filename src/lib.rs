@@ -1,0 +1,78 @@
+//! colloquy: customer-conversation archives as SQL tables for Apache DataFusion.
+//!
+//! [`new_context`] builds the session every colloquy front end uses (the CLI today, the Flight SQL
+//! server and notebooks later): DataFusion's own formats and table factories, the information schema,
+//! object stores created on demand from URLs, and everything colloquy adds.
+//!
+//! ```no_run
+//! # async fn demo() -> datafusion::error::Result<()> {
+//! let ctx = colloquy::new_context();
+//! ctx.sql("CREATE EXTERNAL TABLE support STORED AS ARCHIVE LOCATION 'exports/'").await?;
+//! ctx.sql("SELECT channel, count(*) FROM support GROUP BY channel").await?.show().await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use colloquy_archive::errlog::ErrorLog;
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionConfig;
+
+pub use colloquy_archive as archive;
+pub use datafusion;
+
+/// The table name every view and notebook builds on.
+pub const MESSAGES_TABLE: &str = "messages";
+
+/// A session with everything registered and DataFusion's defaults.
+pub fn new_context() -> SessionContext {
+    new_context_with_config(SessionConfig::new())
+}
+
+/// A session with everything registered, on top of the given configuration.
+pub fn new_context_with_config(config: SessionConfig) -> SessionContext {
+    let config = config.with_information_schema(true);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(colloquy_archive::AutoStoreRegistry::new()))
+        .build_arc()
+        .expect("a runtime environment with default settings always builds");
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    let log = ErrorLog::default();
+    colloquy_archive::add_table_factory(&mut state, &log);
+    let ctx = SessionContext::new_with_state(state);
+    colloquy_archive::register_functions(&ctx, &log);
+    ctx
+}
+
+/// Registers an archive location as a table, as `CREATE EXTERNAL TABLE ... STORED AS ARCHIVE` would.
+pub async fn register_archive(
+    ctx: &SessionContext,
+    name: &str,
+    location: &str,
+    options: &[(&str, &str)],
+) -> datafusion::error::Result<()> {
+    let mut sql = format!(
+        "CREATE OR REPLACE EXTERNAL TABLE {} STORED AS ARCHIVE LOCATION '{}'",
+        quote_ident(name),
+        location.replace('\'', "''")
+    );
+    if !options.is_empty() {
+        let opts: Vec<String> = options
+            .iter()
+            .map(|(k, v)| format!("'{}' '{}'", k.replace('\'', "''"), v.replace('\'', "''")))
+            .collect();
+        sql.push_str(&format!(" OPTIONS ({})", opts.join(", ")));
+    }
+    ctx.sql(&sql).await?.collect().await?;
+    Ok(())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -21,7 +21,8 @@ pub fn is_hidden(path: &str) -> bool {
 }
 
 /// Picks the format of one decompressed, non-zip object or zip entry.
-pub fn detect(name: &str, data: &[u8]) -> Result<Format, String> {
+pub fn detect(path: &str, data: &[u8]) -> Result<Format, String> {
+    let name = path.rsplit('/').next().unwrap_or(path);
     let lower = name.to_ascii_lowercase();
     let ext = lower.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     match ext {

@@ -85,7 +85,12 @@ pub async fn list_units(store: &dyn ObjectStore, url: &ArchiveUrl) -> Result<Vec
     let relative = |loc: &Path| -> String {
         let p = loc.as_ref();
         let pre = url.prefix.as_ref();
-        p.strip_prefix(pre).map(|r| r.trim_start_matches('/')).unwrap_or(p).to_string()
+        match p.strip_prefix(pre).map(|r| r.trim_start_matches('/')) {
+            // The location named this very object: keep its file name (it may name the channel).
+            Some("") => p.rsplit('/').next().unwrap_or(p).to_string(),
+            Some(r) => r.to_string(),
+            None => p.to_string(),
+        }
     };
     metas.retain(|m| !is_hidden(&relative(&m.location)));
     metas.sort_by(|a, b| a.location.cmp(&b.location));
@@ -150,6 +155,14 @@ fn unit(kind: UnitKind, relative_path: &str) -> ScanUnit {
         } else if default_channel.is_none() && CHANNEL_WORDS.contains(&seg.to_ascii_lowercase().as_str()) {
             default_channel = Some(seg.to_ascii_lowercase());
         }
+    }
+    if default_channel.is_none() {
+        // A file named after its channel: `sms-2026-01.csv`, `webchat.jsonl`.
+        let file = relative_path.rsplit('/').next().unwrap_or(relative_path).to_ascii_lowercase();
+        default_channel = file
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .find(|w| CHANNEL_WORDS.contains(w))
+            .map(str::to_string);
     }
     ScanUnit { kind, partitions, default_channel }
 }

@@ -89,9 +89,8 @@ impl ArchiveUrl {
 
     /// The full URL of an object of this archive's store, for lineage and messages.
     pub fn object_url(&self, location: &Path) -> String {
-        let key = self.store_url();
-        let k = key.as_str().trim_end_matches('/');
-        format!("{k}/{}", location.as_ref())
+        let authority = &self.base[url::Position::BeforeHost..url::Position::AfterPort];
+        format!("{}://{authority}/{}", self.base.scheme(), location.as_ref())
     }
 
     pub fn matches(&self, location: &Path) -> bool {

@@ -1,5 +1,6 @@
 //! `colloquy demo` and `colloquy sql --demo`: the demo archive and its headline analytics.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -82,26 +83,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("cannot write the demo archive to {}", args.out.display()))?;
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
         "Wrote {} messages in {} conversations ({} files, {:.1} MB) to {} in {:.2} s ({:.0} messages/s)",
-        demo.messages(),
+        stats.rows,
         demo.conversations.len(),
         stats.files,
         stats.bytes as f64 / 1e6,
         args.out.display(),
         secs,
-        demo.messages() as f64 / secs.max(1e-9)
-    );
+        stats.rows as f64 / secs.max(1e-9)
+    )?;
     let ctx = colloquy::new_context();
     register(&ctx, &args.out).await?;
     let runner = Runner::new(ctx, OutputFormat::Table, false);
     for (title, sql) in HEADLINES {
-        println!("\n## {title}");
+        writeln!(out, "\n## {title}")?;
         runner.run_script(sql, title).await?;
     }
-    println!(
+    writeln!(
+        out,
         "\nQuery it yourself:\n  colloquy sql -c \"CREATE EXTERNAL TABLE messages STORED AS ARCHIVE LOCATION '{}/' OPTIONS ('timezone' 'Europe/Berlin', 'agents' '*| Acme Support,*(Acme)', 'bots' 'Acme Bot')\" -c \"SELECT ...\"\n  or: colloquy sql --demo",
         args.out.display()
-    );
+    )?;
     Ok(())
 }

@@ -174,7 +174,15 @@ pub fn generate(cfg: DemoConfig) -> Demo {
 
 fn new_customer(rng: &mut Rng, id: usize) -> Customer {
     let lang = LANGUAGES[rng.weighted(&LANGUAGES.iter().map(|l| l.1).collect::<Vec<_>>())].0;
-    let name = format!("{} {}", rng.pick(FIRST_NAMES), rng.pick(LAST_NAMES));
+    // Names are unique (chats are named after the contact, and two chats with one name would collide).
+    let (nf, nl) = (FIRST_NAMES.len(), LAST_NAMES.len());
+    let first = FIRST_NAMES[(id * 7 + id / nf) % nf];
+    let last = LAST_NAMES[(id / nf) % nl];
+    let name = match id / (nf * nl) {
+        0 => format!("{first} {last}"),
+        k if k <= 26 => format!("{first} {}. {last}", (b'A' + (k - 1) as u8) as char),
+        k => format!("{first} {last} {k}"),
+    };
     let cc = match lang {
         "es" => "+34",
         "pt" => "+351",
@@ -188,7 +196,8 @@ fn new_customer(rng: &mut Rng, id: usize) -> Customer {
             }
         }
     };
-    let phone = format!("{cc} {:03} {:03} {:03}", 100 + rng.below(900), rng.below(1000), rng.below(1000));
+    // Unique per customer, like the names: the first six digits encode the id.
+    let phone = format!("{cc} {:03} {:03} {:03}", 100 + id % 900, (id / 900) % 1000, rng.below(1000));
     Customer {
         id,
         us_locale: cc == "+1",

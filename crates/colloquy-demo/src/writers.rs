@@ -15,6 +15,8 @@ use crate::{Channel, Conversation, Customer, Demo, Msg, Role};
 pub struct WriteStats {
     pub files: u64,
     pub bytes: u64,
+    /// Messages written, including the notices each format adds (WhatsApp's encryption line, Slack joins).
+    pub rows: u64,
 }
 
 const AGENT_SUFFIX: &str = " | Acme Support";
@@ -123,6 +125,7 @@ fn write_whatsapp(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mu
                 wa_prefix(c, first)
             ));
         }
+        stats.rows += 1;
         let mut media = Vec::new();
         for conv in convs {
             for m in &conv.msgs {
@@ -139,6 +142,7 @@ fn write_whatsapp(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mu
                     (None, _) => "<Media omitted>".to_string(),
                 };
                 text.push_str(&format!("{}{}: {body}\n", wa_prefix(c, m.ts), wa_author(c, m)));
+                stats.rows += 1;
             }
         }
         let (zip_name, entry) = if c.ios {
@@ -207,6 +211,7 @@ fn write_slack(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut W
             (micros, format!("{}.{:06}", micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000)))
         };
         let mut put = |m: &Msg, value: serde_json::Value, micros: i64| {
+            stats.rows += 1;
             days.entry(chan.clone())
                 .or_default()
                 .entry(m.ts.format("%Y-%m-%d").to_string())
@@ -307,6 +312,7 @@ fn write_webchat(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut
             });
             buf.push_str(&v.to_string());
             buf.push('\n');
+            stats.rows += 1;
         }
     }
     for (path, body) in files {
@@ -346,6 +352,7 @@ fn write_sms(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut Wri
                 csv_field(m.text.as_deref().unwrap_or("")),
                 csv_field(&media)
             ));
+            stats.rows += 1;
         }
     }
     for (month, body) in files {

@@ -10,8 +10,11 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("conversation_id", &["conversation_id", "conversation", "thread_id", "chat_id", "session_id", "ticket_id"]),
     ("message_id", &["message_id", "id", "msg_id", "message_sid", "sid"]),
     ("ts", &["ts", "timestamp", "time", "created_at", "sent_at", "date", "datetime"]),
-    ("sender_id", &["sender_id", "from", "author_id", "user_id", "phone"]),
-    ("sender_name", &["sender_name", "sender", "author", "name", "from_name", "user_name"]),
+    ("sender_id", &["sender_id", "author_id", "user_id", "author.id", "sender.id", "from.id", "user.id", "from", "phone"]),
+    (
+        "sender_name",
+        &["sender_name", "author.name", "sender.name", "from.name", "user.name", "sender", "author", "name", "from_name", "user_name"],
+    ),
     ("sender_role", &["sender_role", "role", "direction", "author_role", "sender_type"]),
     ("text", &["text", "body", "message", "content"]),
     ("reply_to", &["reply_to", "in_reply_to", "parent_id", "reply_to_id"]),

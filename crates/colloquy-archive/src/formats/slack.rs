@@ -74,7 +74,9 @@ struct Conversation {
 }
 
 struct Person {
+    /// The most human name users.json has (real name, else display name); `None` when it has only a handle.
     name: Option<String>,
+    handle: Option<String>,
     is_bot: bool,
 }
 
@@ -89,11 +91,11 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
             Ok(users) => {
                 for u in users {
                     let profile = u.profile.unwrap_or_default();
-                    let name = [u.real_name, profile.real_name, profile.display_name, u.name]
+                    let name = [u.real_name, profile.real_name, profile.display_name]
                         .into_iter()
                         .flatten()
                         .find(|n| !n.trim().is_empty());
-                    people.insert(u.id, Person { name, is_bot: u.is_bot });
+                    people.insert(u.id, Person { name, handle: u.name, is_bot: u.is_bot });
                 }
             }
             Err(e) => sink.bad_record(e.line() as u64, Some(e.column() as u64), format!("users.json: {e}"))?,
@@ -187,6 +189,7 @@ fn message(
         .or_else(|| r.pointer("/user_profile/real_name").and_then(Json::as_str).map(str::to_string))
         .or_else(|| str_field(r, "username").map(str::to_string))
         .or_else(|| r.pointer("/bot_profile/name").and_then(Json::as_str).map(str::to_string))
+        .or_else(|| person.and_then(|p| p.handle.clone()))
         .filter(|s| !s.is_empty());
     let role = if subtype.is_some_and(|s| SYSTEM_SUBTYPES.contains(&s)) {
         Role::System
@@ -243,7 +246,7 @@ fn decode_markup(text: &str, people: &HashMap<String, Person>) -> String {
         };
         if let Some(id) = target.strip_prefix('@') {
             out.push('@');
-            match label.or_else(|| people.get(id).and_then(|p| p.name.as_deref())) {
+            match label.or_else(|| people.get(id).and_then(|p| p.name.as_deref().or(p.handle.as_deref()))) {
                 Some(name) => out.push_str(name),
                 None => out.push_str(id),
             }
@@ -275,7 +278,7 @@ mod tests {
     #[test]
     fn markup() {
         let mut people = HashMap::new();
-        people.insert("U1".to_string(), Person { name: Some("Ana Silva".into()), is_bot: false });
+        people.insert("U1".to_string(), Person { name: Some("Ana Silva".into()), handle: None, is_bot: false });
         assert_eq!(
             decode_markup("<@U1> see <https://acme.test/o/1|order 1> in <#C9|support> &amp; <!here> a &lt; b", &people),
             "@Ana Silva see order 1 in #support & @here a < b"

@@ -349,7 +349,7 @@ mod tests {
             Ok(())
         };
         let mut sink = Sink::new("memory:///chat.txt", options.on_error, &mut emit);
-        let ctx = ParseCtx { options, name: "WhatsApp Chat with Ana.txt", container: None };
+        let ctx = ParseCtx { options, name: "WhatsApp Chat with Ana.txt", container: None, default_channel: None, format_name: "whatsapp" };
         parse(text.as_bytes(), &ctx, &mut sink)?;
         sink.flush()?;
         drop(sink);
@@ -376,7 +376,7 @@ mod tests {
         assert_eq!(col(&b, "conversation_id")[0].as_deref(), Some("Ana"));
         let ts = b.column_by_name("ts").expect("ts").as_primitive::<TimestampMicrosecondType>();
         // 12:01 AM on 1 Jan 2025 is 00:01.
-        assert_eq!(ts.value(2), chrono::NaiveDate::from_ymd_opt(2025, 1, 1).and_then(|d| d.and_hms_opt(0, 1, 0)).map(|t| t.and_utc().timestamp_micros()).expect("date"));
+        assert_eq!(ts.value(2), NaiveDate::from_ymd_opt(2025, 1, 1).and_then(|d| d.and_hms_opt(0, 1, 0)).map(|t| t.and_utc().timestamp_micros()).expect("date"));
     }
 
     #[test]
@@ -402,14 +402,24 @@ mod tests {
     }
 
     #[test]
-    fn order_inferred_from_running_forward() {
-        // Without a number above 12, 01/02 then 01/03 runs forward only when read month first.
-        let text = "01/02/25, 10:00 - Ana: a\n01/03/25, 10:00 - Ana: b\n02/03/25, 10:00 - Ana: c\n";
-        let p: Vec<Pending> = text
-            .lines()
-            .filter_map(parse_header)
-            .map(|h| Pending { line: 0, date: h.date, year_first: false, us_layout: false, time: (0, 0, 0), author: None, text: String::new() })
-            .collect();
-        assert_eq!(infer_order(&p), DateOrder::Mdy);
+    fn order_inferred_without_a_number_above_12() {
+        let pending = |text: &str| -> Vec<Pending> {
+            text.lines()
+                .filter_map(parse_header)
+                .map(|h| Pending { line: 0, date: h.date, year_first: false, us_layout: false, time: (0, 0, 0), author: None, text: String::new() })
+                .collect()
+        };
+        // Month first runs backwards (Feb 1 → Jan 2); day first runs forward.
+        assert_eq!(infer_order(&pending("02/01/25, 10:00 - Ana: a\n01/02/25, 10:00 - Ana: b\n")), DateOrder::Dmy);
+        // Both run forward; month first keeps the messages days rather than months apart.
+        assert_eq!(
+            infer_order(&pending("01/02/25, 10:00 - Ana: a\n01/03/25, 10:00 - Ana: b\n01/04/25, 10:00 - Ana: c\n")),
+            DateOrder::Mdy
+        );
+        // One day only: the US layout decides.
+        let mut one_day = pending("1/5/26, 9:05 PM - Ana: a\n");
+        assert_eq!(infer_order(&one_day), DateOrder::Dmy);
+        one_day[0].us_layout = true;
+        assert_eq!(infer_order(&one_day), DateOrder::Mdy);
     }
 }

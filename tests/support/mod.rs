@@ -1,0 +1,55 @@
+//! Test plumbing shared by the integration suite.
+
+pub mod demo;
+pub mod differential;
+pub mod s3;
+pub mod slt;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+pub type TestFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+
+pub struct Test {
+    pub name: String,
+    pub run: Box<dyn Fn() -> TestFuture>,
+}
+
+impl Test {
+    pub fn new<F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + 'static,
+    {
+        Self { name: name.into(), run: Box::new(move || Box::pin(f())) }
+    }
+}
+
+/// The workspace root (tests run with it as the working directory, but be explicit).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixtures() -> PathBuf {
+    root().join("tests").join("fixtures")
+}
+
+/// Runs SQL and renders the result as rows of strings, NULL as "NULL".
+pub async fn rows(ctx: &datafusion::prelude::SessionContext, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in 0..b.num_rows() {
+            out.push(fmts.iter().map(|f| f.value(r).to_string()).collect());
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,98 @@
+//! sqllogictest over a fresh colloquy session per file.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+use super::Test;
+
+pub struct Colloquy {
+    ctx: SessionContext,
+}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for Colloquy {
+    type Error = DataFusionError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        let df = self.ctx.sql(sql).await?;
+        let schema = df.schema().as_arrow().clone();
+        let batches = df.collect().await?;
+        if schema.fields().is_empty() {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let opts = FormatOptions::default().with_null("NULL");
+        let mut rows = Vec::new();
+        for b in &batches {
+            let fmts = b
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in 0..b.num_rows() {
+                rows.push(
+                    fmts.iter()
+                        .map(|f| {
+                            let v = f.value(r).to_string();
+                            if v.is_empty() { "(empty)".to_string() } else { v.replace('\n', "\\n") }
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; schema.fields().len()], rows })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "colloquy"
+    }
+}
+
+fn slt_files() -> Vec<PathBuf> {
+    let dir = super::root().join("tests").join("slt");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "slt"));
+    files.sort();
+    files
+}
+
+async fn run_file(path: &Path) -> anyhow::Result<()> {
+    let mut runner = sqllogictest::Runner::new(|| async { Ok(Colloquy { ctx: colloquy::new_context() }) });
+    if std::env::var_os("COLLOQUY_SLT_COMPLETE").is_some() {
+        runner
+            .update_test_file(
+                path,
+                " ",
+                sqllogictest::default_validator,
+                sqllogictest::default_normalizer,
+                sqllogictest::default_column_validator,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok(());
+    }
+    runner.run_file_async(path).await.map_err(|e| anyhow::anyhow!("{}", e.display(true)))?;
+    Ok(())
+}
+
+pub fn tests() -> Vec<Test> {
+    slt_files()
+        .into_iter()
+        .map(|p| {
+            let name = format!("slt::{}", p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+            Test::new(name, move || {
+                let p = p.clone();
+                async move { run_file(&p).await }
+            })
+        })
+        .collect()
+}

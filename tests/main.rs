@@ -9,7 +9,10 @@ mod support;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -41,7 +44,15 @@ fn main() -> ExitCode {
         "\n{} passed, {} failed{}",
         selected.len() - failed.len(),
         failed.len(),
-        if failed.is_empty() { String::new() } else { format!(": {}", failed.join(", ")) }
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", failed.join(", "))
+        }
     );
-    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -13,15 +13,24 @@ use super::{Test, fixtures, root, rows};
 
 async fn agrees_with_whatsapp_chat_parser() -> anyhow::Result<()> {
     let dir = root().join("tests").join("differential");
-    if !dir.join("node_modules").join("whatsapp-chat-parser").exists() {
-        bail!("tests/differential/node_modules is missing: run ./scripts/test (it runs npm ci there)");
+    if !dir
+        .join("node_modules")
+        .join("whatsapp-chat-parser")
+        .exists()
+    {
+        bail!(
+            "tests/differential/node_modules is missing: run ./scripts/test (it runs npm ci there)"
+        );
     }
     let mut files: Vec<_> = std::fs::read_dir(fixtures().join("whatsapp"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
         .collect();
     files.sort();
-    ensure!(files.len() >= 4, "expected the WhatsApp fixtures, found {files:?}");
+    ensure!(
+        files.len() >= 4,
+        "expected the WhatsApp fixtures, found {files:?}"
+    );
     let output = Command::new("node")
         .arg("parse.mjs")
         .args(&files)
@@ -29,7 +38,11 @@ async fn agrees_with_whatsapp_chat_parser() -> anyhow::Result<()> {
         .env("TZ", "UTC")
         .output()
         .context("running node (Node.js must be installed)")?;
-    ensure!(output.status.success(), "node failed: {}", String::from_utf8_lossy(&output.stderr));
+    ensure!(
+        output.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let theirs: Value = serde_json::from_slice(&output.stdout)?;
 
     let ctx = colloquy::new_context();
@@ -43,18 +56,38 @@ async fn agrees_with_whatsapp_chat_parser() -> anyhow::Result<()> {
             ),
         )
         .await?;
-        let list = theirs[path.as_ref()].as_array().with_context(|| format!("no npm result for {path}"))?;
-        ensure!(ours.len() == list.len(), "{path}: colloquy read {} messages, whatsapp-chat-parser {}", ours.len(), list.len());
+        let list = theirs[path.as_ref()]
+            .as_array()
+            .with_context(|| format!("no npm result for {path}"))?;
+        ensure!(
+            ours.len() == list.len(),
+            "{path}: colloquy read {} messages, whatsapp-chat-parser {}",
+            ours.len(),
+            list.len()
+        );
         for (i, (o, t)) in ours.iter().zip(list).enumerate() {
             let author = t["author"].as_str().unwrap_or("NULL");
             let ms = t["ms"].as_i64().context("ms")?.to_string();
-            ensure!(o[0] == author, "{path} message {}: author '{}' vs npm '{author}'", i + 1, o[0]);
-            ensure!(o[1] == ms, "{path} message {}: time {} vs npm {ms}", i + 1, o[1]);
+            ensure!(
+                o[0] == author,
+                "{path} message {}: author '{}' vs npm '{author}'",
+                i + 1,
+                o[0]
+            );
+            ensure!(
+                o[1] == ms,
+                "{path} message {}: time {} vs npm {ms}",
+                i + 1,
+                o[1]
+            );
         }
     }
     Ok(())
 }
 
 pub fn tests() -> Vec<Test> {
-    vec![Test::new("differential::whatsapp_chat_parser", agrees_with_whatsapp_chat_parser)]
+    vec![Test::new(
+        "differential::whatsapp_chat_parser",
+        agrees_with_whatsapp_chat_parser,
+    )]
 }

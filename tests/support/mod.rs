@@ -22,7 +22,10 @@ impl Test {
         F: Fn() -> Fut + 'static,
         Fut: Future<Output = anyhow::Result<()>> + 'static,
     {
-        Self { name: name.into(), run: Box::new(move || Box::pin(f())) }
+        Self {
+            name: name.into(),
+            run: Box::new(move || Box::pin(f())),
+        }
     }
 }
 
@@ -36,7 +39,10 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// Runs SQL and renders the result as rows of strings, NULL as "NULL".
-pub async fn rows(ctx: &datafusion::prelude::SessionContext, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+pub async fn rows(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> anyhow::Result<Vec<Vec<String>>> {
     use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
     let batches = ctx.sql(sql).await?.collect().await?;
     let opts = FormatOptions::default().with_null("NULL");

@@ -36,7 +36,10 @@ impl Drop for Moto {
 
 fn start_server() -> anyhow::Result<Moto> {
     if let Ok(endpoint) = std::env::var("COLLOQUY_TEST_S3_ENDPOINT") {
-        return Ok(Moto { child: None, endpoint });
+        return Ok(Moto {
+            child: None,
+            endpoint,
+        });
     }
     let bin = root().join(".venv").join("bin").join("moto_server");
     if !bin.exists() {
@@ -52,7 +55,10 @@ fn start_server() -> anyhow::Result<Moto> {
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let moto = Moto { child: Some(child), endpoint: format!("http://127.0.0.1:{port}") };
+    let moto = Moto {
+        child: Some(child),
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
@@ -67,10 +73,17 @@ fn start_server() -> anyhow::Result<Moto> {
 fn create_bucket(endpoint: &str) -> anyhow::Result<()> {
     let hostport = endpoint.trim_start_matches("http://");
     let mut s = TcpStream::connect(hostport)?;
-    write!(s, "PUT /{BUCKET} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "PUT /{BUCKET} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
-    ensure!(resp.starts_with("HTTP/1.1 200"), "CreateBucket failed: {}", resp.lines().next().unwrap_or(""));
+    ensure!(
+        resp.starts_with("HTTP/1.1 200"),
+        "CreateBucket failed: {}",
+        resp.lines().next().unwrap_or("")
+    );
     Ok(())
 }
 
@@ -80,7 +93,11 @@ fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d)? {
             let p = e?.path();
-            if p.is_dir() { stack.push(p) } else { out.push(p) }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
         }
     }
     Ok(out)
@@ -111,52 +128,103 @@ async fn same_rows_as_local_disk() -> anyhow::Result<()> {
     let base = fixtures();
     for f in files_under(&base)? {
         let rel = f.strip_prefix(&base)?.to_string_lossy().replace('\\', "/");
-        store.put(&ObjectPath::from(format!("fixtures/{rel}")), PutPayload::from(std::fs::read(&f)?)).await?;
+        store
+            .put(
+                &ObjectPath::from(format!("fixtures/{rel}")),
+                PutPayload::from(std::fs::read(&f)?),
+            )
+            .await?;
     }
 
     for (local, remote) in [
-        ("tests/fixtures/mixed/", "s3://colloquy-test/fixtures/mixed/"),
-        ("tests/fixtures/whatsapp/*.txt", "s3://colloquy-test/fixtures/whatsapp/*.txt"),
-        ("tests/fixtures/slack_folder/", "s3://colloquy-test/fixtures/slack_folder/"),
+        (
+            "tests/fixtures/mixed/",
+            "s3://colloquy-test/fixtures/mixed/",
+        ),
+        (
+            "tests/fixtures/whatsapp/*.txt",
+            "s3://colloquy-test/fixtures/whatsapp/*.txt",
+        ),
+        (
+            "tests/fixtures/slack_folder/",
+            "s3://colloquy-test/fixtures/slack_folder/",
+        ),
         ("tests/fixtures/hive/", "s3://colloquy-test/fixtures/hive/"),
     ] {
         let ctx = colloquy::new_context();
-        ctx.sql(&format!("CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION '{local}'")).await?.collect().await?;
+        ctx.sql(&format!(
+            "CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION '{local}'"
+        ))
+        .await?
+        .collect()
+        .await?;
         let expected = rows(&ctx, SUMMARY).await?;
         ensure!(!expected.is_empty(), "no rows from {local}");
         let ctx = colloquy::new_context();
-        ctx.sql(&format!("CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION '{remote}' {}", options(&moto.endpoint)))
-            .await?
-            .collect()
-            .await
-            .with_context(|| format!("creating a table over {remote}"))?;
+        ctx.sql(&format!(
+            "CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION '{remote}' {}",
+            options(&moto.endpoint)
+        ))
+        .await?
+        .collect()
+        .await
+        .with_context(|| format!("creating a table over {remote}"))?;
         let got = rows(&ctx, SUMMARY).await?;
-        ensure!(got == expected, "{remote} differs from {local}:\n s3:    {got:?}\n local: {expected:?}");
-        let sources = rows(&ctx, "SELECT DISTINCT source FROM t WHERE source NOT LIKE 's3://colloquy-test/fixtures/%'").await?;
-        ensure!(sources.is_empty(), "lineage should name the S3 objects: {sources:?}");
+        ensure!(
+            got == expected,
+            "{remote} differs from {local}:\n s3:    {got:?}\n local: {expected:?}"
+        );
+        let sources = rows(
+            &ctx,
+            "SELECT DISTINCT source FROM t WHERE source NOT LIKE 's3://colloquy-test/fixtures/%'",
+        )
+        .await?;
+        ensure!(
+            sources.is_empty(),
+            "lineage should name the S3 objects: {sources:?}"
+        );
     }
 
     // Partition columns come through from S3 paths too.
     let ctx = colloquy::new_context();
-    ctx.sql(&format!("CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION 's3://colloquy-test/fixtures/hive/' {}", options(&moto.endpoint)))
-        .await?
-        .collect()
-        .await?;
-    let parts = rows(&ctx, "SELECT region, channel, count(*) FROM t GROUP BY 1, 2 ORDER BY 1").await?;
-    ensure!(parts == [["eu", "sms", "2"], ["us", "webchat", "1"]], "partitions: {parts:?}");
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION 's3://colloquy-test/fixtures/hive/' {}",
+        options(&moto.endpoint)
+    ))
+    .await?
+    .collect()
+    .await?;
+    let parts = rows(
+        &ctx,
+        "SELECT region, channel, count(*) FROM t GROUP BY 1, 2 ORDER BY 1",
+    )
+    .await?;
+    ensure!(
+        parts == [["eu", "sms", "2"], ["us", "webchat", "1"]],
+        "partitions: {parts:?}"
+    );
 
     // A bucket that does not exist is a clear error naming the location, at CREATE time.
     let ctx = colloquy::new_context();
     let err = ctx
-        .sql(&format!("CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION 's3://no-such-bucket/x/' {}", options(&moto.endpoint)))
+        .sql(&format!(
+            "CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION 's3://no-such-bucket/x/' {}",
+            options(&moto.endpoint)
+        ))
         .await
         .err()
         .context("a missing bucket must fail")?
         .to_string();
-    ensure!(err.contains("s3://no-such-bucket/x/"), "error should name the location: {err}");
+    ensure!(
+        err.contains("s3://no-such-bucket/x/"),
+        "error should name the location: {err}"
+    );
     Ok(())
 }
 
 pub fn tests() -> Vec<Test> {
-    vec![Test::new("s3::same_rows_as_local_disk", same_rows_as_local_disk)]
+    vec![Test::new(
+        "s3::same_rows_as_local_disk",
+        same_rows_as_local_disk,
+    )]
 }

@@ -39,13 +39,20 @@ impl sqllogictest::AsyncDB for Colloquy {
                     fmts.iter()
                         .map(|f| {
                             let v = f.value(r).to_string();
-                            if v.is_empty() { "(empty)".to_string() } else { v.replace('\n', "\\n") }
+                            if v.is_empty() {
+                                "(empty)".to_string()
+                            } else {
+                                v.replace('\n', "\\n")
+                            }
                         })
                         .collect(),
                 );
             }
         }
-        Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; schema.fields().len()], rows })
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; schema.fields().len()],
+            rows,
+        })
     }
 
     async fn shutdown(&mut self) {}
@@ -66,7 +73,11 @@ fn slt_files() -> Vec<PathBuf> {
 }
 
 async fn run_file(path: &Path) -> anyhow::Result<()> {
-    let mut runner = sqllogictest::Runner::new(|| async { Ok(Colloquy { ctx: colloquy::new_context() }) });
+    let mut runner = sqllogictest::Runner::new(|| async {
+        Ok(Colloquy {
+            ctx: colloquy::new_context(),
+        })
+    });
     if std::env::var_os("COLLOQUY_SLT_COMPLETE").is_some() {
         runner
             .update_test_file(
@@ -80,7 +91,10 @@ async fn run_file(path: &Path) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         return Ok(());
     }
-    runner.run_file_async(path).await.map_err(|e| anyhow::anyhow!("{}", e.display(true)))?;
+    runner
+        .run_file_async(path)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.display(true)))?;
     Ok(())
 }
 
@@ -88,7 +102,12 @@ pub fn tests() -> Vec<Test> {
     slt_files()
         .into_iter()
         .map(|p| {
-            let name = format!("slt::{}", p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+            let name = format!(
+                "slt::{}",
+                p.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            );
             Test::new(name, move || {
                 let p = p.clone();
                 async move { run_file(&p).await }

@@ -18,7 +18,11 @@ pub enum Compression {
 
 /// The compression an object name says, and the name without that extension.
 pub fn compression_of(name: &str) -> (Compression, &str) {
-    for (ext, c) in [(".gz", Compression::Gzip), (".zst", Compression::Zstd), (".bz2", Compression::Bzip2)] {
+    for (ext, c) in [
+        (".gz", Compression::Gzip),
+        (".zst", Compression::Zstd),
+        (".bz2", Compression::Bzip2),
+    ] {
         if let Some(stem) = name.strip_suffix(ext) {
             return (c, stem);
         }
@@ -45,7 +49,8 @@ pub fn decompress(data: Bytes, c: Compression) -> Result<Bytes, String> {
         Compression::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(&data[..]))
             .map_err(|e| format!("cannot decompress gzip: {e}")),
         Compression::Zstd => {
-            let d = zstd::stream::read::Decoder::new(&data[..]).map_err(|e| format!("cannot decompress zstd: {e}"))?;
+            let d = zstd::stream::read::Decoder::new(&data[..])
+                .map_err(|e| format!("cannot decompress zstd: {e}"))?;
             read_bounded(d).map_err(|e| format!("cannot decompress zstd: {e}"))
         }
         Compression::Bzip2 => read_bounded(bzip2::read::MultiBzDecoder::new(&data[..]))
@@ -66,23 +71,29 @@ pub struct ZipEntry {
 /// Reads every file of a zip, skipping folders and macOS resource forks; entries are decompressed one by one
 /// within the same bound as plain objects.
 pub fn zip_entries(data: Bytes) -> Result<Vec<ZipEntry>, String> {
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(data)).map_err(|e| format!("not a readable zip archive: {e}"))?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data))
+        .map_err(|e| format!("not a readable zip archive: {e}"))?;
     let mut out = Vec::new();
     let mut total = 0u64;
     for i in 0..archive.len() {
-        let file = archive.by_index(i).map_err(|e| format!("zip entry {i}: {e}"))?;
+        let file = archive
+            .by_index(i)
+            .map_err(|e| format!("zip entry {i}: {e}"))?;
         if file.is_dir() {
             continue;
         }
         let name = file.name().to_string();
-        if name.starts_with("__MACOSX/") || name.rsplit('/').next().is_some_and(|n| n.starts_with("._")) {
+        if name.starts_with("__MACOSX/")
+            || name.rsplit('/').next().is_some_and(|n| n.starts_with("._"))
+        {
             continue;
         }
         let data = read_bounded(file).map_err(|e| format!("zip entry '{name}': {e}"))?;
         total += data.len() as u64;
         if total > MAX_EXPANDED_BYTES {
-            return Err(format!("zip expands to more than {MAX_EXPANDED_BYTES} bytes"));
+            return Err(format!(
+                "zip expands to more than {MAX_EXPANDED_BYTES} bytes"
+            ));
         }
         out.push(ZipEntry { name, data });
     }

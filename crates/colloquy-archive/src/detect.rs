@@ -4,9 +4,9 @@ use crate::formats::{Format, jsonl, whatsapp};
 
 /// Media and other files that sit beside chats in exports (WhatsApp folders, Slack uploads); never parsed.
 const MEDIA_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "gif", "webp", "heic", "bmp", "tif", "tiff", "svg", "mp4", "mov", "3gp", "avi", "mkv",
-    "webm", "opus", "ogg", "mp3", "m4a", "aac", "wav", "amr", "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx",
-    "vcf", "html", "htm", "css", "js", "md", "was", "tgs",
+    "jpg", "jpeg", "png", "gif", "webp", "heic", "bmp", "tif", "tiff", "svg", "mp4", "mov", "3gp",
+    "avi", "mkv", "webm", "opus", "ogg", "mp3", "m4a", "aac", "wav", "amr", "pdf", "doc", "docx",
+    "xls", "xlsx", "ppt", "pptx", "vcf", "html", "htm", "css", "js", "md", "was", "tgs",
 ];
 
 pub fn is_media(name: &str) -> bool {
@@ -17,7 +17,8 @@ pub fn is_media(name: &str) -> bool {
 
 /// Files to leave out of a directory listing: hidden files and folders, Spark/Hadoop markers.
 pub fn is_hidden(path: &str) -> bool {
-    path.split('/').any(|seg| seg.starts_with('.') || seg == "_SUCCESS" || seg == "__MACOSX")
+    path.split('/')
+        .any(|seg| seg.starts_with('.') || seg == "_SUCCESS" || seg == "__MACOSX")
 }
 
 /// Picks the format of one decompressed, non-zip object or zip entry.
@@ -65,8 +66,14 @@ mod tests {
     fn detection() {
         assert_eq!(detect("a.jsonl", b""), Ok(Format::Jsonl));
         assert_eq!(detect("x/sms.csv", b"a,b\n"), Ok(Format::Csv));
-        assert_eq!(detect("_chat.txt", "[1/2/24, 10:00:00] Ana: hi\n".as_bytes()), Ok(Format::Whatsapp));
-        assert_eq!(detect("log.json", b"{\"text\":\"hi\"}\n{\"text\":\"yo\"}\n"), Ok(Format::Jsonl));
+        assert_eq!(
+            detect("_chat.txt", "[1/2/24, 10:00:00] Ana: hi\n".as_bytes()),
+            Ok(Format::Whatsapp)
+        );
+        assert_eq!(
+            detect("log.json", b"{\"text\":\"hi\"}\n{\"text\":\"yo\"}\n"),
+            Ok(Format::Jsonl)
+        );
         let err = detect("notes.txt", b"Dear diary").expect_err("unknown");
         assert!(err.contains("not a WhatsApp chat export"), "{err}");
         assert!(is_media("WhatsApp Chat/IMG-20240101-WA0001.jpg"));

@@ -24,7 +24,10 @@ pub struct ErrorLog(Arc<Mutex<BTreeMap<String, TableIssues>>>);
 impl ErrorLog {
     /// Starts a new scan of `table`: its earlier issues are replaced by this scan's.
     pub fn begin(&self, table: &str) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(table.to_string(), TableIssues::default());
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(table.to_string(), TableIssues::default());
     }
 
     pub fn extend(&self, table: &str, issues: Vec<RecordIssue>) {
@@ -54,8 +57,13 @@ impl ErrorLog {
 
     pub fn to_batch(&self) -> RecordBatch {
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut t, mut s, mut l, mut c, mut r) =
-            (StringBuilder::new(), StringBuilder::new(), UInt64Builder::new(), UInt64Builder::new(), StringBuilder::new());
+        let (mut t, mut s, mut l, mut c, mut r) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            UInt64Builder::new(),
+            UInt64Builder::new(),
+            StringBuilder::new(),
+        );
         for (table, ti) in map.iter() {
             for i in &ti.issues {
                 t.append_value(table);

@@ -40,13 +40,17 @@ pub const FILE_TYPE: &str = "ARCHIVE";
 /// Adds the `ARCHIVE` table factory to a session state under construction (table factories can only be
 /// added to a state, not to a running context).
 pub fn add_table_factory(state: &mut SessionState, log: &errlog::ErrorLog) {
-    state
-        .table_factories_mut()
-        .insert(FILE_TYPE.to_string(), Arc::new(ArchiveTableFactory::new(log.clone())));
+    state.table_factories_mut().insert(
+        FILE_TYPE.to_string(),
+        Arc::new(ArchiveTableFactory::new(log.clone())),
+    );
 }
 
 /// Registers `read_archive` and `archive_errors` on a context.
 pub fn register_functions(ctx: &SessionContext, log: &errlog::ErrorLog) {
     ctx.register_udtf("read_archive", Arc::new(ReadArchiveFunc::new(log.clone())));
-    ctx.register_udtf("archive_errors", Arc::new(ArchiveErrorsFunc::new(log.clone())));
+    ctx.register_udtf(
+        "archive_errors",
+        Arc::new(ArchiveErrorsFunc::new(log.clone())),
+    );
 }

@@ -27,8 +27,8 @@ impl Role {
         Some(match w.as_str() {
             "customer" | "user" | "client" | "contact" | "visitor" | "end_user" | "enduser"
             | "guest" | "inbound" => Role::Customer,
-            "agent" | "operator" | "staff" | "support" | "human_agent" | "rep" | "representative"
-            | "employee" | "outbound" => Role::Agent,
+            "agent" | "operator" | "staff" | "support" | "human_agent" | "rep"
+            | "representative" | "employee" | "outbound" => Role::Agent,
             "bot" | "assistant" | "ai" | "automation" | "virtual_agent" | "chatbot" => Role::Bot,
             "system" | "event" | "notice" | "notification" => Role::System,
             _ => return None,

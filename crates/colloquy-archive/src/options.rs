@@ -231,7 +231,8 @@ pub struct RoleRules {
 impl RoleRules {
     /// The role of a human (or unflagged) sender, from the configured names and ids.
     pub fn classify(&self, id: Option<&str>, name: Option<&str>) -> Role {
-        let hit = |p: &Patterns| id.is_some_and(|v| p.matches(v)) || name.is_some_and(|v| p.matches(v));
+        let hit =
+            |p: &Patterns| id.is_some_and(|v| p.matches(v)) || name.is_some_and(|v| p.matches(v));
         if hit(&self.bots) {
             Role::Bot
         } else if hit(&self.agents) {
@@ -260,16 +261,24 @@ mod tests {
     fn datafusion_prefixed_keys_and_errors() {
         let mut raw = HashMap::new();
         raw.insert("format.timezone".to_string(), "Europe/Berlin".to_string());
-        raw.insert("format.agents".to_string(), "Acme Support, Maria".to_string());
+        raw.insert(
+            "format.agents".to_string(),
+            "Acme Support, Maria".to_string(),
+        );
         raw.insert("aws.region".to_string(), "eu-west-1".to_string());
         let o = ArchiveOptions::parse(&raw).expect("valid options");
         assert_eq!(o.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(o.roles.classify(None, Some("maria")), Role::Agent);
         assert_eq!(o.roles.classify(None, Some("Bob")), Role::Customer);
-        assert_eq!(o.store.get("aws.region").map(String::as_str), Some("eu-west-1"));
+        assert_eq!(
+            o.store.get("aws.region").map(String::as_str),
+            Some("eu-west-1")
+        );
 
         raw.insert("format.timezon".to_string(), "x".to_string());
-        let err = ArchiveOptions::parse(&raw).expect_err("typo must fail").to_string();
+        let err = ArchiveOptions::parse(&raw)
+            .expect_err("typo must fail")
+            .to_string();
         assert!(err.contains("unknown ARCHIVE option 'timezon'"), "{err}");
     }
 }

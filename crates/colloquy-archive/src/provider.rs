@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{MemTable, Session, TableFunctionArgs, TableFunctionImpl, TableProvider, TableProviderFactory};
+use datafusion::catalog::{
+    MemTable, Session, TableFunctionArgs, TableFunctionImpl, TableProvider, TableProviderFactory,
+};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{CreateExternalTable, Expr, TableType};
@@ -68,7 +70,11 @@ impl ArchiveTable {
 
 /// Registers a store built from OPTIONS when the table has store options; otherwise uses (or creates
 /// from the environment) the session's store for the URL.
-fn resolve_store(session: &dyn Session, url: &ArchiveUrl, options: &ArchiveOptions) -> Result<Arc<dyn ObjectStore>> {
+fn resolve_store(
+    session: &dyn Session,
+    url: &ArchiveUrl,
+    options: &ArchiveOptions,
+) -> Result<Arc<dyn ObjectStore>> {
     let key = url.store_url();
     let env = session.runtime_env();
     if !options.store.is_empty() {
@@ -124,7 +130,12 @@ impl TableProvider for ArchiveTable {
         let target = state.config().target_partitions();
         let partitions: Vec<Arc<dyn PartitionStream>> = distribute(units, target)
             .into_iter()
-            .map(|units| Arc::new(ArchivePartition { shared: Arc::clone(&shared), units }) as Arc<dyn PartitionStream>)
+            .map(|units| {
+                Arc::new(ArchivePartition {
+                    shared: Arc::clone(&shared),
+                    units,
+                }) as Arc<dyn PartitionStream>
+            })
             .collect();
         Ok(Arc::new(StreamingTableExec::try_new(
             projected_schema,
@@ -151,7 +162,11 @@ impl ArchiveTableFactory {
 
 #[async_trait]
 impl TableProviderFactory for ArchiveTableFactory {
-    async fn create(&self, state: &dyn Session, cmd: &CreateExternalTable) -> DFResult<Arc<dyn TableProvider>> {
+    async fn create(
+        &self,
+        state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> DFResult<Arc<dyn TableProvider>> {
         if !cmd.schema.fields().is_empty() {
             return plan_err!(
                 "STORED AS ARCHIVE tables have the fixed message schema; remove the column list from CREATE EXTERNAL TABLE {}",
@@ -159,11 +174,24 @@ impl TableProviderFactory for ArchiveTableFactory {
             );
         }
         if !cmd.table_partition_cols.is_empty() {
-            return plan_err!("STORED AS ARCHIVE finds partition columns from key=value path segments; remove PARTITIONED BY");
+            return plan_err!(
+                "STORED AS ARCHIVE finds partition columns from key=value path segments; remove PARTITIONED BY"
+            );
         }
         let options = ArchiveOptions::parse(&cmd.options)?;
-        let location = cmd.locations.first().map(String::as_str).unwrap_or_default();
-        let table = ArchiveTable::try_new(cmd.name.to_string(), location, options, state, self.log.clone()).await?;
+        let location = cmd
+            .locations
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default();
+        let table = ArchiveTable::try_new(
+            cmd.name.to_string(),
+            location,
+            options,
+            state,
+            self.log.clone(),
+        )
+        .await?;
         Ok(Arc::new(table))
     }
 }
@@ -182,9 +210,12 @@ impl ReadArchiveFunc {
 
 fn literal_string(e: &Expr, what: &str) -> DFResult<String> {
     match e {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
-            Ok(s.clone())
-        }
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => Ok(s.clone()),
         other => plan_err!("read_archive: {what} must be a string literal, got {other}"),
     }
 }
@@ -193,20 +224,28 @@ impl TableFunctionImpl for ReadArchiveFunc {
     fn call_with_args(&self, args: TableFunctionArgs) -> DFResult<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         let Some(first) = exprs.first() else {
-            return plan_err!("read_archive(url [, format [, option, value]...]) needs at least the URL");
+            return plan_err!(
+                "read_archive(url [, format [, option, value]...]) needs at least the URL"
+            );
         };
         let url = literal_string(first, "the URL (argument 1)")?;
         let mut raw = HashMap::new();
         if let Some(f) = exprs.get(1) {
-            raw.insert("format".to_string(), literal_string(f, "the format (argument 2)")?);
+            raw.insert(
+                "format".to_string(),
+                literal_string(f, "the format (argument 2)")?,
+            );
         }
         let rest = exprs.get(2..).unwrap_or_default();
         if rest.len() % 2 != 0 {
-            return plan_err!("read_archive: options come in name, value pairs after the format; got an odd number");
+            return plan_err!(
+                "read_archive: options come in name, value pairs after the format; got an odd number"
+            );
         }
         for (i, pair) in rest.chunks(2).enumerate() {
             let key = literal_string(&pair[0], &format!("option name (argument {})", 3 + 2 * i))?;
-            let value = literal_string(&pair[1], &format!("option value (argument {})", 4 + 2 * i))?;
+            let value =
+                literal_string(&pair[1], &format!("option value (argument {})", 4 + 2 * i))?;
             raw.insert(key.to_ascii_lowercase(), value);
         }
         let options = ArchiveOptions::parse(&raw)?;
@@ -240,7 +279,9 @@ where
             .join()
         })
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        .map_err(|e| DataFusionError::Execution(format!("cannot start a runtime for read_archive: {e}"))),
+        .map_err(|e| {
+            DataFusionError::Execution(format!("cannot start a runtime for read_archive: {e}"))
+        }),
     }
 }
 
@@ -262,6 +303,9 @@ impl TableFunctionImpl for ArchiveErrorsFunc {
             return plan_err!("archive_errors() takes no arguments");
         }
         let batch = self.log.to_batch();
-        Ok(Arc::new(MemTable::try_new(ErrorLog::schema(), vec![vec![batch]])?))
+        Ok(Arc::new(MemTable::try_new(
+            ErrorLog::schema(),
+            vec![vec![batch]],
+        )?))
     }
 }

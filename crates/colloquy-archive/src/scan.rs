@@ -30,7 +30,16 @@ use crate::store::ArchiveUrl;
 
 /// Channel names recognised as folder names (`exports/sms/2024-01.csv`).
 const CHANNEL_WORDS: &[&str] = &[
-    "whatsapp", "slack", "telegram", "discord", "messenger", "instagram", "teams", "sms", "webchat", "email",
+    "whatsapp",
+    "slack",
+    "telegram",
+    "discord",
+    "messenger",
+    "instagram",
+    "teams",
+    "sms",
+    "webchat",
+    "email",
 ];
 
 /// What one task reads and parses as a whole.
@@ -38,7 +47,10 @@ const CHANNEL_WORDS: &[&str] = &[
 pub enum UnitKind {
     Object(ObjectMeta),
     /// An unpacked Slack export: the folder holding `users.json`/`channels.json`, and every file below it.
-    SlackFolder { root: Path, files: Vec<ObjectMeta> },
+    SlackFolder {
+        root: Path,
+        files: Vec<ObjectMeta>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +73,8 @@ impl ScanUnit {
 /// Lists the objects of an archive location and groups them into scan units.
 pub async fn list_units(store: &dyn ObjectStore, url: &ArchiveUrl) -> Result<Vec<ScanUnit>> {
     let mut metas: Vec<ObjectMeta> = Vec::new();
-    let single = url.glob.is_none() && !url.base.path().ends_with('/') && !url.prefix.as_ref().is_empty();
+    let single =
+        url.glob.is_none() && !url.base.path().ends_with('/') && !url.prefix.as_ref().is_empty();
     let mut found_single = false;
     if single {
         match store.head(&url.prefix).await {
@@ -70,7 +83,12 @@ pub async fn list_units(store: &dyn ObjectStore, url: &ArchiveUrl) -> Result<Vec
                 found_single = true;
             }
             Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(ArchiveError::object(&url.original, format!("cannot read: {e}"))),
+            Err(e) => {
+                return Err(ArchiveError::object(
+                    &url.original,
+                    format!("cannot read: {e}"),
+                ));
+            }
         }
     }
     if !found_single {
@@ -95,12 +113,16 @@ pub async fn list_units(store: &dyn ObjectStore, url: &ArchiveUrl) -> Result<Vec
     metas.retain(|m| !is_hidden(&relative(&m.location)));
     metas.sort_by(|a, b| a.location.cmp(&b.location));
     if metas.is_empty() {
-        return Err(ArchiveError::object(&url.original, "no objects found at this location"));
+        return Err(ArchiveError::object(
+            &url.original,
+            "no objects found at this location",
+        ));
     }
 
-    // Folders that hold a Slack export's metadata files.
+    // Folders that hold a Slack export's metadata files (a location naming one file is that file only).
     let slack_roots: BTreeSet<String> = metas
         .iter()
+        .filter(|_| !found_single)
         .filter_map(|m| {
             let p = m.location.as_ref();
             let (dir, file) = p.rsplit_once('/').unwrap_or(("", p));
@@ -135,7 +157,13 @@ pub async fn list_units(store: &dyn ObjectStore, url: &ArchiveUrl) -> Result<Vec
     }
     for (root, files) in slack_units {
         let rel = relative(&Path::from(format!("{root}/x")));
-        units.push(unit(UnitKind::SlackFolder { root: Path::from(root), files }, &rel));
+        units.push(unit(
+            UnitKind::SlackFolder {
+                root: Path::from(root),
+                files,
+            },
+            &rel,
+        ));
     }
     Ok(units)
 }
@@ -152,19 +180,29 @@ fn unit(kind: UnitKind, relative_path: &str) -> ScanUnit {
             } else {
                 partitions.push((k.to_string(), v.to_string()));
             }
-        } else if default_channel.is_none() && CHANNEL_WORDS.contains(&seg.to_ascii_lowercase().as_str()) {
+        } else if default_channel.is_none()
+            && CHANNEL_WORDS.contains(&seg.to_ascii_lowercase().as_str())
+        {
             default_channel = Some(seg.to_ascii_lowercase());
         }
     }
     if default_channel.is_none() {
         // A file named after its channel: `sms-2026-01.csv`, `webchat.jsonl`.
-        let file = relative_path.rsplit('/').next().unwrap_or(relative_path).to_ascii_lowercase();
+        let file = relative_path
+            .rsplit('/')
+            .next()
+            .unwrap_or(relative_path)
+            .to_ascii_lowercase();
         default_channel = file
             .split(|c: char| !c.is_ascii_alphanumeric())
             .find(|w| CHANNEL_WORDS.contains(w))
             .map(str::to_string);
     }
-    ScanUnit { kind, partitions, default_channel }
+    ScanUnit {
+        kind,
+        partitions,
+        default_channel,
+    }
 }
 
 /// Partition columns: every hive key seen, sorted, except names the message schema already has.
@@ -214,7 +252,8 @@ impl PartitionStream for ArchivePartition {
                 futures::stream::empty(),
             ));
         }
-        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&self.shared.projected_schema), 2);
+        let mut builder =
+            RecordBatchReceiverStream::builder(Arc::clone(&self.shared.projected_schema), 2);
         let tx = builder.tx();
         let shared = Arc::clone(&self.shared);
         let units = self.units.clone();
@@ -242,7 +281,11 @@ async fn fetch(store: &dyn ObjectStore, url: &ArchiveUrl, m: &ObjectMeta) -> Res
     Ok(data)
 }
 
-async fn read_unit(shared: &Arc<ScanShared>, unit: ScanUnit, tx: Sender<DFResult<RecordBatch>>) -> DFResult<()> {
+async fn read_unit(
+    shared: &Arc<ScanShared>,
+    unit: ScanUnit,
+    tx: Sender<DFResult<RecordBatch>>,
+) -> DFResult<()> {
     let input = match &unit.kind {
         UnitKind::Object(m) => Input::Object {
             name: m.location.as_ref().to_string(),
@@ -254,10 +297,21 @@ async fn read_unit(shared: &Arc<ScanShared>, unit: ScanUnit, tx: Sender<DFResult
             for m in files {
                 let data = fetch(shared.store.as_ref(), &shared.url, m).await?;
                 let path = m.location.as_ref();
-                let rel = path.strip_prefix(root.as_ref()).unwrap_or(path).trim_start_matches('/').to_string();
-                out.push(SlackFile { path: rel, source: shared.url.object_url(&m.location), data });
+                let rel = path
+                    .strip_prefix(root.as_ref())
+                    .unwrap_or(path)
+                    .trim_start_matches('/')
+                    .to_string();
+                out.push(SlackFile {
+                    path: rel,
+                    source: shared.url.object_url(&m.location),
+                    data,
+                });
             }
-            Input::SlackFolder { source: shared.url.object_url(root), files: out }
+            Input::SlackFolder {
+                source: shared.url.object_url(root),
+                files: out,
+            }
         }
     };
     let shared2 = Arc::clone(shared);
@@ -271,8 +325,15 @@ async fn read_unit(shared: &Arc<ScanShared>, unit: ScanUnit, tx: Sender<DFResult
 }
 
 enum Input {
-    Object { name: String, source: String, data: Bytes },
-    SlackFolder { source: String, files: Vec<SlackFile> },
+    Object {
+        name: String,
+        source: String,
+        data: Bytes,
+    },
+    SlackFolder {
+        source: String,
+        files: Vec<SlackFile>,
+    },
 }
 
 fn parse_input(
@@ -284,8 +345,9 @@ fn parse_input(
     let mut emit = |batch: RecordBatch| -> Result<()> {
         ScanProgress::add(&PROGRESS.rows, batch.num_rows() as u64);
         let out = finish_batch(shared, unit, batch)?;
-        tx.blocking_send(Ok(out))
-            .map_err(|_| ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into())))
+        tx.blocking_send(Ok(out)).map_err(|_| {
+            ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into()))
+        })
     };
     let source = match &input {
         Input::Object { source, .. } | Input::SlackFolder { source, .. } => source.clone(),
@@ -298,12 +360,23 @@ fn parse_input(
     Ok(issues)
 }
 
-fn parse_into(shared: &ScanShared, unit: &ScanUnit, input: Input, sink: &mut Sink<'_>) -> Result<()> {
+fn parse_into(
+    shared: &ScanShared,
+    unit: &ScanUnit,
+    input: Input,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
     let options = shared.options.as_ref();
     let forced = options.format;
     match input {
         Input::SlackFolder { files, .. } => {
-            let ctx = ParseCtx { options, name: "", container: None, default_channel: unit.default_channel.as_deref(), format_name: "slack" };
+            let ctx = ParseCtx {
+                options,
+                name: "",
+                container: None,
+                default_channel: unit.default_channel.as_deref(),
+                format_name: "slack",
+            };
             slack::parse(&files, &ctx, sink)
         }
         Input::Object { name, source, data } => {
@@ -326,22 +399,39 @@ fn parse_into(shared: &ScanShared, unit: &ScanUnit, input: Input, sink: &mut Sin
                     let root = entries
                         .iter()
                         .filter(|e| MARKERS.contains(&e.name.rsplit('/').next().unwrap_or(&e.name)))
-                        .map(|e| e.name.rsplit_once('/').map_or(String::new(), |(d, _)| format!("{d}/")))
+                        .map(|e| {
+                            e.name
+                                .rsplit_once('/')
+                                .map_or(String::new(), |(d, _)| format!("{d}/"))
+                        })
                         .min_by_key(String::len)
                         .unwrap_or_default();
                     let files: Vec<SlackFile> = entries
                         .into_iter()
                         .filter_map(|e| {
                             let rel = e.name.strip_prefix(&root)?.to_string();
-                            Some(SlackFile { source: format!("{source}#{}", e.name), path: rel, data: e.data })
+                            Some(SlackFile {
+                                source: format!("{source}#{}", e.name),
+                                path: rel,
+                                data: e.data,
+                            })
                         })
                         .collect();
-                    let ctx = ParseCtx { options, name: inner, container: None, default_channel: unit.default_channel.as_deref(), format_name: "slack" };
+                    let ctx = ParseCtx {
+                        options,
+                        name: inner,
+                        container: None,
+                        default_channel: unit.default_channel.as_deref(),
+                        format_name: "slack",
+                    };
                     return slack::parse(&files, &ctx, sink);
                 }
                 let mut seen_names = HashSet::new();
                 for entry in entries {
-                    if is_media(&entry.name) || is_hidden(&entry.name) || !seen_names.insert(entry.name.clone()) {
+                    if is_media(&entry.name)
+                        || is_hidden(&entry.name)
+                        || !seen_names.insert(entry.name.clone())
+                    {
                         continue;
                     }
                     sink.set_source(format!("{source}#{}", entry.name))?;
@@ -353,14 +443,21 @@ fn parse_into(shared: &ScanShared, unit: &ScanUnit, input: Input, sink: &mut Sin
                             continue;
                         }
                     };
-                    let format = match forced.map(Ok).unwrap_or_else(|| detect(entry_inner, &data)) {
+                    let format = match forced.map(Ok).unwrap_or_else(|| detect(entry_inner, &data))
+                    {
                         Ok(f) => f,
                         Err(e) => {
                             sink.bad_object(e)?;
                             continue;
                         }
                     };
-                    let ctx = ParseCtx { options, name: entry_inner, container: Some(inner), default_channel: unit.default_channel.as_deref(), format_name: format.name() };
+                    let ctx = ParseCtx {
+                        options,
+                        name: entry_inner,
+                        container: Some(inner),
+                        default_channel: unit.default_channel.as_deref(),
+                        format_name: format.name(),
+                    };
                     parse_one(format, &data, &ctx, sink)?;
                 }
                 Ok(())
@@ -369,7 +466,13 @@ fn parse_into(shared: &ScanShared, unit: &ScanUnit, input: Input, sink: &mut Sin
                     Ok(f) => f,
                     Err(e) => return sink.bad_object(e),
                 };
-                let ctx = ParseCtx { options, name: inner, container: None, default_channel: unit.default_channel.as_deref(), format_name: format.name() };
+                let ctx = ParseCtx {
+                    options,
+                    name: inner,
+                    container: None,
+                    default_channel: unit.default_channel.as_deref(),
+                    format_name: format.name(),
+                };
                 parse_one(format, &data, &ctx, sink)
             }
         }
@@ -390,7 +493,11 @@ fn finish_batch(shared: &ScanShared, unit: &ScanUnit, batch: RecordBatch) -> Res
     let n = batch.num_rows();
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     for col in &shared.partition_cols {
-        let value = unit.partitions.iter().find(|(k, _)| k == col).map(|(_, v)| v.as_str());
+        let value = unit
+            .partitions
+            .iter()
+            .find(|(k, _)| k == col)
+            .map(|(_, v)| v.as_str());
         columns.push(match value {
             Some(v) => Arc::new(StringArray::from(vec![v; n])),
             None => new_null_array(&DataType::Utf8, n),
@@ -399,7 +506,9 @@ fn finish_batch(shared: &ScanShared, unit: &ScanUnit, batch: RecordBatch) -> Res
     let full = RecordBatch::try_new(Arc::clone(&shared.full_schema), columns)
         .map_err(|e| ArchiveError::DataFusion(e.into()))?;
     match &shared.projection {
-        Some(p) => full.project(p).map_err(|e| ArchiveError::DataFusion(e.into())),
+        Some(p) => full
+            .project(p)
+            .map_err(|e| ArchiveError::DataFusion(e.into())),
         None => Ok(full),
     }
 }

@@ -63,8 +63,16 @@ pub fn table_schema(partition_cols: &[String]) -> SchemaRef {
     if partition_cols.is_empty() {
         return message_schema();
     }
-    let mut fields: Vec<Field> = MESSAGE_SCHEMA.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.extend(partition_cols.iter().map(|c| Field::new(c, DataType::Utf8, true)));
+    let mut fields: Vec<Field> = MESSAGE_SCHEMA
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.extend(
+        partition_cols
+            .iter()
+            .map(|c| Field::new(c, DataType::Utf8, true)),
+    );
     Arc::new(Schema::new(fields))
 }
 

@@ -64,7 +64,12 @@ impl<'a> Sink<'a> {
     }
 
     /// Reports a record that cannot be read: an error with `on_error 'fail'`, logged with `'skip'`.
-    pub fn bad_record(&mut self, line: u64, column: Option<u64>, reason: impl Into<String>) -> Result<()> {
+    pub fn bad_record(
+        &mut self,
+        line: u64,
+        column: Option<u64>,
+        reason: impl Into<String>,
+    ) -> Result<()> {
         let reason = reason.into();
         match self.on_error {
             OnError::Fail => Err(ArchiveError::Record {

@@ -50,7 +50,8 @@ impl ArchiveUrl {
             None => (loc, None),
         };
         let base = if has_scheme {
-            Url::parse(fixed).map_err(|e| ArchiveError::config(format!("invalid archive URL '{loc}': {e}")))?
+            Url::parse(fixed)
+                .map_err(|e| ArchiveError::config(format!("invalid archive URL '{loc}': {e}")))?
         } else {
             let p = std::path::Path::new(if fixed.is_empty() { "." } else { fixed });
             let abs = std::path::absolute(p)
@@ -63,7 +64,8 @@ impl ArchiveUrl {
             url
         };
         match base.scheme() {
-            "file" | "s3" | "s3a" | "gs" | "gcs" | "az" | "azure" | "abfs" | "abfss" | "http" | "https" | "memory" => {}
+            "file" | "s3" | "s3a" | "gs" | "gcs" | "az" | "azure" | "abfs" | "abfss" | "http"
+            | "https" | "memory" => {}
             other => {
                 return Err(ArchiveError::config(format!(
                     "unsupported URL scheme '{other}' in '{loc}' (supported: file, s3, gs, az, abfss, http, https, memory)"
@@ -72,14 +74,26 @@ impl ArchiveUrl {
         }
         let prefix = Path::from_url_path(base.path())
             .map_err(|e| ArchiveError::config(format!("invalid path in '{loc}': {e}")))?;
-        let glob = match pattern {
-            Some(p) => {
-                let full = if prefix.as_ref().is_empty() { p.to_string() } else { format!("{}/{p}", prefix.as_ref()) };
-                Some(glob::Pattern::new(&full).map_err(|e| ArchiveError::config(format!("invalid glob in '{loc}': {e}")))?)
-            }
-            None => None,
-        };
-        Ok(Self { original: loc.to_string(), base, prefix, glob })
+        let glob =
+            match pattern {
+                Some(p) => {
+                    let full = if prefix.as_ref().is_empty() {
+                        p.to_string()
+                    } else {
+                        format!("{}/{p}", prefix.as_ref())
+                    };
+                    Some(glob::Pattern::new(&full).map_err(|e| {
+                        ArchiveError::config(format!("invalid glob in '{loc}': {e}"))
+                    })?)
+                }
+                None => None,
+            };
+        Ok(Self {
+            original: loc.to_string(),
+            base,
+            prefix,
+            glob,
+        })
     }
 
     /// The key object stores are registered under: `scheme://authority`.
@@ -94,13 +108,22 @@ impl ArchiveUrl {
     }
 
     pub fn matches(&self, location: &Path) -> bool {
-        let opts = glob::MatchOptions { require_literal_separator: false, ..Default::default() };
-        self.glob.as_ref().is_none_or(|g| g.matches_with(location.as_ref(), opts))
+        let opts = glob::MatchOptions {
+            require_literal_separator: false,
+            ..Default::default()
+        };
+        self.glob
+            .as_ref()
+            .is_none_or(|g| g.matches_with(location.as_ref(), opts))
     }
 }
 
 fn store_key(url: &Url) -> Url {
-    let s = format!("{}://{}", url.scheme(), &url[url::Position::BeforeHost..url::Position::AfterPort]);
+    let s = format!(
+        "{}://{}",
+        url.scheme(),
+        &url[url::Position::BeforeHost..url::Position::AfterPort]
+    );
     Url::parse(&s).unwrap_or_else(|_| url.clone())
 }
 
@@ -115,26 +138,41 @@ fn retry() -> RetryConfig {
 
 /// Builds the store for `url`, from environment variables plus `options.store` (`aws.*`, `gcp.*`, ...).
 pub fn build_store(url: &Url, options: &ArchiveOptions) -> Result<Arc<dyn ObjectStore>> {
-    let bad = |k: &str, e: object_store::Error| ArchiveError::config(format!("object-store option '{k}': {e}"));
+    let bad = |k: &str, e: object_store::Error| {
+        ArchiveError::config(format!("object-store option '{k}': {e}"))
+    };
     let opts = |prefixes: &[&str]| -> Vec<(String, String)> {
         options
             .store
             .iter()
-            .filter_map(|(k, v)| prefixes.iter().find_map(|p| k.strip_prefix(p)).map(|s| (s.to_string(), v.clone())))
+            .filter_map(|(k, v)| {
+                prefixes
+                    .iter()
+                    .find_map(|p| k.strip_prefix(p))
+                    .map(|s| (s.to_string(), v.clone()))
+            })
             .collect()
     };
     let bucket = url.host_str().unwrap_or_default().to_string();
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "s3" | "s3a" => {
-            let mut b = AmazonS3Builder::from_env().with_bucket_name(&bucket).with_retry(retry());
-            let mut endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok();
-            let mut region_set = std::env::var("AWS_REGION").is_ok() || std::env::var("AWS_DEFAULT_REGION").is_ok();
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(&bucket)
+                .with_retry(retry());
+            let mut endpoint = std::env::var("AWS_ENDPOINT_URL")
+                .or_else(|_| std::env::var("AWS_ENDPOINT"))
+                .ok();
+            let mut region_set =
+                std::env::var("AWS_REGION").is_ok() || std::env::var("AWS_DEFAULT_REGION").is_ok();
             let mut allow_http_set = false;
             for (k, v) in opts(&["aws."]) {
-                let key = AmazonS3ConfigKey::from_str(&k).map_err(|e| bad(&format!("aws.{k}"), e))?;
+                let key =
+                    AmazonS3ConfigKey::from_str(&k).map_err(|e| bad(&format!("aws.{k}"), e))?;
                 match key {
                     AmazonS3ConfigKey::Endpoint => endpoint = Some(v.clone()),
-                    AmazonS3ConfigKey::Region | AmazonS3ConfigKey::DefaultRegion => region_set = true,
+                    AmazonS3ConfigKey::Region | AmazonS3ConfigKey::DefaultRegion => {
+                        region_set = true
+                    }
                     AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp) => allow_http_set = true,
                     _ => {}
                 }
@@ -150,35 +188,55 @@ pub fn build_store(url: &Url, options: &ArchiveOptions) -> Result<Arc<dyn Object
             if !region_set {
                 b = b.with_region("us-east-1");
             }
-            Arc::new(b.build().map_err(|e| ArchiveError::config(format!("cannot configure S3 for '{url}': {e}")))?)
+            Arc::new(b.build().map_err(|e| {
+                ArchiveError::config(format!("cannot configure S3 for '{url}': {e}"))
+            })?)
         }
         "gs" | "gcs" => {
-            let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket).with_retry(retry());
+            let mut b = GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(&bucket)
+                .with_retry(retry());
             for (k, v) in opts(&["gcp.", "google."]) {
                 let key = GoogleConfigKey::from_str(&k).map_err(|e| bad(&format!("gcp.{k}"), e))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(|e| ArchiveError::config(format!("cannot configure GCS for '{url}': {e}")))?)
+            Arc::new(b.build().map_err(|e| {
+                ArchiveError::config(format!("cannot configure GCS for '{url}': {e}"))
+            })?)
         }
         "az" | "azure" | "abfs" | "abfss" => {
-            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry());
+            let mut b = MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry());
             for (k, v) in opts(&["azure."]) {
-                let key = AzureConfigKey::from_str(&k).map_err(|e| bad(&format!("azure.{k}"), e))?;
+                let key =
+                    AzureConfigKey::from_str(&k).map_err(|e| bad(&format!("azure.{k}"), e))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(|e| ArchiveError::config(format!("cannot configure Azure for '{url}': {e}")))?)
+            Arc::new(b.build().map_err(|e| {
+                ArchiveError::config(format!("cannot configure Azure for '{url}': {e}"))
+            })?)
         }
         "http" | "https" => {
-            let mut b = HttpBuilder::new().with_url(store_key(url).as_str()).with_retry(retry());
+            let mut b = HttpBuilder::new()
+                .with_url(store_key(url).as_str())
+                .with_retry(retry());
             for (k, v) in opts(&["http."]) {
-                let key = ClientConfigKey::from_str(&k).map_err(|e| bad(&format!("http.{k}"), e))?;
+                let key =
+                    ClientConfigKey::from_str(&k).map_err(|e| bad(&format!("http.{k}"), e))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(|e| ArchiveError::config(format!("cannot configure HTTP for '{url}': {e}")))?)
+            Arc::new(b.build().map_err(|e| {
+                ArchiveError::config(format!("cannot configure HTTP for '{url}': {e}"))
+            })?)
         }
         "memory" => Arc::new(InMemory::new()),
         "file" => Arc::new(object_store::local::LocalFileSystem::new()),
-        other => return Err(ArchiveError::config(format!("unsupported URL scheme '{other}'"))),
+        other => {
+            return Err(ArchiveError::config(format!(
+                "unsupported URL scheme '{other}'"
+            )));
+        }
     };
     Ok(store)
 }
@@ -196,7 +254,11 @@ impl AutoStoreRegistry {
 }
 
 impl ObjectStoreRegistry for AutoStoreRegistry {
-    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
         self.inner.register_store(url, store)
     }
 

@@ -36,7 +36,8 @@ pub struct ArchiveEntry {
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
 }
 
@@ -48,7 +49,11 @@ pub async fn apply(ctx: &SessionContext, path: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("config {}: setting '{key}'", path.display()))?;
     }
     for a in &config.archive {
-        let opts: Vec<(&str, &str)> = a.options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let opts: Vec<(&str, &str)> = a
+            .options
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         colloquy::register_archive(ctx, &a.name, &a.location, &opts)
             .await
             .with_context(|| format!("config {}: archive '{}'", path.display(), a.name))?;

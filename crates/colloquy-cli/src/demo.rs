@@ -21,7 +21,8 @@ pub fn cache_dir() -> anyhow::Result<PathBuf> {
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
         return Ok(PathBuf::from(d).join("colloquy"));
     }
-    let home = std::env::var_os("HOME").context("cannot find a cache directory: set COLLOQUY_CACHE_DIR")?;
+    let home = std::env::var_os("HOME")
+        .context("cannot find a cache directory: set COLLOQUY_CACHE_DIR")?;
     Ok(PathBuf::from(home).join(".cache").join("colloquy"))
 }
 
@@ -32,7 +33,10 @@ pub async fn ensure_cached() -> anyhow::Result<PathBuf> {
     let dir = cache_dir()?.join(format!("demo-v1-{}-{}", cfg.conversations, cfg.seed));
     let marker = dir.join(".complete");
     if !marker.exists() {
-        eprintln!("writing the demo archive to {} (first use only)…", dir.display());
+        eprintln!(
+            "writing the demo archive to {} (first use only)…",
+            dir.display()
+        );
         let d = dir.clone();
         tokio::task::spawn_blocking(move || colloquy_demo::generate_to(&d, cfg)).await??;
         std::fs::write(&marker, b"")?;
@@ -76,7 +80,10 @@ pub const HEADLINES: &[(&str, &str)] = &[
 ];
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let cfg = DemoConfig { conversations: args.conversations, seed: args.seed };
+    let cfg = DemoConfig {
+        conversations: args.conversations,
+        seed: args.seed,
+    };
     let started = Instant::now();
     let out = args.out.clone();
     let (demo, stats) = tokio::task::spawn_blocking(move || colloquy_demo::generate_to(&out, cfg))

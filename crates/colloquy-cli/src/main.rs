@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 use output::OutputFormat;
 
 #[derive(Parser)]
-#[command(name = "colloquy", version, about = "Customer-conversation archives as SQL")]
+#[command(
+    name = "colloquy",
+    version,
+    about = "Customer-conversation archives as SQL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,12 +69,16 @@ pub struct DemoArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("COLLOQUY_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("COLLOQUY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: cannot start the async runtime: {e}");
@@ -125,7 +133,8 @@ async fn run_sql(args: SqlArgs) -> anyhow::Result<()> {
         runner.run_script(c, "-c").await?;
     }
     for f in &args.files {
-        let sql = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
+        let sql = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
         runner.run_script(&sql, &f.display().to_string()).await?;
     }
     Ok(())

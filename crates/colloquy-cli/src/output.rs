@@ -25,7 +25,13 @@ pub struct Printer {
 
 impl Printer {
     pub fn new(format: OutputFormat, schema: SchemaRef) -> Self {
-        Self { format, schema, buffered: Vec::new(), rows: 0, started: false }
+        Self {
+            format,
+            schema,
+            buffered: Vec::new(),
+            rows: 0,
+            started: false,
+        }
     }
 
     pub fn push(&mut self, batch: RecordBatch, out: &mut impl Write) -> anyhow::Result<()> {
@@ -33,7 +39,9 @@ impl Printer {
         match self.format {
             OutputFormat::Table | OutputFormat::Json => self.buffered.push(batch),
             OutputFormat::Csv => {
-                let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(!self.started).build(&mut *out);
+                let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(!self.started)
+                    .build(&mut *out);
                 w.write(&batch)?;
                 self.started = true;
             }
@@ -53,13 +61,27 @@ impl Printer {
                     return Ok(());
                 }
                 let empty = RecordBatch::new_empty(self.schema.clone());
-                let batches = if self.buffered.is_empty() { vec![empty] } else { self.buffered };
+                let batches = if self.buffered.is_empty() {
+                    vec![empty]
+                } else {
+                    self.buffered
+                };
                 writeln!(out, "{}", pretty_format_batches(&batches)?)?;
-                writeln!(out, "{} row{}", self.rows, if self.rows == 1 { "" } else { "s" })?;
+                writeln!(
+                    out,
+                    "{} row{}",
+                    self.rows,
+                    if self.rows == 1 { "" } else { "s" }
+                )?;
             }
             OutputFormat::Csv => {
                 if !self.started && !self.schema.fields().is_empty() {
-                    let header: Vec<String> = self.schema.fields().iter().map(|f| csv_quote(f.name())).collect();
+                    let header: Vec<String> = self
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| csv_quote(f.name()))
+                        .collect();
                     writeln!(out, "{}", header.join(","))?;
                 }
             }

@@ -14,7 +14,10 @@ impl ScanBar {
     pub fn start() -> Self {
         let base = PROGRESS.snapshot();
         let bar = ProgressBar::hidden();
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         let b = bar.clone();
         // Short queries finish before the bar appears, so they print nothing extra.
         let ticker = tokio::spawn(async move {

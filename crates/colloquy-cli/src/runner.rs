@@ -19,7 +19,11 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(ctx: SessionContext, format: OutputFormat, progress: bool) -> Self {
-        Self { ctx, format, progress }
+        Self {
+            ctx,
+            format,
+            progress,
+        }
     }
 
     /// Splits `sql` into statements and runs them in order, stopping at the first error.
@@ -32,7 +36,10 @@ impl Runner {
         Ok(())
     }
 
-    async fn run_statement(&self, statement: datafusion::sql::parser::Statement) -> anyhow::Result<()> {
+    async fn run_statement(
+        &self,
+        statement: datafusion::sql::parser::Statement,
+    ) -> anyhow::Result<()> {
         let state = self.ctx.state();
         let plan = state.statement_to_plan(statement).await?;
         let df = self.ctx.execute_logical_plan(plan).await?;

@@ -15,10 +15,17 @@ pub async fn run(runner: &Runner) -> anyhow::Result<()> {
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
-    eprintln!("colloquy {} — end statements with ';', \\q to quit, \\d to list tables", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "colloquy {} — end statements with ';', \\q to quit, \\d to list tables",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "colloquy> " } else { "      ..> " };
+        let prompt = if buffer.is_empty() {
+            "colloquy> "
+        } else {
+            "      ..> "
+        };
         match editor.readline(prompt) {
             Ok(line) => {
                 let trimmed = line.trim();
@@ -31,7 +38,9 @@ pub async fn run(runner: &Runner) -> anyhow::Result<()> {
                             let table = cmd[3..].trim();
                             report(runner.run_script(&format!("DESCRIBE {table}"), "\\d").await)
                         }
-                        other => eprintln!("unknown command {other}; \\q quits, \\d lists tables, \\d NAME describes one"),
+                        other => eprintln!(
+                            "unknown command {other}; \\q quits, \\d lists tables, \\d NAME describes one"
+                        ),
                     }
                     continue;
                 }

@@ -43,7 +43,10 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { conversations: 3000, seed: 42 }
+        Self {
+            conversations: 3000,
+            seed: 42,
+        }
     }
 }
 
@@ -126,9 +129,15 @@ pub fn generate(cfg: DemoConfig) -> Demo {
     let mut starts: Vec<NaiveDateTime> = (0..cfg.conversations)
         .map(|_| {
             let day = rng.below(PERIOD_DAYS as usize) as i64;
-            let hour_w = [0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 1.2, 2.5, 3.0, 3.0, 2.8, 2.5, 2.8, 3.0, 2.8, 2.5, 2.2, 2.0, 1.8, 1.6, 1.2, 0.8, 0.4];
+            let hour_w = [
+                0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 1.2, 2.5, 3.0, 3.0, 2.8, 2.5, 2.8, 3.0, 2.8,
+                2.5, 2.2, 2.0, 1.8, 1.6, 1.2, 0.8, 0.4,
+            ];
             let hour = rng.weighted(&hour_w) as i64;
-            start + Duration::days(day) + Duration::hours(hour) + Duration::seconds(rng.below(3600) as i64)
+            start
+                + Duration::days(day)
+                + Duration::hours(hour)
+                + Duration::seconds(rng.below(3600) as i64)
         })
         .collect();
     starts.sort();
@@ -144,7 +153,9 @@ pub fn generate(cfg: DemoConfig) -> Demo {
                 .iter()
                 .rev()
                 .take(400)
-                .filter(|(t, c, _, _)| *c == channel && t0 - *t < Duration::days(7) && t0 - *t > Duration::hours(6))
+                .filter(|(t, c, _, _)| {
+                    *c == channel && t0 - *t < Duration::days(7) && t0 - *t > Duration::hours(6)
+                })
                 .map(|(_, _, cust, intent)| (*cust, *intent))
                 .next()
         });
@@ -165,9 +176,26 @@ pub fn generate(cfg: DemoConfig) -> Demo {
         if recent.len() > 2000 {
             recent.drain(..1000);
         }
-        let angry = in_incident && channel == Channel::Whatsapp && matches!(intent, "track_order" | "delivery") && rng.chance(0.8);
-        let msgs = conversation(&mut rng, &demo.customers[customer], channel, intent, t0, angry, id);
-        demo.conversations.push(Conversation { id, channel, customer, intent, msgs });
+        let angry = in_incident
+            && channel == Channel::Whatsapp
+            && matches!(intent, "track_order" | "delivery")
+            && rng.chance(0.8);
+        let msgs = conversation(
+            &mut rng,
+            &demo.customers[customer],
+            channel,
+            intent,
+            t0,
+            angry,
+            id,
+        );
+        demo.conversations.push(Conversation {
+            id,
+            channel,
+            customer,
+            intent,
+            msgs,
+        });
     }
     demo
 }
@@ -197,7 +225,12 @@ fn new_customer(rng: &mut Rng, id: usize) -> Customer {
         }
     };
     // Unique per customer, like the names: the first six digits encode the id.
-    let phone = format!("{cc} {:03} {:03} {:03}", 100 + id % 900, (id / 900) % 1000, rng.below(1000));
+    let phone = format!(
+        "{cc} {:03} {:03} {:03}",
+        100 + id % 900,
+        (id / 900) % 1000,
+        rng.below(1000)
+    );
     Customer {
         id,
         us_locale: cc == "+1",
@@ -251,15 +284,31 @@ fn conversation(
     };
     let mut t = t0;
     let mut out = Vec::new();
-    let mut push = |t: NaiveDateTime, role: Role, text: Option<String>, attachment: Option<String>| {
-        out.push(Msg { ts: t, role, agent: (role == Role::Agent).then_some(f.agent), text, attachment });
-    };
+    let mut push =
+        |t: NaiveDateTime, role: Role, text: Option<String>, attachment: Option<String>| {
+            out.push(Msg {
+                ts: t,
+                role,
+                agent: (role == Role::Agent).then_some(f.agent),
+                text,
+                attachment,
+            });
+        };
     let secs = |rng: &mut Rng, mean: f64| Duration::seconds(1 + rng.exp(mean) as i64);
 
     // Opening.
-    let opener = if angry_now { f.apply(rng.pick(angry(lang))) } else { f.apply(rng.pick(openers(lang, intent))) };
+    let opener = if angry_now {
+        f.apply(rng.pick(angry(lang)))
+    } else {
+        f.apply(rng.pick(openers(lang, intent)))
+    };
     if rng.chance(0.3) {
-        push(t, Role::Customer, Some(rng.pick(greeting(lang)).to_string()), None);
+        push(
+            t,
+            Role::Customer,
+            Some(rng.pick(greeting(lang)).to_string()),
+            None,
+        );
         t += secs(rng, 20.0);
     }
     let opener = if channel == Channel::Whatsapp && rng.chance(0.08) {
@@ -268,7 +317,10 @@ fn conversation(
         opener
     };
     push(t, Role::Customer, Some(opener), None);
-    if matches!(intent, "return" | "complaint" | "delivery") && channel != Channel::Sms && rng.chance(0.25) {
+    if matches!(intent, "return" | "complaint" | "delivery")
+        && channel != Channel::Sms
+        && rng.chance(0.25)
+    {
         t += secs(rng, 30.0);
         push(t, Role::Customer, None, Some("photo".to_string()));
     }
@@ -282,41 +334,88 @@ fn conversation(
             push(t, Role::Bot, Some(bot_answer(lang).to_string()), None);
             t += secs(rng, 40.0);
             if !angry_now && rng.chance(0.35) {
-                push(t, Role::Customer, Some(rng.pick(follow_up(lang, 1)).to_string()), None);
+                push(
+                    t,
+                    Role::Customer,
+                    Some(rng.pick(follow_up(lang, 1)).to_string()),
+                    None,
+                );
                 return out;
             }
-            push(t, Role::Customer, Some(rng.pick(customer_no(lang)).to_string()), None);
+            push(
+                t,
+                Role::Customer,
+                Some(rng.pick(customer_no(lang)).to_string()),
+                None,
+            );
         }
         t += secs(rng, 2.0);
         push(t, Role::Bot, Some(bot_handoff(lang).to_string()), None);
         t += secs(rng, if angry_now { 1500.0 } else { 180.0 });
     } else {
-        t += secs(rng, if channel == Channel::Sms { 1200.0 } else { 600.0 });
+        t += secs(
+            rng,
+            if channel == Channel::Sms {
+                1200.0
+            } else {
+                600.0
+            },
+        );
     }
 
     // Agent conversation.
-    push(t, Role::Agent, Some(f.apply(rng.pick(agent_reply(lang, intent)))), None);
+    push(
+        t,
+        Role::Agent,
+        Some(f.apply(rng.pick(agent_reply(lang, intent)))),
+        None,
+    );
     t += secs(rng, 90.0);
     let mood: i8 = if angry_now {
         if rng.chance(0.75) { -1 } else { 0 }
     } else {
         [1, 1, 1, 1, 1, 1, 0, 0, 0, -1][rng.below(10)]
     };
-    push(t, Role::Customer, Some(rng.pick(follow_up(lang, mood)).to_string()), None);
+    push(
+        t,
+        Role::Customer,
+        Some(rng.pick(follow_up(lang, mood)).to_string()),
+        None,
+    );
     if mood < 0 {
         t += secs(rng, if angry_now { 900.0 } else { 240.0 });
-        push(t, Role::Agent, Some(f.apply(rng.pick(agent_reply(lang, "complaint")))), None);
+        push(
+            t,
+            Role::Agent,
+            Some(f.apply(rng.pick(agent_reply(lang, "complaint")))),
+            None,
+        );
         t += secs(rng, 120.0);
         let again: i8 = if angry_now && rng.chance(0.6) { -1 } else { 0 };
-        push(t, Role::Customer, Some(rng.pick(follow_up(lang, again)).to_string()), None);
+        push(
+            t,
+            Role::Customer,
+            Some(rng.pick(follow_up(lang, again)).to_string()),
+            None,
+        );
     }
     if rng.chance(0.7) {
         t += secs(rng, 60.0);
-        push(t, Role::Agent, Some(rng.pick(agent_closing(lang)).to_string()), None);
+        push(
+            t,
+            Role::Agent,
+            Some(rng.pick(agent_closing(lang)).to_string()),
+            None,
+        );
     }
     if channel == Channel::Webchat {
         t += Duration::seconds(5);
-        push(t, Role::System, Some("Conversation closed".to_string()), None);
+        push(
+            t,
+            Role::System,
+            Some("Conversation closed".to_string()),
+            None,
+        );
     }
     out
 }

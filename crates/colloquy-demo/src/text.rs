@@ -2,7 +2,13 @@
 //! {d} a number of days, {c} a city, {n} the agent's first name.
 
 /// Languages of the demo's customers, with their share of customers.
-pub const LANGUAGES: &[(&str, f64)] = &[("en", 0.55), ("es", 0.15), ("pt", 0.10), ("fr", 0.10), ("de", 0.10)];
+pub const LANGUAGES: &[(&str, f64)] = &[
+    ("en", 0.55),
+    ("es", 0.15),
+    ("pt", 0.10),
+    ("fr", 0.10),
+    ("de", 0.10),
+];
 
 /// Intents of opening requests, with their base share of conversations.
 pub const INTENTS: &[(&str, f64)] = &[
@@ -187,8 +193,18 @@ pub fn angry(lang: &str) -> &'static [&'static str] {
 /// Customer replies after the agent has answered: pleased, neutral, or unhappy.
 pub fn follow_up(lang: &str, mood: i8) -> &'static [&'static str] {
     match (lang, mood) {
-        ("en", 1) => &["Great, thank you so much!", "Perfect, that was quick 🙂", "Thanks, really helpful", "Awesome, appreciate it!"],
-        ("en", 0) => &["Ok", "ok, I'll wait then", "Alright. Anything else I need to do?", "Got it"],
+        ("en", 1) => &[
+            "Great, thank you so much!",
+            "Perfect, that was quick 🙂",
+            "Thanks, really helpful",
+            "Awesome, appreciate it!",
+        ],
+        ("en", 0) => &[
+            "Ok",
+            "ok, I'll wait then",
+            "Alright. Anything else I need to do?",
+            "Got it",
+        ],
         ("en", _) => &[
             "That doesn't help at all",
             "You said that last week too. Still nothing",
@@ -206,7 +222,10 @@ pub fn follow_up(lang: &str, mood: i8) -> &'static [&'static str] {
         ("fr", _) => &["Ça ne m'aide pas du tout", "C'est vraiment pénible"],
         ("de", 1) => &["Super, vielen Dank!", "Perfekt, danke für die Hilfe"],
         ("de", 0) => &["Ok", "Alles klar, dann warte ich"],
-        ("de", _) => &["Das hilft mir überhaupt nicht", "Das ist wirklich ärgerlich"],
+        ("de", _) => &[
+            "Das hilft mir überhaupt nicht",
+            "Das ist wirklich ärgerlich",
+        ],
         _ => &["Ok"],
     }
 }
@@ -272,7 +291,11 @@ pub fn agent_closing(lang: &str) -> &'static [&'static str] {
         "pt" => &["Obrigado pelo contacto! Tenha um bom dia."],
         "fr" => &["Merci de nous avoir contactés ! Bonne journée."],
         "de" => &["Danke für Ihre Nachricht! Einen schönen Tag noch."],
-        _ => &["Glad I could help! Have a great day.", "You're welcome. Anything else, just message us here.", "Happy to help, take care!"],
+        _ => &[
+            "Glad I could help! Have a great day.",
+            "You're welcome. Anything else, just message us here.",
+            "Happy to help, take care!",
+        ],
     }
 }
 
@@ -290,9 +313,15 @@ pub fn bot_answer(lang: &str) -> &'static str {
     match lang {
         "es" => "Puedes ver el estado de tu pedido en https://track.acme.test. ¿Te ha servido?",
         "pt" => "Pode ver o estado do pedido em https://track.acme.test. Isto ajudou?",
-        "fr" => "Vous pouvez suivre votre commande sur https://track.acme.test. Cela vous aide-t-il ?",
-        "de" => "Den Status Ihrer Bestellung sehen Sie unter https://track.acme.test. Hat das geholfen?",
-        _ => "You can see your order status at https://track.acme.test. Did that answer your question?",
+        "fr" => {
+            "Vous pouvez suivre votre commande sur https://track.acme.test. Cela vous aide-t-il ?"
+        }
+        "de" => {
+            "Den Status Ihrer Bestellung sehen Sie unter https://track.acme.test. Hat das geholfen?"
+        }
+        _ => {
+            "You can see your order status at https://track.acme.test. Did that answer your question?"
+        }
     }
 }
 
@@ -312,19 +341,58 @@ pub fn customer_no(lang: &str) -> &'static [&'static str] {
         "pt" => &["Não, quero falar com uma pessoa"],
         "fr" => &["Non, je veux parler à quelqu'un"],
         "de" => &["Nein, ich möchte mit einem Menschen sprechen"],
-        _ => &["No", "no, I need a human", "Not really. Can I talk to someone?"],
+        _ => &[
+            "No",
+            "no, I need a human",
+            "Not really. Can I talk to someone?",
+        ],
     }
 }
 
-pub const ITEMS: &[&str] = &["jacket", "blender", "lamp", "backpack", "coffee grinder", "headphones", "desk chair", "kettle", "sneakers", "phone case"];
-pub const CITIES: &[&str] = &["Lisbon", "Madrid", "Lyon", "Hamburg", "Austin", "Porto", "Seville", "Leeds", "Munich", "Toronto"];
+pub const ITEMS: &[&str] = &[
+    "jacket",
+    "blender",
+    "lamp",
+    "backpack",
+    "coffee grinder",
+    "headphones",
+    "desk chair",
+    "kettle",
+    "sneakers",
+    "phone case",
+];
+pub const CITIES: &[&str] = &[
+    "Lisbon", "Madrid", "Lyon", "Hamburg", "Austin", "Porto", "Seville", "Leeds", "Munich",
+    "Toronto",
+];
 pub const FIRST_NAMES: &[&str] = &[
-    "Ana", "Bruno", "Carla", "David", "Elena", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kara", "Luis", "Mia", "Nuno",
-    "Olga", "Paul", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera", "Will", "Xenia", "Yusuf", "Zoe", "Amir", "Beatriz",
-    "Chloé", "Dieter", "Emma", "Fatima", "Giulia", "Hannah", "Ivan", "Julia", "Kenji", "Léa", "Marta", "Noah",
+    "Ana", "Bruno", "Carla", "David", "Elena", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kara",
+    "Luis", "Mia", "Nuno", "Olga", "Paul", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera", "Will",
+    "Xenia", "Yusuf", "Zoe", "Amir", "Beatriz", "Chloé", "Dieter", "Emma", "Fatima", "Giulia",
+    "Hannah", "Ivan", "Julia", "Kenji", "Léa", "Marta", "Noah",
 ];
 pub const LAST_NAMES: &[&str] = &[
-    "Silva", "Garcia", "Martin", "Müller", "Smith", "Rossi", "Dubois", "Santos", "Fernández", "Schmidt", "Brown",
-    "Costa", "Lefèvre", "Weber", "Jones", "Moreau", "Pereira", "López", "Wagner", "Taylor",
+    "Silva",
+    "Garcia",
+    "Martin",
+    "Müller",
+    "Smith",
+    "Rossi",
+    "Dubois",
+    "Santos",
+    "Fernández",
+    "Schmidt",
+    "Brown",
+    "Costa",
+    "Lefèvre",
+    "Weber",
+    "Jones",
+    "Moreau",
+    "Pereira",
+    "López",
+    "Wagner",
+    "Taylor",
 ];
-pub const AGENTS: &[&str] = &["Maria", "Tom", "Sofia", "Jan", "Lucas", "Aisha", "Pedro", "Claire"];
+pub const AGENTS: &[&str] = &[
+    "Maria", "Tom", "Sofia", "Jan", "Lucas", "Aisha", "Pedro", "Claire",
+];

@@ -23,7 +23,18 @@ const AGENT_SUFFIX: &str = " | Acme Support";
 const BOT_NAME: &str = "Acme Bot";
 const SHOP_NUMBER: &str = "+49 30 5550 1000";
 const COMPANIES: &[&str] = &[
-    "northwind", "globex", "initech", "umbrella", "hooli", "vandelay", "soylent", "stark", "wayne", "tyrell", "cyberdyne", "wonka",
+    "northwind",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "vandelay",
+    "soylent",
+    "stark",
+    "wayne",
+    "tyrell",
+    "cyberdyne",
+    "wonka",
 ];
 
 fn utc_micros(local: NaiveDateTime) -> i64 {
@@ -82,9 +93,20 @@ fn hour12(h: u32) -> (u32, &'static str) {
 fn wa_prefix(c: &Customer, t: NaiveDateTime) -> String {
     let (h12, ampm) = hour12(t.hour());
     match (c.ios, c.us_locale) {
-        (false, true) => format!("{}, {}:{:02}\u{202F}{ampm} - ", t.format("%-m/%-d/%y"), h12, t.minute()),
+        (false, true) => format!(
+            "{}, {}:{:02}\u{202F}{ampm} - ",
+            t.format("%-m/%-d/%y"),
+            h12,
+            t.minute()
+        ),
         (false, false) => format!("{}, {} - ", t.format("%d/%m/%Y"), t.format("%H:%M")),
-        (true, true) => format!("[{}, {}:{:02}:{:02}\u{202F}{ampm}] ", t.format("%-m/%-d/%y"), h12, t.minute(), t.second()),
+        (true, true) => format!(
+            "[{}, {}:{:02}:{:02}\u{202F}{ampm}] ",
+            t.format("%-m/%-d/%y"),
+            h12,
+            t.minute(),
+            t.second()
+        ),
         (true, false) => format!("[{}, {}] ", t.format("%d/%m/%Y"), t.format("%H:%M:%S")),
     }
 }
@@ -104,14 +126,23 @@ fn wa_author(c: &Customer, m: &Msg) -> String {
     }
 }
 
-fn write_whatsapp(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut WriteStats) -> io::Result<()> {
+fn write_whatsapp(
+    demo: &Demo,
+    convs: Vec<&Conversation>,
+    out: &Path,
+    stats: &mut WriteStats,
+) -> io::Result<()> {
     let mut by_customer: BTreeMap<usize, Vec<&Conversation>> = BTreeMap::new();
     for c in convs {
         by_customer.entry(c.customer).or_default().push(c);
     }
     for (cust_id, convs) in by_customer {
         let c = &demo.customers[cust_id];
-        let chat_name = if c.shown_as_number { c.phone.clone() } else { c.name.clone() };
+        let chat_name = if c.shown_as_number {
+            c.phone.clone()
+        } else {
+            c.name.clone()
+        };
         let first = convs[0].msgs[0].ts - chrono::Duration::minutes(1);
         let mut text = String::new();
         if c.ios {
@@ -135,25 +166,40 @@ fn write_whatsapp(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mu
                 let body = match (&m.text, &m.attachment) {
                     (Some(t), _) => t.clone(),
                     (None, Some(_)) if c.ios => {
-                        let name = format!("{:08}-PHOTO-{}.jpg", media.len() + 1, m.ts.format("%Y-%m-%d-%H-%M-%S"));
+                        let name = format!(
+                            "{:08}-PHOTO-{}.jpg",
+                            media.len() + 1,
+                            m.ts.format("%Y-%m-%d-%H-%M-%S")
+                        );
                         media.push(name.clone());
                         format!("\u{200E}<attached: {name}>")
                     }
                     (None, _) => "<Media omitted>".to_string(),
                 };
-                text.push_str(&format!("{}{}: {body}\n", wa_prefix(c, m.ts), wa_author(c, m)));
+                text.push_str(&format!(
+                    "{}{}: {body}\n",
+                    wa_prefix(c, m.ts),
+                    wa_author(c, m)
+                ));
                 stats.rows += 1;
             }
         }
         let (zip_name, entry) = if c.ios {
-            (format!("WhatsApp Chat - {chat_name}.zip"), "_chat.txt".to_string())
+            (
+                format!("WhatsApp Chat - {chat_name}.zip"),
+                "_chat.txt".to_string(),
+            )
         } else {
-            (format!("WhatsApp Chat with {chat_name}.zip"), format!("WhatsApp Chat with {chat_name}.txt"))
+            (
+                format!("WhatsApp Chat with {chat_name}.zip"),
+                format!("WhatsApp Chat with {chat_name}.txt"),
+            )
         };
         let mut buf = io::Cursor::new(Vec::new());
         {
             let mut zip = zip::ZipWriter::new(&mut buf);
-            let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
             zip.start_file(entry, opts).map_err(io::Error::other)?;
             zip.write_all(text.as_bytes())?;
             for name in media {
@@ -168,7 +214,12 @@ fn write_whatsapp(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mu
     Ok(())
 }
 
-fn write_slack(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut WriteStats) -> io::Result<()> {
+fn write_slack(
+    demo: &Demo,
+    convs: Vec<&Conversation>,
+    out: &Path,
+    stats: &mut WriteStats,
+) -> io::Result<()> {
     if convs.is_empty() {
         return Ok(());
     }
@@ -201,14 +252,22 @@ fn write_slack(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut W
         .collect();
 
     // channel → day → messages
-    let mut days: BTreeMap<String, BTreeMap<String, Vec<(i64, serde_json::Value)>>> = BTreeMap::new();
+    let mut days: BTreeMap<String, BTreeMap<String, Vec<(i64, serde_json::Value)>>> =
+        BTreeMap::new();
     let mut joined = std::collections::BTreeSet::new();
     for conv in convs {
         let chan = format!("ext-{}", company(conv.customer));
         let cust_id = format!("UC{:06}", conv.customer);
         let ts_of = |m: &Msg, k: usize| {
             let micros = utc_micros(m.ts) + ((conv.id * 37 + k) % 1000) as i64;
-            (micros, format!("{}.{:06}", micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000)))
+            (
+                micros,
+                format!(
+                    "{}.{:06}",
+                    micros.div_euclid(1_000_000),
+                    micros.rem_euclid(1_000_000)
+                ),
+            )
         };
         let mut put = |m: &Msg, value: serde_json::Value, micros: i64| {
             stats.rows += 1;
@@ -222,8 +281,16 @@ fn write_slack(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut W
         if joined.insert(conv.customer) {
             let (micros, _) = ts_of(first, 999);
             let micros = micros - 60_000_000;
-            let ts = format!("{}.{:06}", micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
-            put(first, json!({"type": "message", "subtype": "channel_join", "user": cust_id, "text": format!("<@{cust_id}> has joined the channel"), "ts": ts}), micros);
+            let ts = format!(
+                "{}.{:06}",
+                micros.div_euclid(1_000_000),
+                micros.rem_euclid(1_000_000)
+            );
+            put(
+                first,
+                json!({"type": "message", "subtype": "channel_join", "user": cust_id, "text": format!("<@{cust_id}> has joined the channel"), "ts": ts}),
+                micros,
+            );
         }
         let (_, thread_ts) = ts_of(first, 0);
         for (k, m) in conv.msgs.iter().enumerate() {
@@ -231,10 +298,15 @@ fn write_slack(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut W
             let mut v = match m.role {
                 Role::Customer => json!({"type": "message", "user": cust_id, "ts": ts}),
                 Role::Agent => {
-                    let idx = crate::text::AGENTS.iter().position(|a| Some(*a) == m.agent).unwrap_or(0);
+                    let idx = crate::text::AGENTS
+                        .iter()
+                        .position(|a| Some(*a) == m.agent)
+                        .unwrap_or(0);
                     json!({"type": "message", "user": format!("UA{idx:03}"), "ts": ts})
                 }
-                Role::Bot => json!({"type": "message", "subtype": "bot_message", "bot_id": "B0ACME", "username": BOT_NAME, "ts": ts}),
+                Role::Bot => {
+                    json!({"type": "message", "subtype": "bot_message", "bot_id": "B0ACME", "username": BOT_NAME, "ts": ts})
+                }
                 Role::System => continue,
             };
             let text = match (&m.text, m.role) {
@@ -260,10 +332,15 @@ fn write_slack(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut W
     let mut buf = io::Cursor::new(Vec::new());
     {
         let mut zip = zip::ZipWriter::new(&mut buf);
-        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
         let mut add = |name: &str, value: &serde_json::Value| -> io::Result<()> {
             zip.start_file(name, opts).map_err(io::Error::other)?;
-            zip.write_all(serde_json::to_string_pretty(value).map_err(io::Error::other)?.as_bytes())
+            zip.write_all(
+                serde_json::to_string_pretty(value)
+                    .map_err(io::Error::other)?
+                    .as_bytes(),
+            )
         };
         add("users.json", &json!(users))?;
         add("channels.json", &json!(channels))?;
@@ -276,29 +353,56 @@ fn write_slack(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut W
         }
         zip.finish().map_err(io::Error::other)?;
     }
-    write_file(&out.join("slack").join("acme-slack-export.zip"), buf.get_ref(), stats)
+    write_file(
+        &out.join("slack").join("acme-slack-export.zip"),
+        buf.get_ref(),
+        stats,
+    )
 }
 
 /// Slack escapes these three characters in message text.
 fn slack_escape(t: &str) -> String {
-    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
-fn write_webchat(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut WriteStats) -> io::Result<()> {
+fn write_webchat(
+    demo: &Demo,
+    convs: Vec<&Conversation>,
+    out: &Path,
+    stats: &mut WriteStats,
+) -> io::Result<()> {
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     for conv in convs {
         let c = &demo.customers[conv.customer];
         let day = conv.msgs[0].ts.date();
-        let path = format!("webchat/month={}/webchat-{}.jsonl", day.format("%Y-%m"), day.format("%Y-%m-%d"));
+        let path = format!(
+            "webchat/month={}/webchat-{}.jsonl",
+            day.format("%Y-%m"),
+            day.format("%Y-%m-%d")
+        );
         let buf = files.entry(path).or_default();
         for (k, m) in conv.msgs.iter().enumerate() {
             let (role, author, author_id) = match m.role {
-                Role::Customer => ("visitor", Some(c.name.clone()), Some(format!("visitor-{}", c.id))),
-                Role::Agent => ("agent", Some(format!("{}{AGENT_SUFFIX}", m.agent.unwrap_or("Agent"))), m.agent.map(|a| format!("agent-{}", a.to_lowercase()))),
+                Role::Customer => (
+                    "visitor",
+                    Some(c.name.clone()),
+                    Some(format!("visitor-{}", c.id)),
+                ),
+                Role::Agent => (
+                    "agent",
+                    Some(format!("{}{AGENT_SUFFIX}", m.agent.unwrap_or("Agent"))),
+                    m.agent.map(|a| format!("agent-{}", a.to_lowercase())),
+                ),
                 Role::Bot => ("bot", Some(BOT_NAME.to_string()), Some("bot".to_string())),
                 Role::System => ("system", None, None),
             };
-            let attachments: Vec<_> = m.attachment.iter().map(|a| json!({"type": "image", "name": format!("{a}-{}-{k}.jpg", conv.id)})).collect();
+            let attachments: Vec<_> = m
+                .attachment
+                .iter()
+                .map(|a| json!({"type": "image", "name": format!("{a}-{}-{k}.jpg", conv.id)}))
+                .collect();
             let v = json!({
                 "session_id": format!("wc-{:06}", conv.id),
                 "id": format!("wc-{:06}-{k:02}", conv.id),
@@ -325,22 +429,43 @@ fn csv_field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn write_sms(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut WriteStats) -> io::Result<()> {
+fn write_sms(
+    demo: &Demo,
+    convs: Vec<&Conversation>,
+    out: &Path,
+    stats: &mut WriteStats,
+) -> io::Result<()> {
     let mut files: BTreeMap<String, String> = BTreeMap::new();
-    let last_month = (crate::period_start() + chrono::Duration::days(crate::PERIOD_DAYS - 1)).format("%Y-%m").to_string();
+    let last_month = (crate::period_start() + chrono::Duration::days(crate::PERIOD_DAYS - 1))
+        .format("%Y-%m")
+        .to_string();
     for conv in convs {
         let c = &demo.customers[conv.customer];
         let month = conv.msgs[0].ts.format("%Y-%m").to_string();
-        let buf = files
-            .entry(month)
-            .or_insert_with(|| "message_sid,conversation,sent_at,direction,from,from_name,to,body,media\n".to_string());
+        let buf = files.entry(month).or_insert_with(|| {
+            "message_sid,conversation,sent_at,direction,from,from_name,to,body,media\n".to_string()
+        });
         for (k, m) in conv.msgs.iter().enumerate() {
             let (direction, from, from_name, to) = match m.role {
-                Role::Customer => ("inbound", c.phone.clone(), String::new(), SHOP_NUMBER.to_string()),
-                Role::Agent => ("outbound", SHOP_NUMBER.to_string(), format!("{}{AGENT_SUFFIX}", m.agent.unwrap_or("Agent")), c.phone.clone()),
+                Role::Customer => (
+                    "inbound",
+                    c.phone.clone(),
+                    String::new(),
+                    SHOP_NUMBER.to_string(),
+                ),
+                Role::Agent => (
+                    "outbound",
+                    SHOP_NUMBER.to_string(),
+                    format!("{}{AGENT_SUFFIX}", m.agent.unwrap_or("Agent")),
+                    c.phone.clone(),
+                ),
                 Role::Bot | Role::System => continue,
             };
-            let media = m.attachment.as_ref().map(|a| format!("https://mms.acme.test/{a}-{}-{k}.jpg", conv.id)).unwrap_or_default();
+            let media = m
+                .attachment
+                .as_ref()
+                .map(|a| format!("https://mms.acme.test/{a}-{}-{k}.jpg", conv.id))
+                .unwrap_or_default();
             buf.push_str(&format!(
                 "SM{:06}{k:02},SMS-{:06},{},{direction},{},{},{},{},{}\n",
                 conv.id,
@@ -360,9 +485,17 @@ fn write_sms(demo: &Demo, convs: Vec<&Conversation>, out: &Path, stats: &mut Wri
             // The newest month arrives compressed, as gateways often deliver it.
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             gz.write_all(body.as_bytes())?;
-            write_file(&out.join(format!("sms/sms-{month}.csv.gz")), &gz.finish()?, stats)?;
+            write_file(
+                &out.join(format!("sms/sms-{month}.csv.gz")),
+                &gz.finish()?,
+                stats,
+            )?;
         } else {
-            write_file(&out.join(format!("sms/sms-{month}.csv")), body.as_bytes(), stats)?;
+            write_file(
+                &out.join(format!("sms/sms-{month}.csv")),
+                body.as_bytes(),
+                stats,
+            )?;
         }
     }
     Ok(())

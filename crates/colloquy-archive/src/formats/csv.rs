@@ -51,16 +51,22 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
                 };
                 match mapping.message(ctx, &conversation, line, get) {
                     Ok(msg) => sink.push(msg)?,
-                    Err((field, reason)) => sink.bad_record(line, None, format!("column '{field}': {reason}"))?,
+                    Err((field, reason)) => {
+                        sink.bad_record(line, None, format!("column '{field}': {reason}"))?
+                    }
                 }
             }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
                 let reason = match e.kind() {
-                    ::csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                    ::csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => {
                         format!("expected {expected_len} fields, found {len}")
                     }
-                    ::csv::ErrorKind::Utf8 { err, .. } => format!("invalid UTF-8 in field {}", err.field() + 1),
+                    ::csv::ErrorKind::Utf8 { err, .. } => {
+                        format!("invalid UTF-8 in field {}", err.field() + 1)
+                    }
                     _ => e.to_string(),
                 };
                 sink.bad_record(line, None, reason)?;

@@ -7,18 +7,81 @@ use crate::time::{epoch_to_micros, parse_timestamp, truncate};
 /// Field names tried, in order, for each column when `column.<name>` is not set.
 const ALIASES: &[(&str, &[&str])] = &[
     ("channel", &["channel", "platform", "source_channel"]),
-    ("conversation_id", &["conversation_id", "conversation", "thread_id", "chat_id", "session_id", "ticket_id"]),
-    ("message_id", &["message_id", "id", "msg_id", "message_sid", "sid"]),
-    ("ts", &["ts", "timestamp", "time", "created_at", "sent_at", "date", "datetime"]),
-    ("sender_id", &["sender_id", "author_id", "user_id", "author.id", "sender.id", "from.id", "user.id", "from", "phone"]),
+    (
+        "conversation_id",
+        &[
+            "conversation_id",
+            "conversation",
+            "thread_id",
+            "chat_id",
+            "session_id",
+            "ticket_id",
+        ],
+    ),
+    (
+        "message_id",
+        &["message_id", "id", "msg_id", "message_sid", "sid"],
+    ),
+    (
+        "ts",
+        &[
+            "ts",
+            "timestamp",
+            "time",
+            "created_at",
+            "sent_at",
+            "date",
+            "datetime",
+        ],
+    ),
+    (
+        "sender_id",
+        &[
+            "sender_id",
+            "author_id",
+            "user_id",
+            "author.id",
+            "sender.id",
+            "from.id",
+            "user.id",
+            "from",
+            "phone",
+        ],
+    ),
     (
         "sender_name",
-        &["sender_name", "author.name", "sender.name", "from.name", "user.name", "sender", "author", "name", "from_name", "user_name"],
+        &[
+            "sender_name",
+            "author.name",
+            "sender.name",
+            "from.name",
+            "user.name",
+            "sender",
+            "author",
+            "name",
+            "from_name",
+            "user_name",
+        ],
     ),
-    ("sender_role", &["sender_role", "role", "direction", "author_role", "sender_type"]),
+    (
+        "sender_role",
+        &[
+            "sender_role",
+            "role",
+            "direction",
+            "author_role",
+            "sender_type",
+        ],
+    ),
     ("text", &["text", "body", "message", "content"]),
-    ("reply_to", &["reply_to", "in_reply_to", "parent_id", "reply_to_id"]),
-    ("attachments", &["attachments", "media", "files", "media_urls"]),
+    (
+        "reply_to",
+        &["reply_to", "in_reply_to", "parent_id", "reply_to_id"],
+    ),
+    (
+        "attachments",
+        &["attachments", "media", "files", "media_urls"],
+    ),
 ];
 
 /// A value read from a record, before it is turned into a column value.
@@ -52,7 +115,10 @@ impl Mapping {
             .map(|(col, aliases)| {
                 let chosen = match ctx.options.columns.get(*col) {
                     Some(explicit) => Some(explicit.clone()),
-                    None => aliases.iter().find(|a| has_field(a)).map(|a| (*a).to_string()),
+                    None => aliases
+                        .iter()
+                        .find(|a| has_field(a))
+                        .map(|a| (*a).to_string()),
                 };
                 (*col, chosen)
             })
@@ -61,7 +127,10 @@ impl Mapping {
     }
 
     pub fn field(&self, col: &str) -> Option<&str> {
-        self.fields.iter().find(|(c, _)| *c == col).and_then(|(_, f)| f.as_deref())
+        self.fields
+            .iter()
+            .find(|(c, _)| *c == col)
+            .and_then(|(_, f)| f.as_deref())
     }
 
     /// Builds a message; `Err` holds the column at fault and the reason.
@@ -72,7 +141,12 @@ impl Mapping {
         line: u64,
         get: impl Fn(&str) -> Option<Value<'r>>,
     ) -> Result<Message, (String, String)> {
-        let text_of = |col: &str| self.field(col).and_then(&get).map(Value::into_string).filter(|s| !s.is_empty());
+        let text_of = |col: &str| {
+            self.field(col)
+                .and_then(&get)
+                .map(Value::into_string)
+                .filter(|s| !s.is_empty())
+        };
         let channel = ctx
             .options
             .channel
@@ -80,21 +154,28 @@ impl Mapping {
             .or_else(|| text_of("channel"))
             .or_else(|| ctx.default_channel.map(str::to_string))
             .unwrap_or_else(|| ctx.format_name.to_string());
-        let ts = match self.field("ts").and_then(&get) {
-            None => None,
-            Some(Value::Number(n)) => Some(epoch_to_micros(n).ok_or_else(|| ("ts".to_string(), format!("epoch value {n} is out of range")))?),
-            Some(v) => {
-                let s = v.into_string();
-                if s.is_empty() {
-                    None
-                } else {
-                    Some(
-                        parse_timestamp(&s, ctx.options.timezone, ctx.options.timestamp_format.as_deref())
+        let ts =
+            match self.field("ts").and_then(&get) {
+                None => None,
+                Some(Value::Number(n)) => Some(epoch_to_micros(n).ok_or_else(|| {
+                    ("ts".to_string(), format!("epoch value {n} is out of range"))
+                })?),
+                Some(v) => {
+                    let s = v.into_string();
+                    if s.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            parse_timestamp(
+                                &s,
+                                ctx.options.timezone,
+                                ctx.options.timestamp_format.as_deref(),
+                            )
                             .map_err(|e| (self.field("ts").unwrap_or("ts").to_string(), e))?,
-                    )
+                        )
+                    }
                 }
-            }
-        };
+            };
         let sender_id = text_of("sender_id");
         let sender_name = text_of("sender_name");
         let role = match text_of("sender_role") {
@@ -111,7 +192,11 @@ impl Mapping {
         };
         // A role column says who is human; the configured names still pick out agents and bots among them.
         let role = match role {
-            Role::Customer => match ctx.options.roles.classify(sender_id.as_deref(), sender_name.as_deref()) {
+            Role::Customer => match ctx
+                .options
+                .roles
+                .classify(sender_id.as_deref(), sender_name.as_deref())
+            {
                 Role::Customer => Role::Customer,
                 configured => configured,
             },
@@ -122,12 +207,17 @@ impl Mapping {
             Some(Value::List(l)) => l,
             Some(v) => {
                 let s = v.into_string();
-                s.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+                s.split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
             }
         };
         Ok(Message {
             channel,
-            conversation_id: text_of("conversation_id").unwrap_or_else(|| default_conversation.to_string()),
+            conversation_id: text_of("conversation_id")
+                .unwrap_or_else(|| default_conversation.to_string()),
             message_id: text_of("message_id"),
             ts,
             sender_id,
@@ -145,7 +235,9 @@ impl Mapping {
 pub fn file_stem(name: &str) -> String {
     let file = name.rsplit(['/', '#']).next().unwrap_or(name);
     let mut stem = file;
-    for ext in [".gz", ".zst", ".bz2", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt"] {
+    for ext in [
+        ".gz", ".zst", ".bz2", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt",
+    ] {
         stem = stem.strip_suffix(ext).unwrap_or(stem);
     }
     stem.to_string()

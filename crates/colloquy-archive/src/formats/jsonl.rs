@@ -75,12 +75,17 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
             continue;
         }
         // Field names are resolved on the first record; later records may omit optional fields.
-        let m = mapping.get_or_insert_with(|| Mapping::resolve(ctx, |f| lookup(&record, f).is_some()));
-        match m.message(ctx, &conversation, line, |f| lookup(&record, f).and_then(to_value)) {
+        let m =
+            mapping.get_or_insert_with(|| Mapping::resolve(ctx, |f| lookup(&record, f).is_some()));
+        match m.message(ctx, &conversation, line, |f| {
+            lookup(&record, f).and_then(to_value)
+        }) {
             Ok(msg) => sink.push(msg)?,
-            Err((field, reason)) => {
-                sink.bad_record(line, None, format!("field '{}': {reason}", truncate(&field, 40)))?
-            }
+            Err((field, reason)) => sink.bad_record(
+                line,
+                None,
+                format!("field '{}': {reason}", truncate(&field, 40)),
+            )?,
         }
     }
     Ok(())

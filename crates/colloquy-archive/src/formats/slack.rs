@@ -20,7 +20,13 @@ pub struct SlackFile {
 }
 
 /// The metadata files that mark a folder or zip as a Slack export.
-pub const MARKERS: &[&str] = &["users.json", "channels.json", "groups.json", "dms.json", "mpims.json"];
+pub const MARKERS: &[&str] = &[
+    "users.json",
+    "channels.json",
+    "groups.json",
+    "dms.json",
+    "mpims.json",
+];
 
 /// Message subtypes that are notices about the conversation rather than something someone said.
 const SYSTEM_SUBTYPES: &[&str] = &[
@@ -81,7 +87,11 @@ struct Person {
 }
 
 pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
-    let channel = ctx.options.channel.clone().unwrap_or_else(|| "slack".to_string());
+    let channel = ctx
+        .options
+        .channel
+        .clone()
+        .unwrap_or_else(|| "slack".to_string());
     let by_path: HashMap<&str, &SlackFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
 
     let mut people: HashMap<String, Person> = HashMap::new();
@@ -95,10 +105,21 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
                         .into_iter()
                         .flatten()
                         .find(|n| !n.trim().is_empty());
-                    people.insert(u.id, Person { name, handle: u.name, is_bot: u.is_bot });
+                    people.insert(
+                        u.id,
+                        Person {
+                            name,
+                            handle: u.name,
+                            is_bot: u.is_bot,
+                        },
+                    );
                 }
             }
-            Err(e) => sink.bad_record(e.line() as u64, Some(e.column() as u64), format!("users.json: {e}"))?,
+            Err(e) => sink.bad_record(
+                e.line() as u64,
+                Some(e.column() as u64),
+                format!("users.json: {e}"),
+            )?,
         }
     }
     // Folder name → conversation id. Channels are stored by name, DMs by id.
@@ -113,7 +134,11 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
                     folders.insert(folder, c.name.unwrap_or(c.id));
                 }
             }
-            Err(e) => sink.bad_record(e.line() as u64, Some(e.column() as u64), format!("{meta}: {e}"))?,
+            Err(e) => sink.bad_record(
+                e.line() as u64,
+                Some(e.column() as u64),
+                format!("{meta}: {e}"),
+            )?,
         }
     }
 
@@ -125,7 +150,10 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
     for f in day_files {
         let folder = f.path.rsplit_once('/').map_or("", |(d, _)| d);
         let folder = folder.rsplit('/').next().unwrap_or(folder);
-        let conversation = folders.get(folder).cloned().unwrap_or_else(|| folder.to_string());
+        let conversation = folders
+            .get(folder)
+            .cloned()
+            .unwrap_or_else(|| folder.to_string());
         sink.set_source(f.source.clone())?;
         let records: Vec<Json> = match serde_json::from_slice(super::strip_bom(&f.data)) {
             Ok(Json::Array(a)) => a,
@@ -134,7 +162,11 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
                 continue;
             }
             Err(e) => {
-                sink.bad_record(e.line() as u64, Some(e.column() as u64), format!("invalid JSON: {e}"))?;
+                sink.bad_record(
+                    e.line() as u64,
+                    Some(e.column() as u64),
+                    format!("invalid JSON: {e}"),
+                )?;
                 continue;
             }
         };
@@ -143,7 +175,9 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
             match message(r, &people, &channel, &conversation, ctx, record_no) {
                 Ok(Some(m)) => sink.push(m)?,
                 Ok(None) => {}
-                Err(reason) => sink.bad_record(record_no, None, format!("message {record_no}: {reason}"))?,
+                Err(reason) => {
+                    sink.bad_record(record_no, None, format!("message {record_no}: {reason}"))?
+                }
             }
         }
     }
@@ -186,17 +220,28 @@ fn message(
     let person = user.and_then(|u| people.get(u));
     let sender_name = person
         .and_then(|p| p.name.clone())
-        .or_else(|| r.pointer("/user_profile/real_name").and_then(Json::as_str).map(str::to_string))
+        .or_else(|| {
+            r.pointer("/user_profile/real_name")
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        })
         .or_else(|| str_field(r, "username").map(str::to_string))
-        .or_else(|| r.pointer("/bot_profile/name").and_then(Json::as_str).map(str::to_string))
+        .or_else(|| {
+            r.pointer("/bot_profile/name")
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        })
         .or_else(|| person.and_then(|p| p.handle.clone()))
         .filter(|s| !s.is_empty());
     let role = if subtype.is_some_and(|s| SYSTEM_SUBTYPES.contains(&s)) {
         Role::System
-    } else if bot_id.is_some() || subtype == Some("bot_message") || person.is_some_and(|p| p.is_bot) {
+    } else if bot_id.is_some() || subtype == Some("bot_message") || person.is_some_and(|p| p.is_bot)
+    {
         Role::Bot
     } else {
-        ctx.options.roles.classify(sender_id.as_deref(), sender_name.as_deref())
+        ctx.options
+            .roles
+            .classify(sender_id.as_deref(), sender_name.as_deref())
     };
     let text = str_field(r, "text").map(|t| decode_markup(t, people));
     let attachments = r
@@ -205,12 +250,18 @@ fn message(
         .map(|files| {
             files
                 .iter()
-                .filter_map(|f| str_field(f, "name").or_else(|| str_field(f, "title")).or_else(|| str_field(f, "mimetype")))
+                .filter_map(|f| {
+                    str_field(f, "name")
+                        .or_else(|| str_field(f, "title"))
+                        .or_else(|| str_field(f, "mimetype"))
+                })
                 .map(str::to_string)
                 .collect()
         })
         .unwrap_or_default();
-    let reply_to = str_field(r, "thread_ts").filter(|t| *t != ts_raw).map(str::to_string);
+    let reply_to = str_field(r, "thread_ts")
+        .filter(|t| *t != ts_raw)
+        .map(str::to_string);
     Ok(Some(Message {
         channel: channel.to_string(),
         conversation_id: conversation.to_string(),
@@ -246,7 +297,11 @@ fn decode_markup(text: &str, people: &HashMap<String, Person>) -> String {
         };
         if let Some(id) = target.strip_prefix('@') {
             out.push('@');
-            match label.or_else(|| people.get(id).and_then(|p| p.name.as_deref().or(p.handle.as_deref()))) {
+            match label.or_else(|| {
+                people
+                    .get(id)
+                    .and_then(|p| p.name.as_deref().or(p.handle.as_deref()))
+            }) {
                 Some(name) => out.push_str(name),
                 None => out.push_str(id),
             }
@@ -268,7 +323,9 @@ fn decode_markup(text: &str, people: &HashMap<String, Person>) -> String {
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -278,12 +335,25 @@ mod tests {
     #[test]
     fn markup() {
         let mut people = HashMap::new();
-        people.insert("U1".to_string(), Person { name: Some("Ana Silva".into()), handle: None, is_bot: false });
+        people.insert(
+            "U1".to_string(),
+            Person {
+                name: Some("Ana Silva".into()),
+                handle: None,
+                is_bot: false,
+            },
+        );
         assert_eq!(
-            decode_markup("<@U1> see <https://acme.test/o/1|order 1> in <#C9|support> &amp; <!here> a &lt; b", &people),
+            decode_markup(
+                "<@U1> see <https://acme.test/o/1|order 1> in <#C9|support> &amp; <!here> a &lt; b",
+                &people
+            ),
             "@Ana Silva see order 1 in #support & @here a < b"
         );
-        assert_eq!(decode_markup("<mailto:a@b.c|a@b.c> <https://x.y>", &people), "a@b.c https://x.y");
+        assert_eq!(
+            decode_markup("<mailto:a@b.c|a@b.c> <https://x.y>", &people),
+            "a@b.c https://x.y"
+        );
         assert_eq!(decode_markup("unclosed <tag", &people), "unclosed <tag");
     }
 

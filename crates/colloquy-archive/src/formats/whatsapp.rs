@@ -57,7 +57,11 @@ struct Header<'t> {
 
 fn parse_header(line: &str) -> Option<Header<'_>> {
     let c = HEADER.captures(line)?;
-    let num = |i: usize| c.get(i).map(|m| m.as_str().parse::<u32>().ok()).unwrap_or(Some(0));
+    let num = |i: usize| {
+        c.get(i)
+            .map(|m| m.as_str().parse::<u32>().ok())
+            .unwrap_or(Some(0))
+    };
     let width = |i: usize| c.get(i).map_or(0, |m| m.as_str().len());
     Some(Header {
         bracketed: c.get(1).is_some(),
@@ -67,9 +71,7 @@ fn parse_header(line: &str) -> Option<Header<'_>> {
         hour: num(5)?,
         minute: num(6)?,
         second: num(7)?,
-        ampm: c
-            .get(8)
-            .map(|m| m.as_str().eq_ignore_ascii_case("p")),
+        ampm: c.get(8).map(|m| m.as_str().eq_ignore_ascii_case("p")),
         rest: c.get(10).map_or("", |m| m.as_str()),
     })
 }
@@ -86,14 +88,12 @@ fn strip_marks(s: &str) -> &str {
 pub fn conversation_name(ctx: &ParseCtx<'_>) -> String {
     let base = |n: &str| {
         let file = n.rsplit('/').next().unwrap_or(n);
-        let stem = file
-            .trim_end_matches(".gz")
+        file.trim_end_matches(".gz")
             .trim_end_matches(".zst")
             .trim_end_matches(".bz2")
             .trim_end_matches(".zip")
             .trim_end_matches(".txt")
-            .to_string();
-        stem
+            .to_string()
     };
     let mut name = base(ctx.name);
     if (name == "_chat" || name.is_empty())
@@ -101,7 +101,12 @@ pub fn conversation_name(ctx: &ParseCtx<'_>) -> String {
     {
         name = base(outer);
     }
-    for prefix in ["WhatsApp Chat with ", "WhatsApp Chat - ", "WhatsApp Chat mit ", "Chat de WhatsApp con "] {
+    for prefix in [
+        "WhatsApp Chat with ",
+        "WhatsApp Chat - ",
+        "WhatsApp Chat mit ",
+        "Chat de WhatsApp con ",
+    ] {
         if let Some(rest) = name.strip_prefix(prefix) {
             return rest.trim().to_string();
         }
@@ -123,7 +128,11 @@ struct Pending {
 pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
     let data = super::strip_bom(data);
     let conversation = conversation_name(ctx);
-    let channel = ctx.options.channel.clone().unwrap_or_else(|| "whatsapp".to_string());
+    let channel = ctx
+        .options
+        .channel
+        .clone()
+        .unwrap_or_else(|| "whatsapp".to_string());
 
     // First pass: split into messages (headers plus continuation lines).
     let mut pending: Vec<Pending> = Vec::new();
@@ -141,10 +150,17 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
             Some(h) => {
                 let (hour, ok) = match h.ampm {
                     None => (h.hour, h.hour < 24),
-                    Some(pm) => ((h.hour % 12) + if pm { 12 } else { 0 }, (1..=12).contains(&h.hour) || h.hour == 0),
+                    Some(pm) => (
+                        (h.hour % 12) + if pm { 12 } else { 0 },
+                        (1..=12).contains(&h.hour) || h.hour == 0,
+                    ),
                 };
                 if !ok || h.minute > 59 || h.second > 59 {
-                    sink.bad_record(line_no, None, format!("invalid time in '{}'", truncate(line, 40)))?;
+                    sink.bad_record(
+                        line_no,
+                        None,
+                        format!("invalid time in '{}'", truncate(line, 40)),
+                    )?;
                     continue;
                 }
                 let (author, text) = split_author(h.rest);
@@ -152,7 +168,9 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
                     line: line_no,
                     date: h.date,
                     year_first: h.date_widths[0] == 4,
-                    us_layout: h.ampm.is_some() && h.date_widths[2] == 2 && (h.date_widths[0] == 1 || h.date_widths[1] == 1),
+                    us_layout: h.ampm.is_some()
+                        && h.date_widths[2] == 2
+                        && (h.date_widths[0] == 1 || h.date_widths[1] == 1),
                     time: (hour, h.minute, h.second),
                     author,
                     text: text.to_string(),
@@ -192,7 +210,11 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
         };
         let year = if y < 100 { 2000 + y } else { y };
         let Some(date) = NaiveDate::from_ymd_opt(year as i32, m, d) else {
-            sink.bad_record(p.line, None, format!("invalid date {a}/{b}/{c} for day/month order {order:?}"))?;
+            sink.bad_record(
+                p.line,
+                None,
+                format!("invalid date {a}/{b}/{c} for day/month order {order:?}"),
+            )?;
             continue;
         };
         let Some(time) = NaiveTime::from_hms_opt(p.time.0, p.time.1, p.time.2) else {
@@ -238,7 +260,9 @@ fn split_author(rest: &str) -> (Option<String>, &str) {
             return (None, notice);
         }
         let author = strip_marks(&rest[..i]);
-        let author = author.trim_start_matches('~').trim_start_matches(['\u{202F}', '\u{00A0}', ' ']);
+        let author = author
+            .trim_start_matches('~')
+            .trim_start_matches(['\u{202F}', '\u{00A0}', ' ']);
         if !author.is_empty() {
             return (Some(author.to_string()), &rest[i + 2..]);
         }
@@ -269,7 +293,14 @@ fn media(text: &str) -> (Option<String>, Vec<String>) {
             return (None, vec![(*kind).to_string()]);
         }
     }
-    if t.starts_with('<') && t.ends_with('>') && !t.contains(':') && (t.contains("omitted") || t.contains("omis") || t.contains("omitido") || t.contains("ausgeschlossen")) {
+    if t.starts_with('<')
+        && t.ends_with('>')
+        && !t.contains(':')
+        && (t.contains("omitted")
+            || t.contains("omis")
+            || t.contains("omitido")
+            || t.contains("ausgeschlossen"))
+    {
         return (None, vec!["media".to_string()]);
     }
     if let Some(rest) = t.strip_prefix("<attached: ")
@@ -312,7 +343,11 @@ fn infer_order(msgs: &[Pending]) -> DateOrder {
     }
     let day_number = |p: &Pending, order: DateOrder| -> i64 {
         let [a, b, c] = p.date;
-        let (m, d) = if order == DateOrder::Mdy { (a, b) } else { (b, a) };
+        let (m, d) = if order == DateOrder::Mdy {
+            (a, b)
+        } else {
+            (b, a)
+        };
         let y = if c < 100 { 2000 + c } else { c };
         NaiveDate::from_ymd_opt(y as i32, m, d).map_or(0, |d| d.num_days_from_ce() as i64)
     };
@@ -349,7 +384,13 @@ mod tests {
             Ok(())
         };
         let mut sink = Sink::new("memory:///chat.txt", options.on_error, &mut emit);
-        let ctx = ParseCtx { options, name: "WhatsApp Chat with Ana.txt", container: None, default_channel: None, format_name: "whatsapp" };
+        let ctx = ParseCtx {
+            options,
+            name: "WhatsApp Chat with Ana.txt",
+            container: None,
+            default_channel: None,
+            format_name: "whatsapp",
+        };
         parse(text.as_bytes(), &ctx, &mut sink)?;
         sink.flush()?;
         drop(sink);
@@ -358,7 +399,9 @@ mod tests {
 
     fn col(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
         let a = b.column_by_name(name).expect("column").as_string::<i32>();
-        (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect()
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+            .collect()
     }
 
     #[test]
@@ -370,35 +413,72 @@ mod tests {
         o.set("agents", "Acme Support").expect("option");
         let b = run(text, &o).expect("parses").remove(0);
         assert_eq!(b.num_rows(), 3);
-        assert_eq!(col(&b, "sender_role"), vec![Some("system".into()), Some("customer".into()), Some("agent".into())]);
-        assert_eq!(col(&b, "text")[1].as_deref(), Some("Hi, where is my order?\nIt was due Monday"));
+        assert_eq!(
+            col(&b, "sender_role"),
+            vec![
+                Some("system".into()),
+                Some("customer".into()),
+                Some("agent".into())
+            ]
+        );
+        assert_eq!(
+            col(&b, "text")[1].as_deref(),
+            Some("Hi, where is my order?\nIt was due Monday")
+        );
         assert_eq!(col(&b, "text")[2], None);
         assert_eq!(col(&b, "conversation_id")[0].as_deref(), Some("Ana"));
-        let ts = b.column_by_name("ts").expect("ts").as_primitive::<TimestampMicrosecondType>();
+        let ts = b
+            .column_by_name("ts")
+            .expect("ts")
+            .as_primitive::<TimestampMicrosecondType>();
         // 12:01 AM on 1 Jan 2025 is 00:01.
-        assert_eq!(ts.value(2), NaiveDate::from_ymd_opt(2025, 1, 1).and_then(|d| d.and_hms_opt(0, 1, 0)).map(|t| t.and_utc().timestamp_micros()).expect("date"));
+        assert_eq!(
+            ts.value(2),
+            NaiveDate::from_ymd_opt(2025, 1, 1)
+                .and_then(|d| d.and_hms_opt(0, 1, 0))
+                .map(|t| t.and_utc().timestamp_micros())
+                .expect("date")
+        );
     }
 
     #[test]
     fn ios_brackets_marks_and_day_first() {
         let text = "[25/12/2024, 09:15:02] Ana: \u{200E}<attached: 00000012-PHOTO-2024-12-25-09-15-02.jpg>\n\
                     \u{200E}[25/12/2024, 09:16:10] Ana: \u{200E}image omitted\n";
-        let b = run(text, &ArchiveOptions::default()).expect("parses").remove(0);
+        let b = run(text, &ArchiveOptions::default())
+            .expect("parses")
+            .remove(0);
         assert_eq!(b.num_rows(), 2);
         assert_eq!(col(&b, "text"), vec![None, None]);
-        let att = b.column_by_name("attachments").expect("attachments").as_list::<i32>();
-        assert_eq!(att.value(0).as_string::<i32>().value(0), "00000012-PHOTO-2024-12-25-09-15-02.jpg");
+        let att = b
+            .column_by_name("attachments")
+            .expect("attachments")
+            .as_list::<i32>();
+        assert_eq!(
+            att.value(0).as_string::<i32>().value(0),
+            "00000012-PHOTO-2024-12-25-09-15-02.jpg"
+        );
         assert_eq!(att.value(1).as_string::<i32>().value(0), "image");
     }
 
     #[test]
     fn bad_line_before_first_message_names_line() {
-        let err = run("hello\n1/1/25, 10:00 - Ana: hi\n", &ArchiveOptions::default()).expect_err("must fail");
+        let err = run(
+            "hello\n1/1/25, 10:00 - Ana: hi\n",
+            &ArchiveOptions::default(),
+        )
+        .expect_err("must fail");
         let msg = err.to_string();
-        assert!(msg.starts_with("memory:///chat.txt:1:1: not a WhatsApp message line"), "{msg}");
+        assert!(
+            msg.starts_with("memory:///chat.txt:1:1: not a WhatsApp message line"),
+            "{msg}"
+        );
         let mut o = ArchiveOptions::default();
         o.set("on_error", "skip").expect("option");
-        assert_eq!(run("hello\n1/1/25, 10:00 - Ana: hi\n", &o).expect("skips")[0].num_rows(), 1);
+        assert_eq!(
+            run("hello\n1/1/25, 10:00 - Ana: hi\n", &o).expect("skips")[0].num_rows(),
+            1
+        );
     }
 
     #[test]
@@ -406,14 +486,29 @@ mod tests {
         let pending = |text: &str| -> Vec<Pending> {
             text.lines()
                 .filter_map(parse_header)
-                .map(|h| Pending { line: 0, date: h.date, year_first: false, us_layout: false, time: (0, 0, 0), author: None, text: String::new() })
+                .map(|h| Pending {
+                    line: 0,
+                    date: h.date,
+                    year_first: false,
+                    us_layout: false,
+                    time: (0, 0, 0),
+                    author: None,
+                    text: String::new(),
+                })
                 .collect()
         };
         // Month first runs backwards (Feb 1 → Jan 2); day first runs forward.
-        assert_eq!(infer_order(&pending("02/01/25, 10:00 - Ana: a\n01/02/25, 10:00 - Ana: b\n")), DateOrder::Dmy);
+        assert_eq!(
+            infer_order(&pending(
+                "02/01/25, 10:00 - Ana: a\n01/02/25, 10:00 - Ana: b\n"
+            )),
+            DateOrder::Dmy
+        );
         // Both run forward; month first keeps the messages days rather than months apart.
         assert_eq!(
-            infer_order(&pending("01/02/25, 10:00 - Ana: a\n01/03/25, 10:00 - Ana: b\n01/04/25, 10:00 - Ana: c\n")),
+            infer_order(&pending(
+                "01/02/25, 10:00 - Ana: a\n01/03/25, 10:00 - Ana: b\n01/04/25, 10:00 - Ana: c\n"
+            )),
             DateOrder::Mdy
         );
         // One day only: the US layout decides.

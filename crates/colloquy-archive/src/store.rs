@@ -56,6 +56,19 @@ impl ArchiveUrl {
             let p = std::path::Path::new(if fixed.is_empty() { "." } else { fixed });
             let abs = std::path::absolute(p)
                 .map_err(|e| ArchiveError::config(format!("invalid path '{loc}': {e}")))?;
+            // Resolve `.` and `..` by hand: object-store paths cannot hold them, and the path need not
+            // exist yet for a useful error later ("no objects found").
+            let mut clean = std::path::PathBuf::new();
+            for c in abs.components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        clean.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => clean.push(other),
+                }
+            }
+            let abs = clean;
             let mut url = Url::from_file_path(&abs)
                 .map_err(|_| ArchiveError::config(format!("invalid path '{loc}'")))?;
             if fixed.ends_with('/') && !url.path().ends_with('/') {
@@ -299,5 +312,8 @@ mod tests {
         assert!(local.matches(&Path::from("tmp/x/a/b.jsonl")));
 
         assert!(ArchiveUrl::parse("ftp://x/y").is_err());
+
+        let dotted = ArchiveUrl::parse("/data/exports/../chats/./a.zip").expect("dots");
+        assert_eq!(dotted.prefix.as_ref(), "data/chats/a.zip");
     }
 }

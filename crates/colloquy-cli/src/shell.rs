@@ -69,6 +69,6 @@ pub async fn run(runner: &Runner) -> anyhow::Result<()> {
 /// In the shell an error is printed and the session goes on.
 fn report(r: anyhow::Result<()>) {
     if let Err(e) = r {
-        eprintln!("Error: {e:#}");
+        eprintln!("Error: {}", crate::error_text(&e));
     }
 }

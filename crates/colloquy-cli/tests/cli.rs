@@ -1,0 +1,205 @@
+//! The `colloquy` binary as a user runs it: output formats, exit codes, config files and the demo.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn colloquy(args: &[&str], cache: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(args)
+        .env("COLLOQUY_CACHE_DIR", cache)
+        .output()
+        .expect("run colloquy")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn csv_output_has_a_header_and_statements_run_in_order() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let loc = fixtures().join("csv/sms.csv");
+    let out = colloquy(
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            &format!(
+                "CREATE EXTERNAL TABLE s STORED AS ARCHIVE LOCATION '{}'",
+                loc.display()
+            ),
+            "-c",
+            "SELECT message_id, sender_role FROM s ORDER BY message_id; SELECT count(*) AS n FROM s WHERE false",
+        ],
+        cache.path(),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "message_id,sender_role\nSM1,customer\nSM2,agent\nSM3,customer\nn\n0\n"
+    );
+}
+
+#[test]
+fn an_error_exits_non_zero_names_the_problem_and_keeps_earlier_output() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let bad = fixtures().join("bad/broken.jsonl");
+    let out = colloquy(
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT 1 AS one",
+            "-c",
+            &format!("SELECT * FROM read_archive('{}')", bad.display()),
+            "-c",
+            "SELECT 2 AS two",
+        ],
+        cache.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        "one\n1\n",
+        "the statement after the error must not run"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("broken.jsonl:3:") && err.contains("invalid JSON"),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn json_and_ndjson_from_a_file_of_statements() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let sql = cache.path().join("q.sql");
+    std::fs::write(
+        &sql,
+        "SELECT 1 AS a, 'x' AS b;\n-- a comment\nSELECT 2 AS a, NULL AS b;\n",
+    )
+    .expect("write");
+    let out = colloquy(
+        &["sql", "--format", "json", "-f", &sql.display().to_string()],
+        cache.path(),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "[{\"a\":1,\"b\":\"x\"}]\n[{\"a\":2}]\n");
+    let out = colloquy(
+        &[
+            "sql",
+            "--format",
+            "ndjson",
+            "-c",
+            "SELECT * FROM (VALUES (1), (2)) t(v)",
+        ],
+        cache.path(),
+    );
+    assert_eq!(text(&out.stdout), "{\"v\":1}\n{\"v\":2}\n");
+}
+
+#[test]
+fn config_file_registers_archives_and_settings() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cfg = cache.path().join("colloquy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[settings]\n\"datafusion.execution.target_partitions\" = \"3\"\n\n[[archive]]\nname = \"support\"\nlocation = \"{}/\"\noptions = {{ timezone = \"Europe/Berlin\" }}\n",
+            fixtures().join("mixed").display()
+        ),
+    )
+    .expect("write config");
+    let out = colloquy(
+        &[
+            "sql",
+            "--config",
+            &cfg.display().to_string(),
+            "--format",
+            "csv",
+            "-c",
+            "SELECT channel, count(*) AS n FROM support GROUP BY 1 ORDER BY 1",
+            "-c",
+            "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.target_partitions'",
+        ],
+        cache.path(),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "channel,n\nslack,9\nsms,3\nwebchat,5\nwhatsapp,6\nvalue\n3\n"
+    );
+
+    std::fs::write(&cfg, "[[archive]]\nname = \"x\"\nlocaton = \"typo\"\n").expect("write");
+    let out = colloquy(
+        &[
+            "sql",
+            "--config",
+            &cfg.display().to_string(),
+            "-c",
+            "SELECT 1",
+        ],
+        cache.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown field `locaton`"),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn demo_writes_the_archive_and_prints_headlines_and_sql_demo_uses_the_cache() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let out_dir = cache.path().join("demo");
+    let out = colloquy(
+        &[
+            "demo",
+            "--out",
+            &out_dir.display().to_string(),
+            "--conversations",
+            "150",
+            "--seed",
+            "3",
+        ],
+        cache.path(),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for heading in [
+        "Messages by channel and sender role",
+        "Busiest conversations",
+        "Messages per week and channel",
+    ] {
+        assert!(
+            stdout.contains(heading),
+            "missing '{heading}' in:\n{stdout}"
+        );
+    }
+    assert!(out_dir.join("slack/acme-slack-export.zip").exists());
+
+    let out = colloquy(
+        &[
+            "sql",
+            "--demo",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(DISTINCT channel) AS channels FROM messages",
+        ],
+        cache.path(),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "channels\n4\n");
+    assert!(
+        cache.path().join("demo-v1-3000-42/.complete").exists(),
+        "the demo is cached for the next run"
+    );
+}

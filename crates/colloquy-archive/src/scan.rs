@@ -443,6 +443,9 @@ fn parse_into(
                             continue;
                         }
                     };
+                    if is_blank(&data) {
+                        continue;
+                    }
                     let format = match forced.map(Ok).unwrap_or_else(|| detect(entry_inner, &data))
                     {
                         Ok(f) => f,
@@ -462,6 +465,10 @@ fn parse_into(
                 }
                 Ok(())
             } else {
+                if is_blank(&data) {
+                    // An empty chat or log exports as an empty file: no messages, not an error.
+                    return Ok(());
+                }
                 let format = match forced.map(Ok).unwrap_or_else(|| detect(inner, &data)) {
                     Ok(f) => f,
                     Err(e) => return sink.bad_object(e),
@@ -477,6 +484,10 @@ fn parse_into(
             }
         }
     }
+}
+
+fn is_blank(data: &[u8]) -> bool {
+    crate::formats::strip_bom(data).iter().all(u8::is_ascii_whitespace)
 }
 
 fn parse_one(format: Format, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {

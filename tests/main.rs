@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     let mut tests = support::slt::tests();
     tests.extend(support::s3::tests());
+    tests.extend(support::stores::tests());
     tests.extend(support::differential::tests());
     tests.extend(support::demo::tests());
 

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod differential;
 pub mod s3;
 pub mod slt;
+pub mod stores;
 
 use std::future::Future;
 use std::path::PathBuf;

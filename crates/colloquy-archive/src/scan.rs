@@ -487,7 +487,9 @@ fn parse_into(
 }
 
 fn is_blank(data: &[u8]) -> bool {
-    crate::formats::strip_bom(data).iter().all(u8::is_ascii_whitespace)
+    crate::formats::strip_bom(data)
+        .iter()
+        .all(u8::is_ascii_whitespace)
 }
 
 fn parse_one(format: Format, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {

@@ -234,6 +234,10 @@ pub fn build_store(url: &Url, options: &ArchiveOptions) -> Result<Arc<dyn Object
             let mut b = HttpBuilder::new()
                 .with_url(store_key(url).as_str())
                 .with_retry(retry());
+            if url.scheme() == "http" {
+                // The user wrote http:// on purpose; object_store refuses it unless told.
+                b = b.with_config(ClientConfigKey::AllowHttp, "true");
+            }
             for (k, v) in opts(&["http."]) {
                 let key =
                     ClientConfigKey::from_str(&k).map_err(|e| bad(&format!("http.{k}"), e))?;

@@ -8,7 +8,13 @@ fn main() -> std::io::Result<()> {
     let conversations = args.next().and_then(|s| s.parse().ok()).unwrap_or(3000);
     let seed = args.next().and_then(|s| s.parse().ok()).unwrap_or(42);
     let started = Instant::now();
-    let (demo, stats) = colloquy_demo::generate_to(std::path::Path::new(&out), colloquy_demo::DemoConfig { conversations, seed })?;
+    let (demo, stats) = colloquy_demo::generate_to(
+        std::path::Path::new(&out),
+        colloquy_demo::DemoConfig {
+            conversations,
+            seed,
+        },
+    )?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{} conversations, {} messages, {} files, {:.1} MB in {secs:.2} s: {:.0} messages/s",

@@ -81,3 +81,145 @@ pub struct ParseCtx<'a> {
 pub fn strip_bom(data: &[u8]) -> &[u8] {
     data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data)
 }
+
+/// A cheap stand-in for fuzzing, run on every test: every parser over every prefix and many corrupted
+/// copies of the fixtures must return (rows or an error), never panic.
+#[cfg(test)]
+mod robustness {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::options::OnError;
+    use crate::sink::Sink;
+
+    fn fixture(rel: &str) -> Vec<u8> {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures")
+            .join(rel);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    fn variants(data: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let step = (data.len() / 150).max(1);
+        for cut in (0..=data.len()).step_by(step) {
+            out.push(data[..cut].to_vec());
+        }
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..300 {
+            let mut d = data.to_vec();
+            for _ in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if !d.is_empty() {
+                    let i = (state as usize) % d.len();
+                    d[i] = (state >> 32) as u8;
+                }
+            }
+            out.push(d);
+        }
+        out
+    }
+
+    fn run_all(format: Format, name: &str, data: &[u8]) {
+        for on_error in [OnError::Skip, OnError::Fail] {
+            let options = ArchiveOptions {
+                on_error,
+                ..ArchiveOptions::default()
+            };
+            for v in variants(data) {
+                let mut emit = |_b| Ok(());
+                let mut sink = Sink::new("memory:///f", on_error, &mut emit);
+                let ctx = ParseCtx {
+                    options: &options,
+                    name,
+                    container: None,
+                    default_channel: None,
+                    format_name: format.name(),
+                };
+                let _ = match format {
+                    Format::Whatsapp => whatsapp::parse(&v, &ctx, &mut sink),
+                    Format::Jsonl => jsonl::parse(&v, &ctx, &mut sink),
+                    Format::Csv => csv::parse(&v, &ctx, &mut sink),
+                    Format::Slack => {
+                        let files = vec![
+                            slack::SlackFile {
+                                path: "users.json".into(),
+                                source: "u".into(),
+                                data: bytes::Bytes::from(v.clone()),
+                            },
+                            slack::SlackFile {
+                                path: "general/2025-01-01.json".into(),
+                                source: "g".into(),
+                                data: bytes::Bytes::from(v),
+                            },
+                        ];
+                        slack::parse(&files, &ctx, &mut sink)
+                    }
+                };
+                let _ = crate::detect::detect(name, data);
+            }
+        }
+    }
+
+    #[test]
+    fn parsers_never_panic_on_damaged_input() {
+        for f in [
+            "WhatsApp Chat with Dana Ortiz.txt",
+            "WhatsApp Chat with Jonas Weber.txt",
+            "WhatsApp Chat with Lea.txt",
+        ] {
+            run_all(Format::Whatsapp, f, &fixture(&format!("whatsapp/{f}")));
+        }
+        run_all(
+            Format::Jsonl,
+            "webchat.jsonl",
+            &fixture("jsonl/webchat.jsonl"),
+        );
+        run_all(Format::Csv, "sms.csv", &fixture("csv/sms.csv"));
+        run_all(
+            Format::Slack,
+            "users.json",
+            &fixture("slack_folder/users.json"),
+        );
+        run_all(
+            Format::Slack,
+            "day.json",
+            &fixture("slack_folder/ext-globex/2025-02-03.json"),
+        );
+    }
+
+    #[test]
+    fn containers_never_panic_on_damaged_input() {
+        for f in [
+            "mixed/slack-export.zip",
+            "mixed/sms.csv.gz",
+            "mixed/webchat.jsonl.bz2",
+        ] {
+            for v in variants(&fixture(f)) {
+                let data = bytes::Bytes::from(v);
+                let _ = crate::container::zip_entries(data.clone());
+                for c in [
+                    crate::container::Compression::Gzip,
+                    crate::container::Compression::Bzip2,
+                    crate::container::Compression::Zstd,
+                ] {
+                    let _ = crate::container::decompress(data.clone(), c);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zstd_round_trip() {
+        let original = fixture("csv/sms.csv");
+        let packed = zstd::encode_all(&original[..], 3).expect("compress");
+        let unpacked = crate::container::decompress(
+            bytes::Bytes::from(packed),
+            crate::container::Compression::Zstd,
+        )
+        .expect("decompress");
+        assert_eq!(&unpacked[..], &original[..]);
+    }
+}

@@ -150,6 +150,22 @@ async fn same_rows_as_local_disk() -> anyhow::Result<()> {
             "s3://colloquy-test/fixtures/slack_folder/",
         ),
         ("tests/fixtures/hive/", "s3://colloquy-test/fixtures/hive/"),
+        (
+            "tests/fixtures/social/",
+            "s3://colloquy-test/fixtures/social/",
+        ),
+        (
+            "tests/fixtures/telegram/",
+            "s3://colloquy-test/fixtures/telegram/",
+        ),
+        (
+            "tests/fixtures/discord/",
+            "s3://colloquy-test/fixtures/discord/",
+        ),
+        (
+            "tests/fixtures/teams/",
+            "s3://colloquy-test/fixtures/teams/",
+        ),
     ] {
         let ctx = colloquy::new_context();
         ctx.sql(&format!(

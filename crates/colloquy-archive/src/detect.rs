@@ -1,6 +1,6 @@
 //! Which parser reads an object: by name first, then by content, unless the `format` option says.
 
-use crate::formats::{Format, jsonl, whatsapp};
+use crate::formats::{Format, discord, jsonl, messenger, teams, telegram, whatsapp};
 
 /// Media and other files that sit beside chats in exports (WhatsApp folders, Slack uploads); never parsed.
 const MEDIA_EXTENSIONS: &[&str] = &[
@@ -40,6 +40,27 @@ pub fn detect(path: &str, data: &[u8]) -> Result<Format, String> {
     };
     if whatsapp::sniff(text) {
         return Ok(Format::Whatsapp);
+    }
+    // Whole-document JSON exports, told apart by the keys near their start (checked before JSON Lines:
+    // a minified document is one line of JSON too).
+    if text.trim_start().starts_with(['{', '[']) {
+        if telegram::sniff(text) {
+            return Ok(Format::Telegram);
+        }
+        if discord::sniff(text) {
+            return Ok(Format::Discord);
+        }
+        if messenger::sniff(text) {
+            let p = path.to_ascii_lowercase();
+            return Ok(if p.contains("instagram") {
+                Format::Instagram
+            } else {
+                Format::Messenger
+            });
+        }
+        if teams::sniff(text) {
+            return Ok(Format::Teams);
+        }
     }
     if jsonl::sniff(text) && (ext == "json" || ext == "log" || ext == "txt" || ext.is_empty()) {
         return Ok(Format::Jsonl);

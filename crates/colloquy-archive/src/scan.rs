@@ -21,7 +21,9 @@ use crate::detect::{detect, is_hidden, is_media};
 use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
 use crate::formats::slack::{MARKERS, SlackFile};
-use crate::formats::{Format, ParseCtx, csv, jsonl, slack, whatsapp};
+use crate::formats::{
+    Format, ParseCtx, csv, discord, jsonl, messenger, slack, teams, telegram, whatsapp,
+};
 use crate::options::ArchiveOptions;
 use crate::progress::{PROGRESS, ScanProgress};
 use crate::schema::MESSAGE_COLUMNS;
@@ -495,6 +497,11 @@ fn is_blank(data: &[u8]) -> bool {
 fn parse_one(format: Format, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
     match format {
         Format::Whatsapp => whatsapp::parse(data, ctx, sink),
+        Format::Telegram => telegram::parse(data, ctx, sink),
+        Format::Discord => discord::parse(data, ctx, sink),
+        Format::Messenger => messenger::parse(data, ctx, sink, "messenger"),
+        Format::Instagram => messenger::parse(data, ctx, sink, "instagram"),
+        Format::Teams => teams::parse(data, ctx, sink),
         Format::Jsonl => jsonl::parse(data, ctx, sink),
         Format::Csv => csv::parse(data, ctx, sink),
         Format::Slack => sink.bad_object("the 'slack' format reads a Slack export .zip or folder (with users.json and channels.json), not a single file"),

@@ -1,11 +1,16 @@
 //! One parser per export format. Each reads bytes already taken out of their container and decompressed.
 
 pub mod csv;
+pub mod discord;
 pub mod jsonl;
+pub mod messenger;
 pub mod slack;
+pub mod teams;
+pub mod telegram;
 pub mod whatsapp;
 
 mod fields;
+mod json_doc;
 
 use std::fmt;
 
@@ -17,17 +22,37 @@ use crate::options::ArchiveOptions;
 pub enum Format {
     Whatsapp,
     Slack,
+    Telegram,
+    Discord,
+    Messenger,
+    Instagram,
+    Teams,
     Jsonl,
     Csv,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::Whatsapp, Format::Slack, Format::Jsonl, Format::Csv];
+    pub const ALL: [Format; 9] = [
+        Format::Whatsapp,
+        Format::Slack,
+        Format::Telegram,
+        Format::Discord,
+        Format::Messenger,
+        Format::Instagram,
+        Format::Teams,
+        Format::Jsonl,
+        Format::Csv,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Whatsapp => "whatsapp",
             Format::Slack => "slack",
+            Format::Telegram => "telegram",
+            Format::Discord => "discord",
+            Format::Messenger => "messenger",
+            Format::Instagram => "instagram",
+            Format::Teams => "teams",
             Format::Jsonl => "jsonl",
             Format::Csv => "csv",
         }
@@ -42,6 +67,8 @@ impl Format {
         let alias = match lower.as_str() {
             "ndjson" | "json_lines" | "jsonlines" => "jsonl",
             "tsv" => "csv",
+            "facebook" => "messenger",
+            "msteams" | "microsoft_teams" => "teams",
             other => other,
         };
         Format::ALL
@@ -141,6 +168,12 @@ mod robustness {
                 let _ = match format {
                     Format::Whatsapp => whatsapp::parse(&v, &ctx, &mut sink),
                     Format::Jsonl => jsonl::parse(&v, &ctx, &mut sink),
+                    Format::Telegram => telegram::parse(&v, &ctx, &mut sink),
+                    Format::Discord => discord::parse(&v, &ctx, &mut sink),
+                    Format::Messenger | Format::Instagram => {
+                        messenger::parse(&v, &ctx, &mut sink, "messenger")
+                    }
+                    Format::Teams => teams::parse(&v, &ctx, &mut sink),
                     Format::Csv => csv::parse(&v, &ctx, &mut sink),
                     Format::Slack => {
                         let files = vec![
@@ -188,6 +221,27 @@ mod robustness {
             "day.json",
             &fixture("slack_folder/ext-globex/2025-02-03.json"),
         );
+        run_all(
+            Format::Telegram,
+            "result.json",
+            &fixture("telegram/result.json"),
+        );
+        run_all(
+            Format::Telegram,
+            "result.json",
+            &fixture("telegram/account/result.json"),
+        );
+        run_all(
+            Format::Discord,
+            "d.json",
+            &fixture("discord/Acme Community - support [991].json"),
+        );
+        run_all(
+            Format::Messenger,
+            "message_1.json",
+            &fixture("social/messenger/inbox/anasilva_123/message_1.json"),
+        );
+        run_all(Format::Teams, "t.json", &fixture("teams/support-chat.json"));
     }
 
     #[test]

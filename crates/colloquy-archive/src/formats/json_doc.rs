@@ -1,0 +1,33 @@
+//! Helpers for the formats that export one JSON document (Telegram, Discord, Messenger, Teams).
+
+use serde_json::Value as Json;
+
+use crate::sink::Sink;
+
+/// Parses a whole JSON document, reporting a syntax error with its line and column.
+pub fn parse_document(data: &[u8], sink: &mut Sink<'_>) -> crate::error::Result<Option<Json>> {
+    match serde_json::from_slice::<Json>(super::strip_bom(data)) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            sink.bad_record(
+                e.line() as u64,
+                Some(e.column() as u64),
+                format!("invalid JSON: {e}"),
+            )?;
+            Ok(None)
+        }
+    }
+}
+
+pub fn str_of<'a>(v: &'a Json, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Json::as_str).filter(|s| !s.is_empty())
+}
+
+/// A string or number field as text (ids are numbers in some exports and strings in others).
+pub fn text_of(v: &Json, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Json::String(s) if !s.is_empty() => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

@@ -21,6 +21,8 @@ pub enum ArchiveError {
     /// A whole object could not be used (unknown format, broken container, ...).
     #[error("{source_url}: {reason}")]
     Object { source_url: String, reason: String },
+    #[error(transparent)]
+    Format(#[from] colloquy_formats::FormatError),
     #[error("object store error: {0}")]
     Store(#[from] object_store::Error),
     #[error(transparent)]
@@ -43,7 +45,10 @@ impl ArchiveError {
 impl From<ArchiveError> for DataFusionError {
     fn from(e: ArchiveError) -> Self {
         match e {
-            ArchiveError::Config(msg) => DataFusionError::Plan(msg),
+            ArchiveError::Config(msg)
+            | ArchiveError::Format(colloquy_formats::FormatError::Config(msg)) => {
+                DataFusionError::Plan(msg)
+            }
             ArchiveError::DataFusion(e) => e,
             ArchiveError::Store(e) => DataFusionError::ObjectStore(Box::new(e)),
             other => DataFusionError::Execution(other.to_string()),

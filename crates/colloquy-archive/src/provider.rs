@@ -18,7 +18,7 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use object_store::ObjectStore;
 
 use crate::errlog::ErrorLog;
-use crate::error::Result;
+use crate::error::{ArchiveError, Result};
 use crate::options::ArchiveOptions;
 use crate::progress::{PROGRESS, ScanProgress};
 use crate::scan::{ArchivePartition, ScanShared, distribute, list_units, partition_columns};
@@ -178,7 +178,7 @@ impl TableProviderFactory for ArchiveTableFactory {
                 "STORED AS ARCHIVE finds partition columns from key=value path segments; remove PARTITIONED BY"
             );
         }
-        let options = ArchiveOptions::parse(&cmd.options)?;
+        let options = ArchiveOptions::parse(&cmd.options).map_err(ArchiveError::from)?;
         let location = cmd
             .locations
             .first()
@@ -248,7 +248,7 @@ impl TableFunctionImpl for ReadArchiveFunc {
                 literal_string(&pair[1], &format!("option value (argument {})", 4 + 2 * i))?;
             raw.insert(key.to_ascii_lowercase(), value);
         }
-        let options = ArchiveOptions::parse(&raw)?;
+        let options = ArchiveOptions::parse(&raw).map_err(ArchiveError::from)?;
         let session = args.session();
         let name = format!("read_archive('{url}')");
         let log = self.log.clone();

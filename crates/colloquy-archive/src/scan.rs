@@ -26,9 +26,11 @@ use crate::formats::{
 };
 use crate::options::ArchiveOptions;
 use crate::progress::{PROGRESS, ScanProgress};
-use crate::schema::MESSAGE_COLUMNS;
+use crate::schema::{BATCH_ROWS, MESSAGE_COLUMNS, MessageBatchBuilder};
 use crate::sink::{RecordIssue, Sink};
 use crate::store::ArchiveUrl;
+use colloquy_formats::message::Message;
+use colloquy_formats::{FormatError, Result as FormatResult};
 
 /// Channel names recognised as folder names (`exports/sms/2024-01.csv`).
 const CHANNEL_WORDS: &[&str] = &[
@@ -344,21 +346,32 @@ fn parse_input(
     input: Input,
     tx: &Sender<DFResult<RecordBatch>>,
 ) -> DFResult<Vec<RecordIssue>> {
-    let mut emit = |batch: RecordBatch| -> Result<()> {
+    let send = |batch: RecordBatch| -> Result<()> {
         ScanProgress::add(&PROGRESS.rows, batch.num_rows() as u64);
         let out = finish_batch(shared, unit, batch)?;
         tx.blocking_send(Ok(out)).map_err(|_| {
             ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into()))
         })
     };
+    let mut builder = MessageBatchBuilder::default();
+    let mut emit = |m: Message, source: &str| -> FormatResult<()> {
+        builder.append(&m, source);
+        if builder.len() >= BATCH_ROWS {
+            send(builder.finish()).map_err(|e| FormatError::Downstream(e.to_string()))?;
+        }
+        Ok(())
+    };
     let source = match &input {
         Input::Object { source, .. } | Input::SlackFolder { source, .. } => source.clone(),
     };
     let mut sink = Sink::new(source, shared.options.on_error, &mut emit);
-    let result = parse_into(shared, unit, input, &mut sink).and_then(|()| sink.flush());
+    let result = parse_into(shared, unit, input, &mut sink);
     let issues = std::mem::take(&mut sink.issues);
     drop(sink);
-    result?;
+    result.map_err(ArchiveError::from)?;
+    if !builder.is_empty() {
+        send(builder.finish())?;
+    }
     Ok(issues)
 }
 
@@ -367,7 +380,7 @@ fn parse_into(
     unit: &ScanUnit,
     input: Input,
     sink: &mut Sink<'_>,
-) -> Result<()> {
+) -> FormatResult<()> {
     let options = shared.options.as_ref();
     let forced = options.format;
     match input {
@@ -494,7 +507,12 @@ fn is_blank(data: &[u8]) -> bool {
         .all(u8::is_ascii_whitespace)
 }
 
-fn parse_one(format: Format, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+fn parse_one(
+    format: Format,
+    data: &[u8],
+    ctx: &ParseCtx<'_>,
+    sink: &mut Sink<'_>,
+) -> FormatResult<()> {
     match format {
         Format::Whatsapp => whatsapp::parse(data, ctx, sink),
         Format::Telegram => telegram::parse(data, ctx, sink),

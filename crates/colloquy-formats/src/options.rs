@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono_tz::Tz;
 
-use crate::error::{ArchiveError, Result};
+use crate::error::{FormatError, Result};
 use crate::formats::Format;
 use crate::message::Role;
 
@@ -108,7 +108,7 @@ impl ArchiveOptions {
             "format" => self.format = Format::parse(v)?,
             "timezone" | "tz" => {
                 self.timezone = v.parse::<Tz>().map_err(|_| {
-                    ArchiveError::config(format!(
+                    FormatError::config(format!(
                         "option 'timezone': unknown time zone '{v}' (use an IANA name such as 'Europe/Berlin' or 'UTC')"
                     ))
                 })?
@@ -120,7 +120,7 @@ impl ArchiveOptions {
                     "fail" | "error" | "abort" => OnError::Fail,
                     "skip" | "ignore" => OnError::Skip,
                     _ => {
-                        return Err(ArchiveError::config(format!(
+                        return Err(FormatError::config(format!(
                             "option 'on_error': expected 'fail' or 'skip', got '{v}'"
                         )));
                     }
@@ -134,7 +134,7 @@ impl ArchiveOptions {
                     "mdy" | "month_first" => DateOrder::Mdy,
                     "ymd" => DateOrder::Ymd,
                     _ => {
-                        return Err(ArchiveError::config(format!(
+                        return Err(FormatError::config(format!(
                             "option 'date_order': expected 'auto', 'dmy', 'mdy' or 'ymd', got '{v}'"
                         )));
                     }
@@ -146,7 +146,7 @@ impl ArchiveOptions {
                     other => other,
                 };
                 if d.len() != 1 {
-                    return Err(ArchiveError::config(format!(
+                    return Err(FormatError::config(format!(
                         "option 'delimiter': expected one ASCII character, got '{value}'"
                     )));
                 }
@@ -156,7 +156,7 @@ impl ArchiveOptions {
             k if k.starts_with("column.") => {
                 let col = &k["column.".len()..];
                 if !MAPPABLE_COLUMNS.contains(&col) {
-                    return Err(ArchiveError::config(format!(
+                    return Err(FormatError::config(format!(
                         "option '{k}': '{col}' is not a message column; mappable columns are {}",
                         MAPPABLE_COLUMNS.join(", ")
                     )));
@@ -167,7 +167,7 @@ impl ArchiveOptions {
                 self.store.insert(k.to_string(), v.to_string());
             }
             other => {
-                return Err(ArchiveError::config(format!(
+                return Err(FormatError::config(format!(
                     "unknown ARCHIVE option '{other}'; known options are {}, column.<name>, and object-store options aws.*, gcp.*, azure.*, http.*",
                     KNOWN.join(", ")
                 )));

@@ -14,7 +14,7 @@ mod json_doc;
 
 use std::fmt;
 
-use crate::error::{ArchiveError, Result};
+use crate::error::{FormatError, Result};
 use crate::options::ArchiveOptions;
 
 /// The export formats `read_archive` and `STORED AS ARCHIVE` understand.
@@ -76,7 +76,7 @@ impl Format {
             .find(|f| f.name() == alias)
             .map(Some)
             .ok_or_else(|| {
-                ArchiveError::config(format!(
+                FormatError::config(format!(
                     "unknown archive format '{s}'; expected auto, {}",
                     Format::ALL.map(Format::name).join(", ")
                 ))
@@ -156,7 +156,7 @@ mod robustness {
                 ..ArchiveOptions::default()
             };
             for v in variants(data) {
-                let mut emit = |_b| Ok(());
+                let mut emit = |_m: crate::message::Message, _: &str| Ok(());
                 let mut sink = Sink::new("memory:///f", on_error, &mut emit);
                 let ctx = ParseCtx {
                     options: &options,

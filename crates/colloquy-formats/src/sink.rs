@@ -1,11 +1,9 @@
-//! Where parsers put messages and bad records: batches go downstream, bad records fail or are logged.
+//! Where parsers put messages and bad records: messages go to the receiver, bad records fail or are
+//! logged according to `on_error`.
 
-use datafusion::arrow::array::RecordBatch;
-
-use crate::error::{ArchiveError, Result};
+use crate::error::{FormatError, Result};
 use crate::message::Message;
 use crate::options::OnError;
-use crate::schema::{BATCH_ROWS, MessageBatchBuilder};
 
 /// A record that could not be read, as `archive_errors()` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,26 +14,23 @@ pub struct RecordIssue {
     pub reason: String,
 }
 
-/// Collects one scan unit's messages into batches and applies the `on_error` policy.
+/// The receiver of one scan unit's messages, each with the source it was read from.
+pub type Emit<'a> = dyn FnMut(Message, &str) -> Result<()> + Send + 'a;
+
+/// Applies the `on_error` policy and attributes rows and errors to their source.
 pub struct Sink<'a> {
     source: String,
     on_error: OnError,
-    builder: MessageBatchBuilder,
-    emit: &'a mut (dyn FnMut(RecordBatch) -> Result<()> + Send),
+    emit: &'a mut Emit<'a>,
     pub issues: Vec<RecordIssue>,
     pub rows: u64,
 }
 
 impl<'a> Sink<'a> {
-    pub fn new(
-        source: impl Into<String>,
-        on_error: OnError,
-        emit: &'a mut (dyn FnMut(RecordBatch) -> Result<()> + Send),
-    ) -> Self {
+    pub fn new(source: impl Into<String>, on_error: OnError, emit: &'a mut Emit<'a>) -> Self {
         Self {
             source: source.into(),
             on_error,
-            builder: MessageBatchBuilder::default(),
             emit,
             issues: Vec::new(),
             rows: 0,
@@ -48,19 +43,13 @@ impl<'a> Sink<'a> {
     }
 
     pub fn set_source(&mut self, source: impl Into<String>) -> Result<()> {
-        // Rows keep the source they were read from: flush before switching.
-        self.flush()?;
         self.source = source.into();
         Ok(())
     }
 
     pub fn push(&mut self, m: Message) -> Result<()> {
-        self.builder.append(&m, &self.source);
         self.rows += 1;
-        if self.builder.len() >= BATCH_ROWS {
-            self.flush()?;
-        }
-        Ok(())
+        (self.emit)(m, &self.source)
     }
 
     /// Reports a record that cannot be read: an error with `on_error 'fail'`, logged with `'skip'`.
@@ -72,7 +61,7 @@ impl<'a> Sink<'a> {
     ) -> Result<()> {
         let reason = reason.into();
         match self.on_error {
-            OnError::Fail => Err(ArchiveError::Record {
+            OnError::Fail => Err(FormatError::Record {
                 source_url: self.source.clone(),
                 line,
                 column,
@@ -94,7 +83,7 @@ impl<'a> Sink<'a> {
     pub fn bad_object(&mut self, reason: impl Into<String>) -> Result<()> {
         let reason = reason.into();
         match self.on_error {
-            OnError::Fail => Err(ArchiveError::object(self.source.clone(), reason)),
+            OnError::Fail => Err(FormatError::object(self.source.clone(), reason)),
             OnError::Skip => {
                 self.issues.push(RecordIssue {
                     source: self.source.clone(),
@@ -105,13 +94,5 @@ impl<'a> Sink<'a> {
                 Ok(())
             }
         }
-    }
-
-    pub fn flush(&mut self) -> Result<()> {
-        if !self.builder.is_empty() {
-            let batch = self.builder.finish();
-            (self.emit)(batch)?;
-        }
-        Ok(())
     }
 }

@@ -374,13 +374,11 @@ mod tests {
     use super::*;
     use crate::options::ArchiveOptions;
     use crate::sink::Sink;
-    use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-    use datafusion::arrow::datatypes::TimestampMicrosecondType;
 
-    fn run(text: &str, options: &ArchiveOptions) -> Result<Vec<RecordBatch>> {
+    fn run(text: &str, options: &ArchiveOptions) -> Result<Vec<Message>> {
         let mut out = Vec::new();
-        let mut emit = |b: RecordBatch| {
-            out.push(b);
+        let mut emit = |m: Message, _: &str| {
+            out.push(m);
             Ok(())
         };
         let mut sink = Sink::new("memory:///chat.txt", options.on_error, &mut emit);
@@ -392,16 +390,15 @@ mod tests {
             format_name: "whatsapp",
         };
         parse(text.as_bytes(), &ctx, &mut sink)?;
-        sink.flush()?;
         drop(sink);
         Ok(out)
     }
 
-    fn col(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
-        let a = b.column_by_name(name).expect("column").as_string::<i32>();
-        (0..a.len())
-            .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
-            .collect()
+    fn micros(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .and_then(|d| d.and_hms_opt(h, mi, 0))
+            .map(|t| t.and_utc().timestamp_micros())
+            .expect("valid date")
     }
 
     #[test]
@@ -411,54 +408,33 @@ mod tests {
                     1/1/25, 12:01\u{202F}AM - Acme Support: <Media omitted>\n";
         let mut o = ArchiveOptions::default();
         o.set("agents", "Acme Support").expect("option");
-        let b = run(text, &o).expect("parses").remove(0);
-        assert_eq!(b.num_rows(), 3);
+        let m = run(text, &o).expect("parses");
+        let roles: Vec<Role> = m.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::System, Role::Customer, Role::Agent]);
         assert_eq!(
-            col(&b, "sender_role"),
-            vec![
-                Some("system".into()),
-                Some("customer".into()),
-                Some("agent".into())
-            ]
-        );
-        assert_eq!(
-            col(&b, "text")[1].as_deref(),
+            m[1].text.as_deref(),
             Some("Hi, where is my order?\nIt was due Monday")
         );
-        assert_eq!(col(&b, "text")[2], None);
-        assert_eq!(col(&b, "conversation_id")[0].as_deref(), Some("Ana"));
-        let ts = b
-            .column_by_name("ts")
-            .expect("ts")
-            .as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(m[2].text, None);
+        assert_eq!(m[2].attachments, ["media"]);
+        assert_eq!(m[0].conversation_id, "Ana");
         // 12:01 AM on 1 Jan 2025 is 00:01.
-        assert_eq!(
-            ts.value(2),
-            NaiveDate::from_ymd_opt(2025, 1, 1)
-                .and_then(|d| d.and_hms_opt(0, 1, 0))
-                .map(|t| t.and_utc().timestamp_micros())
-                .expect("date")
-        );
+        assert_eq!(m[2].ts, Some(micros(2025, 1, 1, 0, 1)));
+        assert_eq!(m[1].ts, Some(micros(2024, 12, 31, 23, 59)));
     }
 
     #[test]
     fn ios_brackets_marks_and_day_first() {
         let text = "[25/12/2024, 09:15:02] Ana: \u{200E}<attached: 00000012-PHOTO-2024-12-25-09-15-02.jpg>\n\
                     \u{200E}[25/12/2024, 09:16:10] Ana: \u{200E}image omitted\n";
-        let b = run(text, &ArchiveOptions::default())
-            .expect("parses")
-            .remove(0);
-        assert_eq!(b.num_rows(), 2);
-        assert_eq!(col(&b, "text"), vec![None, None]);
-        let att = b
-            .column_by_name("attachments")
-            .expect("attachments")
-            .as_list::<i32>();
-        assert_eq!(
-            att.value(0).as_string::<i32>().value(0),
-            "00000012-PHOTO-2024-12-25-09-15-02.jpg"
+        let m = run(text, &ArchiveOptions::default()).expect("parses");
+        assert_eq!(m.len(), 2);
+        assert!(
+            m.iter()
+                .all(|m| m.text.is_none() && m.role == Role::Customer)
         );
-        assert_eq!(att.value(1).as_string::<i32>().value(0), "image");
+        assert_eq!(m[0].attachments, ["00000012-PHOTO-2024-12-25-09-15-02.jpg"]);
+        assert_eq!(m[1].attachments, ["image"]);
     }
 
     #[test]
@@ -476,7 +452,9 @@ mod tests {
         let mut o = ArchiveOptions::default();
         o.set("on_error", "skip").expect("option");
         assert_eq!(
-            run("hello\n1/1/25, 10:00 - Ana: hi\n", &o).expect("skips")[0].num_rows(),
+            run("hello\n1/1/25, 10:00 - Ana: hi\n", &o)
+                .expect("skips")
+                .len(),
             1
         );
     }

@@ -11,17 +11,9 @@ use super::{Test, rows};
 
 fn hashes(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir)?.to_string_lossy().into_owned();
-                out.insert(rel, blake3::hash(&std::fs::read(&p)?).to_hex().to_string());
-            }
-        }
+    for p in super::files_under(dir)? {
+        let rel = p.strip_prefix(dir)?.to_string_lossy().into_owned();
+        out.insert(rel, blake3::hash(&std::fs::read(&p)?).to_hex().to_string());
     }
     Ok(out)
 }

@@ -44,8 +44,15 @@ pub async fn rows(
     ctx: &datafusion::prelude::SessionContext,
     sql: &str,
 ) -> anyhow::Result<Vec<Vec<String>>> {
-    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
     let batches = ctx.sql(sql).await?.collect().await?;
+    Ok(render(&batches)?)
+}
+
+/// Renders batches as rows of strings, NULL as "NULL".
+pub fn render(
+    batches: &[datafusion::arrow::array::RecordBatch],
+) -> Result<Vec<Vec<String>>, datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
     let opts = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for b in batches {
@@ -58,5 +65,23 @@ pub async fn rows(
             out.push(fmts.iter().map(|f| f.value(r).to_string()).collect());
         }
     }
+    Ok(out)
+}
+
+/// Every file below `dir`, recursively.
+pub fn files_under(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
     Ok(out)
 }

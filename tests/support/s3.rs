@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::{Test, fixtures, root, rows};
+use super::{Test, files_under, fixtures, root, rows};
 
 const BUCKET: &str = "colloquy-test";
 
@@ -85,22 +84,6 @@ fn create_bucket(endpoint: &str) -> anyhow::Result<()> {
         resp.lines().next().unwrap_or("")
     );
     Ok(())
-}
-
-fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p)
-            } else {
-                out.push(p)
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn options(endpoint: &str) -> String {

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use sqllogictest::{DBOutput, DefaultColumnType};
@@ -26,29 +25,20 @@ impl sqllogictest::AsyncDB for Colloquy {
         if schema.fields().is_empty() {
             return Ok(DBOutput::StatementComplete(0));
         }
-        let opts = FormatOptions::default().with_null("NULL");
-        let mut rows = Vec::new();
-        for b in &batches {
-            let fmts = b
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-                .collect::<Result<Vec<_>, _>>()?;
-            for r in 0..b.num_rows() {
-                rows.push(
-                    fmts.iter()
-                        .map(|f| {
-                            let v = f.value(r).to_string();
-                            if v.is_empty() {
-                                "(empty)".to_string()
-                            } else {
-                                v.replace('\n', "\\n")
-                            }
-                        })
-                        .collect(),
-                );
-            }
-        }
+        let rows = super::render(&batches)?
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|v| {
+                        if v.is_empty() {
+                            "(empty)".to_string()
+                        } else {
+                            v.replace('\n', "\\n")
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
         Ok(DBOutput::Rows {
             types: vec![DefaultColumnType::Any; schema.fields().len()],
             rows,

@@ -10,15 +10,7 @@ pub enum ArchiveError {
     /// A user-supplied option or argument is wrong; raised at planning time.
     #[error("{0}")]
     Config(String),
-    /// A record inside an object could not be parsed.
-    #[error("{source_url}:{line}{}: {reason}", column.map(|c| format!(":{c}")).unwrap_or_default())]
-    Record {
-        source_url: String,
-        line: u64,
-        column: Option<u64>,
-        reason: String,
-    },
-    /// A whole object could not be used (unknown format, broken container, ...).
+    /// An object could not be listed or read.
     #[error("{source_url}: {reason}")]
     Object { source_url: String, reason: String },
     #[error(transparent)]

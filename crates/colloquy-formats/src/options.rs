@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono_tz::Tz;
+pub use chrono_tz::Tz;
 
 use crate::error::{FormatError, Result};
 use crate::formats::Format;

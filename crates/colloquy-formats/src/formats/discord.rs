@@ -5,7 +5,7 @@
 use serde_json::Value as Json;
 
 use super::ParseCtx;
-use super::json_doc::{parse_document, str_of, text_of};
+use super::json_doc::{names_in, parse_document, str_of, text_of};
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
@@ -28,11 +28,7 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
     let Some(doc) = parse_document(data, sink)? else {
         return Ok(());
     };
-    let channel = ctx
-        .options
-        .channel
-        .clone()
-        .unwrap_or_else(|| "discord".to_string());
+    let channel = ctx.channel("discord");
     let Some(messages) = doc.get("messages").and_then(Json::as_array) else {
         return sink.bad_object("not a DiscordChatExporter export: no 'messages' array");
     };
@@ -85,25 +81,12 @@ fn message(
     if text.is_none() && !SPOKEN.contains(&kind) {
         text = Some(kind.to_string());
     }
-    let attachments = m
-        .get("attachments")
-        .and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| str_of(x, "fileName").or_else(|| str_of(x, "url")))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut attachments: Vec<String> = attachments;
-    if let Some(stickers) = m.get("stickers").and_then(Json::as_array) {
-        attachments.extend(
-            stickers
-                .iter()
-                .filter_map(|s| str_of(s, "name"))
-                .map(|n| format!("sticker:{n}")),
-        );
-    }
+    let mut attachments = names_in(m, "attachments", &["fileName", "url"]);
+    attachments.extend(
+        names_in(m, "stickers", &["name"])
+            .into_iter()
+            .map(|n| format!("sticker:{n}")),
+    );
     Ok(Message {
         channel: channel.to_string(),
         conversation_id: conversation.to_string(),

@@ -31,3 +31,17 @@ pub fn text_of(v: &Json, key: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// The first present key of each object in the array at `list` (attachment names, file names...).
+pub fn names_in(v: &Json, list: &str, keys: &[&str]) -> Vec<String> {
+    v.get(list)
+        .and_then(Json::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|x| keys.iter().find_map(|k| str_of(x, k)))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -38,11 +38,7 @@ pub fn parse(
     let Some(doc) = parse_document(data, sink)? else {
         return Ok(());
     };
-    let channel = ctx
-        .options
-        .channel
-        .clone()
-        .unwrap_or_else(|| default_channel.to_string());
+    let channel = ctx.channel(default_channel);
     let Some(messages) = doc.get("messages").and_then(Json::as_array) else {
         return sink.bad_object("not a Messenger/Instagram export: no 'messages' array");
     };

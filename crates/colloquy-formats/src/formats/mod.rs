@@ -104,6 +104,16 @@ pub struct ParseCtx<'a> {
     pub format_name: &'a str,
 }
 
+impl ParseCtx<'_> {
+    /// The channel of every row: the `channel` option, else the format's own name for it.
+    pub fn channel(&self, native: &str) -> String {
+        self.options
+            .channel
+            .clone()
+            .unwrap_or_else(|| native.to_string())
+    }
+}
+
 /// Strips a UTF-8 byte-order mark, which Windows tools put at the start of exported text.
 pub fn strip_bom(data: &[u8]) -> &[u8] {
     data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data)

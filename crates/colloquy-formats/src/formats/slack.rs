@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::ParseCtx;
+use super::json_doc::str_of;
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
@@ -87,11 +88,7 @@ struct Person {
 }
 
 pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
-    let channel = ctx
-        .options
-        .channel
-        .clone()
-        .unwrap_or_else(|| "slack".to_string());
+    let channel = ctx.channel("slack");
     let by_path: HashMap<&str, &SlackFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
 
     let mut people: HashMap<String, Person> = HashMap::new();
@@ -184,10 +181,6 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
     Ok(())
 }
 
-fn str_field<'a>(r: &'a Json, key: &str) -> Option<&'a str> {
-    r.get(key).and_then(Json::as_str).filter(|s| !s.is_empty())
-}
-
 /// Slack's `ts` ("1712345678.000200") to microseconds, exactly (no float rounding).
 fn slack_ts(ts: &str) -> Option<i64> {
     let (secs, frac) = ts.split_once('.').unwrap_or((ts, "0"));
@@ -208,14 +201,14 @@ fn message(
     if !r.is_object() {
         return Err("expected a JSON object".into());
     }
-    if str_field(r, "type").is_some_and(|t| t != "message") {
+    if str_of(r, "type").is_some_and(|t| t != "message") {
         return Ok(None);
     }
-    let ts_raw = str_field(r, "ts").ok_or("no 'ts' field")?;
+    let ts_raw = str_of(r, "ts").ok_or("no 'ts' field")?;
     let ts = slack_ts(ts_raw).ok_or_else(|| format!("invalid ts '{ts_raw}'"))?;
-    let subtype = str_field(r, "subtype");
-    let user = str_field(r, "user");
-    let bot_id = str_field(r, "bot_id");
+    let subtype = str_of(r, "subtype");
+    let user = str_of(r, "user");
+    let bot_id = str_of(r, "bot_id");
     let sender_id = user.or(bot_id).map(str::to_string);
     let person = user.and_then(|u| people.get(u));
     let sender_name = person
@@ -225,7 +218,7 @@ fn message(
                 .and_then(Json::as_str)
                 .map(str::to_string)
         })
-        .or_else(|| str_field(r, "username").map(str::to_string))
+        .or_else(|| str_of(r, "username").map(str::to_string))
         .or_else(|| {
             r.pointer("/bot_profile/name")
                 .and_then(Json::as_str)
@@ -243,7 +236,7 @@ fn message(
             .roles
             .classify(sender_id.as_deref(), sender_name.as_deref())
     };
-    let text = str_field(r, "text").map(|t| decode_markup(t, people));
+    let text = str_of(r, "text").map(|t| decode_markup(t, people));
     let attachments = r
         .get("files")
         .and_then(Json::as_array)
@@ -251,15 +244,15 @@ fn message(
             files
                 .iter()
                 .filter_map(|f| {
-                    str_field(f, "name")
-                        .or_else(|| str_field(f, "title"))
-                        .or_else(|| str_field(f, "mimetype"))
+                    str_of(f, "name")
+                        .or_else(|| str_of(f, "title"))
+                        .or_else(|| str_of(f, "mimetype"))
                 })
                 .map(str::to_string)
                 .collect()
         })
         .unwrap_or_default();
-    let reply_to = str_field(r, "thread_ts")
+    let reply_to = str_of(r, "thread_ts")
         .filter(|t| *t != ts_raw)
         .map(str::to_string);
     Ok(Some(Message {

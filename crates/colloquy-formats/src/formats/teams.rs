@@ -5,7 +5,7 @@
 use serde_json::Value as Json;
 
 use super::ParseCtx;
-use super::json_doc::{parse_document, str_of, text_of};
+use super::json_doc::{names_in, parse_document, str_of, text_of};
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
@@ -22,11 +22,7 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
     let Some(doc) = parse_document(data, sink)? else {
         return Ok(());
     };
-    let channel = ctx
-        .options
-        .channel
-        .clone()
-        .unwrap_or_else(|| "teams".to_string());
+    let channel = ctx.channel("teams");
     let list = match &doc {
         Json::Array(a) => a,
         Json::Object(o) => match o.get("value").or_else(|| o.get("messages")) {
@@ -82,16 +78,7 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
             content.to_string()
         };
         let deleted = m.get("deletedDateTime").is_some_and(|d| !d.is_null());
-        let attachments = m
-            .get("attachments")
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| str_of(x, "name").or_else(|| str_of(x, "contentType")))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let attachments = names_in(m, "attachments", &["name", "contentType"]);
         let conversation = str_of(m, "chatId")
             .map(str::to_string)
             .or_else(|| {

@@ -31,11 +31,7 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
     let Some(doc) = parse_document(data, sink)? else {
         return Ok(());
     };
-    let channel = ctx
-        .options
-        .channel
-        .clone()
-        .unwrap_or_else(|| "telegram".to_string());
+    let channel = ctx.channel("telegram");
     let mut chats: Vec<&Json> = Vec::new();
     for key in ["chats", "left_chats"] {
         if let Some(list) = doc

@@ -128,11 +128,7 @@ struct Pending {
 pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
     let data = super::strip_bom(data);
     let conversation = conversation_name(ctx);
-    let channel = ctx
-        .options
-        .channel
-        .clone()
-        .unwrap_or_else(|| "whatsapp".to_string());
+    let channel = ctx.channel("whatsapp");
 
     // First pass: split into messages (headers plus continuation lines).
     let mut pending: Vec<Pending> = Vec::new();

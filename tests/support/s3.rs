@@ -221,9 +221,92 @@ async fn same_rows_as_local_disk() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The server dies part-way through a scan: the query must fail with an error that says so, never end
+/// quietly with the rows read so far.
+async fn server_dying_mid_scan_fails_the_query() -> anyhow::Result<()> {
+    use futures::StreamExt;
+
+    let mut moto = start_server()?;
+    if moto.child.is_none() {
+        // Only a server this test started can be killed.
+        bail!("this test needs to start its own moto_server; unset COLLOQUY_TEST_S3_ENDPOINT");
+    }
+    create_bucket(&moto.endpoint)?;
+    let store = AmazonS3Builder::new()
+        .with_endpoint(&moto.endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(BUCKET)
+        .with_region("us-east-1")
+        .with_access_key_id("colloquy")
+        .with_secret_access_key("colloquy")
+        .build()?;
+    let data = std::fs::read(fixtures().join("jsonl/webchat.jsonl"))?;
+    let objects = 60;
+    for i in 0..objects {
+        store
+            .put(
+                &ObjectPath::from(format!("many/part-{i:03}.jsonl")),
+                PutPayload::from(data.clone()),
+            )
+            .await?;
+    }
+    let config = datafusion::prelude::SessionConfig::new().with_target_partitions(1);
+    let ctx = colloquy::new_context_with_config(config);
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION 's3://{BUCKET}/many/' {}",
+        options(&moto.endpoint)
+    ))
+    .await?
+    .collect()
+    .await?;
+    let mut stream = ctx
+        .sql("SELECT message_id FROM t")
+        .await?
+        .execute_stream()
+        .await?;
+    let first = stream.next().await.context("the scan produced nothing")??;
+    ensure!(first.num_rows() > 0);
+    // Kill the server once the scan is under way.
+    if let Some(child) = &mut moto.child {
+        child.kill()?;
+        child.wait()?;
+    }
+    let mut rows = first.num_rows();
+    let started = Instant::now();
+    let outcome = loop {
+        match stream.next().await {
+            Some(Ok(b)) => rows += b.num_rows(),
+            Some(Err(e)) => break Err(e),
+            None => break Ok(()),
+        }
+    };
+    ensure!(
+        started.elapsed() < Duration::from_secs(60),
+        "the failure took {:?}: retries must give up",
+        started.elapsed()
+    );
+    match outcome {
+        Ok(()) => bail!(
+            "the scan ended normally with {rows} of {} rows after the server died",
+            objects * 5
+        ),
+        Err(e) => {
+            let msg = e.to_string();
+            ensure!(
+                msg.contains("s3://colloquy-test/many/part-"),
+                "the error should name the object: {msg}"
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn tests() -> Vec<Test> {
-    vec![Test::new(
-        "s3::same_rows_as_local_disk",
-        same_rows_as_local_disk,
-    )]
+    vec![
+        Test::new("s3::same_rows_as_local_disk", same_rows_as_local_disk),
+        Test::new(
+            "s3::server_dying_mid_scan_fails_the_query",
+            server_dying_mid_scan_fails_the_query,
+        ),
+    ]
 }

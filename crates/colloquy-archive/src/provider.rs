@@ -6,13 +6,16 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{
     MemTable, Session, TableFunctionArgs, TableFunctionImpl, TableProvider, TableProviderFactory,
 };
+use datafusion::common::DFSchema;
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::{DataFusionError, Result as DFResult};
-use datafusion::logical_expr::{CreateExternalTable, Expr, TableType};
+use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use object_store::ObjectStore;
@@ -21,7 +24,9 @@ use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
 use crate::options::ArchiveOptions;
 use crate::progress::{PROGRESS, ScanProgress};
-use crate::scan::{ArchivePartition, ScanShared, distribute, list_units, partition_columns};
+use crate::scan::{
+    ArchivePartition, ScanShared, ScanUnit, distribute, list_units, partition_columns,
+};
 use crate::schema::table_schema;
 use crate::store::{ArchiveUrl, build_store};
 
@@ -92,8 +97,90 @@ fn resolve_store(
     }
 }
 
+impl ArchiveTable {
+    /// Filters that use partition columns only can skip whole objects before they are read.
+    fn on_partitions_only(&self, e: &Expr) -> bool {
+        let cols = e.column_refs();
+        !cols.is_empty() && cols.iter().all(|c| self.partition_cols.contains(&c.name))
+    }
+
+    /// Drops the units whose partition values fail a partition-only filter, evaluated with DataFusion on
+    /// a one-row-per-unit batch of partition values. Pruning is a shortcut: the filters are applied to
+    /// the rows again (`Inexact`).
+    fn prune(
+        &self,
+        state: &dyn Session,
+        units: Vec<ScanUnit>,
+        filters: &[Expr],
+    ) -> DFResult<Vec<ScanUnit>> {
+        let usable: Vec<&Expr> = filters
+            .iter()
+            .filter(|f| self.on_partitions_only(f))
+            .collect();
+        if usable.is_empty() || units.is_empty() {
+            return Ok(units);
+        }
+        let schema = Arc::new(Schema::new(
+            self.partition_cols
+                .iter()
+                .map(|c| Field::new(c, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        let columns = self
+            .partition_cols
+            .iter()
+            .map(|col| {
+                let values: Vec<Option<&str>> = units
+                    .iter()
+                    .map(|u| {
+                        u.partitions
+                            .iter()
+                            .find(|(k, _)| k == col)
+                            .map(|(_, v)| v.as_str())
+                    })
+                    .collect();
+                Arc::new(StringArray::from(values)) as ArrayRef
+            })
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        let df_schema = DFSchema::try_from(schema)?;
+        let mut keep = vec![true; units.len()];
+        for f in usable {
+            let expr = state.create_physical_expr((*f).clone(), &df_schema)?;
+            let result = expr.evaluate(&batch)?.into_array(units.len())?;
+            let Some(mask) = result.as_any().downcast_ref::<BooleanArray>() else {
+                continue;
+            };
+            for (i, k) in keep.iter_mut().enumerate() {
+                *k &= mask.is_valid(i) && mask.value(i);
+            }
+        }
+        Ok(units
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(u, k)| k.then_some(u))
+            .collect())
+    }
+}
+
 #[async_trait]
 impl TableProvider for ArchiveTable {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.on_partitions_only(f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }
@@ -106,10 +193,11 @@ impl TableProvider for ArchiveTable {
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let units = list_units(self.store.as_ref(), &self.url).await?;
+        let units = self.prune(state, units, filters)?;
         ScanProgress::add(&PROGRESS.objects_listed, units.len() as u64);
         self.log.begin(&self.name);
         let projected_schema = match projection {

@@ -5,7 +5,9 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use datafusion::arrow::array::{
+    ArrayRef, RecordBatch, RecordBatchOptions, StringArray, new_null_array,
+};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -237,6 +239,19 @@ pub struct ScanShared {
     pub log: ErrorLog,
 }
 
+impl ScanShared {
+    /// Which message columns the projection reads (all without a projection).
+    pub fn needed_message_columns(&self) -> [bool; 12] {
+        let mut needed = [self.projection.is_none(); 12];
+        for &i in self.projection.iter().flatten() {
+            if let Some(n) = needed.get_mut(i) {
+                *n = true;
+            }
+        }
+        needed
+    }
+}
+
 /// One output partition of a scan: its units are read one after the other.
 #[derive(Debug)]
 pub struct ArchivePartition {
@@ -346,18 +361,19 @@ fn parse_input(
     input: Input,
     tx: &Sender<DFResult<RecordBatch>>,
 ) -> DFResult<Vec<RecordIssue>> {
-    let send = |batch: RecordBatch| -> Result<()> {
-        ScanProgress::add(&PROGRESS.rows, batch.num_rows() as u64);
-        let out = finish_batch(shared, unit, batch)?;
+    let send = |columns: Vec<Option<ArrayRef>>, rows: usize| -> Result<()> {
+        ScanProgress::add(&PROGRESS.rows, rows as u64);
+        let out = finish_batch(shared, unit, columns, rows)?;
         tx.blocking_send(Ok(out)).map_err(|_| {
             ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into()))
         })
     };
-    let mut builder = MessageBatchBuilder::default();
+    let mut builder = MessageBatchBuilder::with_columns(shared.needed_message_columns());
     let mut emit = |m: Message, source: &str| -> FormatResult<()> {
         builder.append(&m, source);
         if builder.len() >= BATCH_ROWS {
-            send(builder.finish()).map_err(|e| FormatError::Downstream(e.to_string()))?;
+            let (columns, rows) = builder.finish_columns();
+            send(columns, rows).map_err(|e| FormatError::Downstream(e.to_string()))?;
         }
         Ok(())
     };
@@ -370,7 +386,8 @@ fn parse_input(
     drop(sink);
     result.map_err(ArchiveError::from)?;
     if !builder.is_empty() {
-        send(builder.finish())?;
+        let (columns, rows) = builder.finish_columns();
+        send(columns, rows)?;
     }
     Ok(issues)
 }
@@ -526,29 +543,47 @@ fn parse_one(
     }
 }
 
-/// Adds the unit's partition values as constant columns and applies the scan's projection.
-fn finish_batch(shared: &ScanShared, unit: &ScanUnit, batch: RecordBatch) -> Result<RecordBatch> {
-    let n = batch.num_rows();
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    for col in &shared.partition_cols {
-        let value = unit
-            .partitions
-            .iter()
-            .find(|(k, _)| k == col)
-            .map(|(_, v)| v.as_str());
-        columns.push(match value {
-            Some(v) => Arc::new(StringArray::from(vec![v; n])),
-            None => new_null_array(&DataType::Utf8, n),
-        });
+/// Assembles the projected batch from the built message columns and the unit's partition values.
+fn finish_batch(
+    shared: &ScanShared,
+    unit: &ScanUnit,
+    mut columns: Vec<Option<ArrayRef>>,
+    rows: usize,
+) -> Result<RecordBatch> {
+    let message_cols = MESSAGE_COLUMNS.len();
+    let all: Vec<usize>;
+    let indices = match &shared.projection {
+        Some(p) => p,
+        None => {
+            all = (0..shared.full_schema.fields().len()).collect();
+            &all
+        }
+    };
+    let mut out: Vec<ArrayRef> = Vec::with_capacity(indices.len());
+    for &i in indices {
+        if i < message_cols {
+            let col = columns[i].take().ok_or_else(|| {
+                ArchiveError::DataFusion(DataFusionError::Internal(format!(
+                    "column {i} was not built"
+                )))
+            })?;
+            out.push(col);
+        } else {
+            let name = &shared.partition_cols[i - message_cols];
+            let value = unit
+                .partitions
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str());
+            out.push(match value {
+                Some(v) => Arc::new(StringArray::from(vec![v; rows])),
+                None => new_null_array(&DataType::Utf8, rows),
+            });
+        }
     }
-    let full = RecordBatch::try_new(Arc::clone(&shared.full_schema), columns)
-        .map_err(|e| ArchiveError::DataFusion(e.into()))?;
-    match &shared.projection {
-        Some(p) => full
-            .project(p)
-            .map_err(|e| ArchiveError::DataFusion(e.into())),
-        None => Ok(full),
-    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(Arc::clone(&shared.projected_schema), out, &options)
+        .map_err(|e| ArchiveError::DataFusion(e.into()))
 }
 
 /// Splits units over at most `partitions` outputs, largest first onto the least-loaded output.

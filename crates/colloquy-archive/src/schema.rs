@@ -76,7 +76,8 @@ pub fn table_schema(partition_cols: &[String]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Column builders for one batch of messages from one source object.
+/// Column builders for one batch of messages. Columns a query does not read are not built at all (no
+/// text copied, no message id hashed).
 pub struct MessageBatchBuilder {
     channel: StringBuilder,
     conversation_id: StringBuilder,
@@ -90,11 +91,19 @@ pub struct MessageBatchBuilder {
     attachments: ListBuilder<StringBuilder>,
     source: StringBuilder,
     source_line: UInt64Builder,
+    needed: [bool; 12],
     rows: usize,
 }
 
 impl Default for MessageBatchBuilder {
     fn default() -> Self {
+        Self::with_columns([true; 12])
+    }
+}
+
+impl MessageBatchBuilder {
+    /// A builder for the message columns marked in `needed` (in [`MESSAGE_COLUMNS`] order).
+    pub fn with_columns(needed: [bool; 12]) -> Self {
         Self {
             channel: StringBuilder::new(),
             conversation_id: StringBuilder::new(),
@@ -109,12 +118,11 @@ impl Default for MessageBatchBuilder {
                 .with_field(Arc::new(Field::new_list_field(DataType::Utf8, true))),
             source: StringBuilder::new(),
             source_line: UInt64Builder::new(),
+            needed,
             rows: 0,
         }
     }
-}
 
-impl MessageBatchBuilder {
     pub fn len(&self) -> usize {
         self.rows
     }
@@ -124,30 +132,56 @@ impl MessageBatchBuilder {
     }
 
     pub fn append(&mut self, m: &Message, source: &str) {
-        self.channel.append_value(&m.channel);
-        self.conversation_id.append_value(&m.conversation_id);
-        match &m.message_id {
-            Some(id) => self.message_id.append_value(id),
-            None => self.message_id.append_value(m.derived_id()),
+        let n = &self.needed;
+        if n[0] {
+            self.channel.append_value(&m.channel);
         }
-        self.ts.append_option(m.ts);
-        self.sender_id.append_option(m.sender_id.as_deref());
-        self.sender_name.append_option(m.sender_name.as_deref());
-        self.sender_role.append_value(m.role.as_str());
-        self.text.append_option(m.text.as_deref());
-        self.reply_to.append_option(m.reply_to.as_deref());
-        for a in &m.attachments {
-            self.attachments.values().append_value(a);
+        if n[1] {
+            self.conversation_id.append_value(&m.conversation_id);
         }
-        self.attachments.append(true);
-        self.source.append_value(source);
-        self.source_line.append_value(m.source_line);
+        if n[2] {
+            match &m.message_id {
+                Some(id) => self.message_id.append_value(id),
+                None => self.message_id.append_value(m.derived_id()),
+            }
+        }
+        if n[3] {
+            self.ts.append_option(m.ts);
+        }
+        if n[4] {
+            self.sender_id.append_option(m.sender_id.as_deref());
+        }
+        if n[5] {
+            self.sender_name.append_option(m.sender_name.as_deref());
+        }
+        if n[6] {
+            self.sender_role.append_value(m.role.as_str());
+        }
+        if n[7] {
+            self.text.append_option(m.text.as_deref());
+        }
+        if n[8] {
+            self.reply_to.append_option(m.reply_to.as_deref());
+        }
+        if n[9] {
+            for a in &m.attachments {
+                self.attachments.values().append_value(a);
+            }
+            self.attachments.append(true);
+        }
+        if n[10] {
+            self.source.append_value(source);
+        }
+        if n[11] {
+            self.source_line.append_value(m.source_line);
+        }
         self.rows += 1;
     }
 
-    /// Finishes the batch in the message schema and resets the builders.
-    pub fn finish(&mut self) -> RecordBatch {
-        let columns: Vec<ArrayRef> = vec![
+    /// Finishes the batch: the built columns in schema order (`None` where not needed) and the row
+    /// count; resets the builders.
+    pub fn finish_columns(&mut self) -> (Vec<Option<ArrayRef>>, usize) {
+        let columns: [ArrayRef; 12] = [
             Arc::new(self.channel.finish()),
             Arc::new(self.conversation_id.finish()),
             Arc::new(self.message_id.finish()),
@@ -161,7 +195,19 @@ impl MessageBatchBuilder {
             Arc::new(self.source.finish()),
             Arc::new(self.source_line.finish()),
         ];
-        self.rows = 0;
+        let rows = std::mem::take(&mut self.rows);
+        let out = columns
+            .into_iter()
+            .zip(self.needed)
+            .map(|(c, needed)| needed.then_some(c))
+            .collect();
+        (out, rows)
+    }
+
+    /// Finishes a batch in the full message schema (every column must be needed).
+    pub fn finish(&mut self) -> RecordBatch {
+        let (columns, _) = self.finish_columns();
+        let columns: Vec<ArrayRef> = columns.into_iter().flatten().collect();
         RecordBatch::try_new(message_schema(), columns)
             .expect("builder columns always match the message schema")
     }

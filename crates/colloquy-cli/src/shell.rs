@@ -11,6 +11,7 @@ fn history_path() -> Option<std::path::PathBuf> {
 
 pub async fn run(runner: &Runner) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new()?;
+    // History is a convenience: a missing (first run) or unwritable file must not stop the shell.
     let history = history_path();
     if let Some(h) = &history {
         let _ = editor.load_history(h);

@@ -86,6 +86,18 @@ fn create_bucket(endpoint: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A client of the test bucket, for uploading fixtures.
+fn client(endpoint: &str) -> object_store::Result<object_store::aws::AmazonS3> {
+    AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(BUCKET)
+        .with_region("us-east-1")
+        .with_access_key_id("colloquy")
+        .with_secret_access_key("colloquy")
+        .build()
+}
+
 fn options(endpoint: &str) -> String {
     format!(
         "OPTIONS ('aws.endpoint' '{endpoint}', 'aws.access_key_id' 'colloquy', 'aws.secret_access_key' 'colloquy', 'aws.region' 'us-east-1')"
@@ -98,16 +110,7 @@ const SUMMARY: &str = "SELECT channel, count(*), count(DISTINCT conversation_id)
 async fn same_rows_as_local_disk() -> anyhow::Result<()> {
     let moto = start_server()?;
     create_bucket(&moto.endpoint)?;
-    let store: Arc<dyn ObjectStore> = Arc::new(
-        AmazonS3Builder::new()
-            .with_endpoint(&moto.endpoint)
-            .with_allow_http(true)
-            .with_bucket_name(BUCKET)
-            .with_region("us-east-1")
-            .with_access_key_id("colloquy")
-            .with_secret_access_key("colloquy")
-            .build()?,
-    );
+    let store: Arc<dyn ObjectStore> = Arc::new(client(&moto.endpoint)?);
     let base = fixtures();
     for f in files_under(&base)? {
         let rel = f.strip_prefix(&base)?.to_string_lossy().replace('\\', "/");
@@ -232,14 +235,7 @@ async fn server_dying_mid_scan_fails_the_query() -> anyhow::Result<()> {
         bail!("this test needs to start its own moto_server; unset COLLOQUY_TEST_S3_ENDPOINT");
     }
     create_bucket(&moto.endpoint)?;
-    let store = AmazonS3Builder::new()
-        .with_endpoint(&moto.endpoint)
-        .with_allow_http(true)
-        .with_bucket_name(BUCKET)
-        .with_region("us-east-1")
-        .with_access_key_id("colloquy")
-        .with_secret_access_key("colloquy")
-        .build()?;
+    let store = client(&moto.endpoint)?;
     let data = std::fs::read(fixtures().join("jsonl/webchat.jsonl"))?;
     let objects = 60;
     for i in 0..objects {

@@ -9,21 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 
 use crate::message::Message;
 
-/// The columns of the message schema, in order.
-pub const MESSAGE_COLUMNS: &[&str] = &[
-    "channel",
-    "conversation_id",
-    "message_id",
-    "ts",
-    "sender_id",
-    "sender_name",
-    "sender_role",
-    "text",
-    "reply_to",
-    "attachments",
-    "source",
-    "source_line",
-];
+pub use colloquy_formats::message::MESSAGE_COLUMNS;
 
 /// Rows per record batch, DataFusion's default batch size.
 pub const BATCH_ROWS: usize = 8192;

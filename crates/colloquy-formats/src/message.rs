@@ -2,6 +2,22 @@
 
 use std::fmt;
 
+/// The columns of the message table, in order (the schema itself is built where Arrow is used).
+pub const MESSAGE_COLUMNS: &[&str] = &[
+    "channel",
+    "conversation_id",
+    "message_id",
+    "ts",
+    "sender_id",
+    "sender_name",
+    "sender_role",
+    "text",
+    "reply_to",
+    "attachments",
+    "source",
+    "source_line",
+];
+
 /// Who wrote a message. Never unknown: every human who is not a configured agent is a customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

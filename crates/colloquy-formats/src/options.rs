@@ -23,19 +23,9 @@ pub enum OnError {
     Skip,
 }
 
-/// The message-schema columns that JSONL and CSV logs can map from their own field names.
-pub const MAPPABLE_COLUMNS: &[&str] = &[
-    "channel",
-    "conversation_id",
-    "message_id",
-    "ts",
-    "sender_id",
-    "sender_name",
-    "sender_role",
-    "text",
-    "reply_to",
-    "attachments",
-];
+/// The message-schema columns that JSONL and CSV logs can map from their own field names: all but the
+/// lineage columns, which the reader fills itself.
+pub const MAPPABLE_COLUMNS: &[&str] = crate::message::MESSAGE_COLUMNS.split_at(10).0;
 
 /// Options that configure the object store rather than the parsing (passed on as they are).
 const STORE_PREFIXES: &[&str] = &["aws.", "gcp.", "google.", "azure.", "http."];

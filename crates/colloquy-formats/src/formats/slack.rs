@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::ParseCtx;
-use super::json_doc::str_of;
+use super::json_doc::{parse_document, str_of};
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
@@ -152,20 +152,13 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
             .cloned()
             .unwrap_or_else(|| folder.to_string());
         sink.set_source(f.source.clone())?;
-        let records: Vec<Json> = match serde_json::from_slice(super::strip_bom(&f.data)) {
-            Ok(Json::Array(a)) => a,
-            Ok(_) => {
+        let records: Vec<Json> = match parse_document(&f.data, sink)? {
+            Some(Json::Array(a)) => a,
+            Some(_) => {
                 sink.bad_record(1, Some(1), "expected a JSON array of messages")?;
                 continue;
             }
-            Err(e) => {
-                sink.bad_record(
-                    e.line() as u64,
-                    Some(e.column() as u64),
-                    format!("invalid JSON: {e}"),
-                )?;
-                continue;
-            }
+            None => continue,
         };
         for (i, r) in records.iter().enumerate() {
             let record_no = i as u64 + 1;

@@ -9,6 +9,7 @@
 
 pub mod errlog;
 pub mod error;
+pub mod listing;
 pub mod progress;
 pub mod provider;
 pub mod scan;

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{
@@ -22,11 +21,9 @@ use object_store::ObjectStore;
 
 use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
+use crate::listing::{Feeds, partition_columns};
 use crate::options::ArchiveOptions;
-use crate::progress::{PROGRESS, ScanProgress};
-use crate::scan::{
-    ArchivePartition, ScanShared, ScanUnit, distribute, list_units, partition_columns,
-};
+use crate::scan::{ArchivePartition, PlacePruner, ScanShared};
 use crate::schema::table_schema;
 use crate::store::{ArchiveUrl, build_store};
 
@@ -55,8 +52,7 @@ impl ArchiveTable {
     ) -> Result<Self> {
         let url = ArchiveUrl::parse(location)?;
         let store = resolve_store(session, &url, &options)?;
-        let units = list_units(store.as_ref(), &url).await?;
-        let partition_cols = partition_columns(&units);
+        let partition_cols = partition_columns(Arc::clone(&store), &url).await?;
         Ok(Self {
             name: name.into(),
             schema: table_schema(&partition_cols),
@@ -104,21 +100,14 @@ impl ArchiveTable {
         !cols.is_empty() && cols.iter().all(|c| self.partition_cols.contains(&c.name))
     }
 
-    /// Drops the units whose partition values fail a partition-only filter, evaluated with DataFusion on
-    /// a one-row-per-unit batch of partition values. Pruning is a shortcut: the filters are applied to
-    /// the rows again (`Inexact`).
-    fn prune(
-        &self,
-        state: &dyn Session,
-        units: Vec<ScanUnit>,
-        filters: &[Expr],
-    ) -> DFResult<Vec<ScanUnit>> {
+    /// Compiles the partition-only filters, checked against each unit's place before it is read.
+    fn pruner(&self, state: &dyn Session, filters: &[Expr]) -> DFResult<Option<PlacePruner>> {
         let usable: Vec<&Expr> = filters
             .iter()
             .filter(|f| self.on_partitions_only(f))
             .collect();
-        if usable.is_empty() || units.is_empty() {
-            return Ok(units);
+        if usable.is_empty() {
+            return Ok(None);
         }
         let schema = Arc::new(Schema::new(
             self.partition_cols
@@ -126,40 +115,12 @@ impl ArchiveTable {
                 .map(|c| Field::new(c, DataType::Utf8, true))
                 .collect::<Vec<_>>(),
         ));
-        let columns = self
-            .partition_cols
-            .iter()
-            .map(|col| {
-                let values: Vec<Option<&str>> = units
-                    .iter()
-                    .map(|u| {
-                        u.partitions
-                            .iter()
-                            .find(|(k, _)| k == col)
-                            .map(|(_, v)| v.as_str())
-                    })
-                    .collect();
-                Arc::new(StringArray::from(values)) as ArrayRef
-            })
-            .collect();
-        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
-        let df_schema = DFSchema::try_from(schema)?;
-        let mut keep = vec![true; units.len()];
-        for f in usable {
-            let expr = state.create_physical_expr((*f).clone(), &df_schema)?;
-            let result = expr.evaluate(&batch)?.into_array(units.len())?;
-            let Some(mask) = result.as_any().downcast_ref::<BooleanArray>() else {
-                continue;
-            };
-            for (i, k) in keep.iter_mut().enumerate() {
-                *k &= mask.is_valid(i) && mask.value(i);
-            }
-        }
-        Ok(units
+        let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
+        let filters = usable
             .into_iter()
-            .zip(keep)
-            .filter_map(|(u, k)| k.then_some(u))
-            .collect())
+            .map(|f| state.create_physical_expr(f.clone(), &df_schema))
+            .collect::<DFResult<Vec<_>>>()?;
+        Ok(Some(PlacePruner { schema, filters }))
     }
 }
 
@@ -196,10 +157,8 @@ impl TableProvider for ArchiveTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let units = list_units(self.store.as_ref(), &self.url).await?;
-        let units = self.prune(state, units, filters)?;
-        ScanProgress::add(&PROGRESS.objects_listed, units.len() as u64);
         self.log.begin(&self.name);
+        let target = state.config().target_partitions().max(1);
         let projected_schema = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => Arc::clone(&self.schema),
@@ -214,14 +173,15 @@ impl TableProvider for ArchiveTable {
             projected_schema: Arc::clone(&projected_schema),
             table: self.name.clone(),
             log: self.log.clone(),
+            partitions: target,
+            feeds: Feeds::default(),
+            prune: self.pruner(state, filters)?,
         });
-        let target = state.config().target_partitions();
-        let partitions: Vec<Arc<dyn PartitionStream>> = distribute(units, target)
-            .into_iter()
-            .map(|units| {
+        let partitions: Vec<Arc<dyn PartitionStream>> = (0..target)
+            .map(|index| {
                 Arc::new(ArchivePartition {
                     shared: Arc::clone(&shared),
-                    units,
+                    index,
                 }) as Arc<dyn PartitionStream>
             })
             .collect();

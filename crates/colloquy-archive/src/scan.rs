@@ -1,21 +1,22 @@
 //! From a location to record batches: listing objects into scan units (an object, or a whole Slack export
 //! folder), fetching them, and parsing them off the async runtime in a blocking task per unit.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use datafusion::arrow::array::{
-    ArrayRef, RecordBatch, RecordBatchOptions, StringArray, new_null_array,
+    Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, StringArray, new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::PartitionStream;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc::Sender;
 
 use crate::container::{compression_of, decompress, is_zip, zip_entries};
@@ -26,6 +27,7 @@ use crate::formats::slack::{MARKERS, SlackFile};
 use crate::formats::{
     Format, ParseCtx, csv, discord, jsonl, messenger, slack, teams, telegram, whatsapp,
 };
+use crate::listing::{Feed, Feeds, Place, ScanUnit, UnitKind};
 use crate::options::ArchiveOptions;
 use crate::progress::{PROGRESS, ScanProgress};
 use crate::schema::{BATCH_ROWS, MESSAGE_COLUMNS, MessageBatchBuilder};
@@ -34,195 +36,13 @@ use crate::store::ArchiveUrl;
 use colloquy_formats::message::Message;
 use colloquy_formats::{FormatError, Result as FormatResult};
 
-/// Channel names recognised as folder names (`exports/sms/2024-01.csv`).
-const CHANNEL_WORDS: &[&str] = &[
-    "whatsapp",
-    "slack",
-    "telegram",
-    "discord",
-    "messenger",
-    "instagram",
-    "teams",
-    "sms",
-    "webchat",
-    "email",
-];
-
-/// What one task reads and parses as a whole.
-#[derive(Debug, Clone)]
-pub enum UnitKind {
-    Object(ObjectMeta),
-    /// An unpacked Slack export: the folder holding `users.json`/`channels.json`, and every file below it.
-    SlackFolder {
-        root: Path,
-        files: Vec<ObjectMeta>,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct ScanUnit {
-    pub kind: UnitKind,
-    /// Hive-style `key=value` segments of the path, as (key, value).
-    pub partitions: Vec<(String, String)>,
-    pub default_channel: Option<String>,
-}
-
-impl ScanUnit {
-    pub fn size(&self) -> u64 {
-        match &self.kind {
-            UnitKind::Object(m) => m.size,
-            UnitKind::SlackFolder { files, .. } => files.iter().map(|f| f.size).sum(),
-        }
-    }
-}
-
-/// Lists the objects of an archive location and groups them into scan units.
-pub async fn list_units(store: &dyn ObjectStore, url: &ArchiveUrl) -> Result<Vec<ScanUnit>> {
-    let mut metas: Vec<ObjectMeta> = Vec::new();
-    let single =
-        url.glob.is_none() && !url.base.path().ends_with('/') && !url.prefix.as_ref().is_empty();
-    let mut found_single = false;
-    if single {
-        match store.head(&url.prefix).await {
-            Ok(m) => {
-                metas.push(m);
-                found_single = true;
-            }
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => {
-                return Err(ArchiveError::object(
-                    &url.original,
-                    format!("cannot read: {e}"),
-                ));
-            }
-        }
-    }
-    if !found_single {
-        let prefix = (!url.prefix.as_ref().is_empty()).then_some(&url.prefix);
-        let listed: Vec<ObjectMeta> = store
-            .list(prefix)
-            .try_collect()
-            .await
-            .map_err(|e| ArchiveError::object(&url.original, format!("cannot list: {e}")))?;
-        metas.extend(listed.into_iter().filter(|m| url.matches(&m.location)));
-    }
-    let relative = |loc: &Path| -> String {
-        let p = loc.as_ref();
-        let pre = url.prefix.as_ref();
-        match p.strip_prefix(pre).map(|r| r.trim_start_matches('/')) {
-            // The location named this very object: keep its file name (it may name the channel).
-            Some("") => p.rsplit('/').next().unwrap_or(p).to_string(),
-            Some(r) => r.to_string(),
-            None => p.to_string(),
-        }
-    };
-    metas.retain(|m| !is_hidden(&relative(&m.location)));
-    metas.sort_by(|a, b| a.location.cmp(&b.location));
-    if metas.is_empty() {
-        return Err(ArchiveError::object(
-            &url.original,
-            "no objects found at this location",
-        ));
-    }
-
-    // Folders that hold a Slack export's metadata files (a location naming one file is that file only).
-    let slack_roots: BTreeSet<String> = metas
-        .iter()
-        .filter(|_| !found_single)
-        .filter_map(|m| {
-            let p = m.location.as_ref();
-            let (dir, file) = p.rsplit_once('/').unwrap_or(("", p));
-            MARKERS.contains(&file).then(|| dir.to_string())
-        })
-        .collect();
-    let root_of = |p: &str| -> Option<String> {
-        slack_roots
-            .iter()
-            .filter(|r| r.is_empty() || p.starts_with(&format!("{r}/")))
-            .max_by_key(|r| r.len())
-            .cloned()
-    };
-
-    let mut units = Vec::new();
-    let mut slack_units: Vec<(String, Vec<ObjectMeta>)> = Vec::new();
-    for m in metas {
-        let path = m.location.as_ref().to_string();
-        if let Some(root) = root_of(&path) {
-            match slack_units.iter_mut().find(|(r, _)| *r == root) {
-                Some((_, files)) => files.push(m),
-                None => slack_units.push((root, vec![m])),
-            }
-            continue;
-        }
-        let (_, inner) = compression_of(&path);
-        if is_media(inner) {
-            continue;
-        }
-        let rel = relative(&m.location);
-        units.push(unit(UnitKind::Object(m), &rel));
-    }
-    for (root, files) in slack_units {
-        let rel = relative(&Path::from(format!("{root}/x")));
-        units.push(unit(
-            UnitKind::SlackFolder {
-                root: Path::from(root),
-                files,
-            },
-            &rel,
-        ));
-    }
-    Ok(units)
-}
-
-fn unit(kind: UnitKind, relative_path: &str) -> ScanUnit {
-    let dirs: Vec<&str> = relative_path.split('/').collect();
-    let dirs = &dirs[..dirs.len().saturating_sub(1)];
-    let mut partitions = Vec::new();
-    let mut default_channel = None;
-    for seg in dirs {
-        if let Some((k, v)) = seg.split_once('=') {
-            if k.eq_ignore_ascii_case("channel") {
-                default_channel = Some(v.to_string());
-            } else {
-                partitions.push((k.to_string(), v.to_string()));
-            }
-        } else if default_channel.is_none()
-            && CHANNEL_WORDS.contains(&seg.to_ascii_lowercase().as_str())
-        {
-            default_channel = Some(seg.to_ascii_lowercase());
-        }
-    }
-    if default_channel.is_none() {
-        // A file named after its channel: `sms-2026-01.csv`, `webchat.jsonl`.
-        let file = relative_path
-            .rsplit('/')
-            .next()
-            .unwrap_or(relative_path)
-            .to_ascii_lowercase();
-        default_channel = file
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .find(|w| CHANNEL_WORDS.contains(w))
-            .map(str::to_string);
-    }
-    ScanUnit {
-        kind,
-        partitions,
-        default_channel,
-    }
-}
-
-/// Partition columns: every hive key seen, sorted, except names the message schema already has.
-pub fn partition_columns(units: &[ScanUnit]) -> Vec<String> {
-    let mut keys: BTreeSet<String> = BTreeSet::new();
-    for u in units {
-        for (k, _) in &u.partitions {
-            if !MESSAGE_COLUMNS.contains(&k.as_str()) {
-                keys.insert(k.clone());
-            }
-        }
-    }
-    keys.into_iter().collect()
-}
+/// Objects fetched ahead of the parser, per output partition.
+const PREFETCH: usize = 8;
+/// At most this many fetched objects are parsed in one blocking task (and share record batches), so
+/// that an archive of many tiny exports does not pay a task and a batch per object.
+const GROUP_OBJECTS: usize = 64;
+/// Bytes read past a byte range's end at a time, looking for the end of its last line.
+const TAIL_STEP: u64 = 64 << 10;
 
 /// Everything the units of one scan share.
 #[derive(Debug)]
@@ -237,6 +57,9 @@ pub struct ScanShared {
     pub projected_schema: SchemaRef,
     pub table: String,
     pub log: ErrorLog,
+    pub partitions: usize,
+    pub feeds: Feeds,
+    pub prune: Option<PlacePruner>,
 }
 
 impl ScanShared {
@@ -252,11 +75,41 @@ impl ScanShared {
     }
 }
 
-/// One output partition of a scan: its units are read one after the other.
+/// Filters on partition columns only, checked against each unit's place before it is read. Pruning is a
+/// shortcut: the filters are applied to the rows again (`Inexact` pushdown).
+#[derive(Debug)]
+pub struct PlacePruner {
+    /// The partition columns, all Utf8, in table order.
+    pub schema: SchemaRef,
+    pub filters: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+impl PlacePruner {
+    fn keeps(&self, place: &Place) -> DFResult<bool> {
+        let columns: Vec<ArrayRef> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| Arc::new(StringArray::from(vec![place.value(f.name())])) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+        for f in &self.filters {
+            let result = f.evaluate(&batch)?.into_array(1)?;
+            if let Some(mask) = result.as_any().downcast_ref::<BooleanArray>()
+                && !(mask.is_valid(0) && mask.value(0))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// One output partition of a scan: it reads units from the scan's shared feed until the feed runs dry.
 #[derive(Debug)]
 pub struct ArchivePartition {
     pub shared: Arc<ScanShared>,
-    pub units: Vec<ScanUnit>,
+    pub index: usize,
 }
 
 impl PartitionStream for ArchivePartition {
@@ -265,31 +118,81 @@ impl PartitionStream for ArchivePartition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        if self.units.is_empty() {
-            return Box::pin(RecordBatchStreamAdapter::new(
-                Arc::clone(&self.shared.projected_schema),
-                futures::stream::empty(),
-            ));
-        }
+        let shared = Arc::clone(&self.shared);
+        let feed = shared.feeds.for_partition(
+            self.index,
+            shared.partitions,
+            &shared.store,
+            &shared.url,
+            shared.options.format,
+            shared.options.split_size,
+        );
         let mut builder =
             RecordBatchReceiverStream::builder(Arc::clone(&self.shared.projected_schema), 2);
         let tx = builder.tx();
-        let shared = Arc::clone(&self.shared);
-        let units = self.units.clone();
-        builder.spawn(async move {
-            for unit in units {
-                read_unit(&shared, unit, tx.clone()).await?;
-            }
-            Ok(())
-        });
+        builder.spawn(read_partition(shared, feed, tx));
         builder.build()
     }
 }
 
-async fn fetch(store: &dyn ObjectStore, url: &ArchiveUrl, m: &ObjectMeta) -> Result<Bytes> {
-    let source = url.object_url(&m.location);
+/// Keeps one partition's readers busy: fetches up to `PREFETCH` units ahead and parses whatever has
+/// arrived in one blocking task.
+async fn read_partition(
+    shared: Arc<ScanShared>,
+    feed: Arc<Feed>,
+    tx: Sender<DFResult<RecordBatch>>,
+) -> DFResult<()> {
+    let units = futures::stream::unfold(feed, |feed| async move {
+        let next = feed.next().await?;
+        Some((next, feed))
+    });
+    let mut verdict: Option<(Arc<Place>, bool)> = None;
+    let pruner = Arc::clone(&shared);
+    let units = units.try_filter_map(move |unit| {
+        let keep = match &pruner.prune {
+            None => Ok(true),
+            Some(p) => match &verdict {
+                Some((place, keep)) if Arc::ptr_eq(place, &unit.place) => Ok(*keep),
+                _ => p.keeps(&unit.place).inspect(|keep| {
+                    verdict = Some((Arc::clone(&unit.place), *keep));
+                }),
+            },
+        };
+        futures::future::ready(match keep {
+            Ok(true) => Ok(Some(unit)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(ArchiveError::DataFusion(e)),
+        })
+    });
+    let fetcher = Arc::clone(&shared);
+    let fetched = units
+        .map(move |unit| {
+            let shared = Arc::clone(&fetcher);
+            async move {
+                let unit = unit?;
+                let input = fetch_unit(&shared, &unit).await?;
+                Ok::<_, ArchiveError>((unit, input))
+            }
+        })
+        .buffered(PREFETCH);
+    let mut groups = std::pin::pin!(fetched.ready_chunks(GROUP_OBJECTS));
+    while let Some(group) = groups.next().await {
+        let group = group.into_iter().collect::<Result<Vec<_>>>()?;
+        let shared2 = Arc::clone(&shared);
+        let tx2 = tx.clone();
+        // Parsing is CPU work: keep it off the runtime threads that drive IO.
+        let issues = tokio::task::spawn_blocking(move || parse_group(&shared2, group, &tx2))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        shared.log.extend(&shared.table, issues);
+    }
+    Ok(())
+}
+
+async fn fetch(store: &dyn ObjectStore, url: &ArchiveUrl, location: &Path) -> Result<Bytes> {
+    let source = url.object_url(location);
     let get = store
-        .get(&m.location)
+        .get(location)
         .await
         .map_err(|e| ArchiveError::object(&source, format!("cannot read: {e}")))?;
     let data = get
@@ -300,21 +203,85 @@ async fn fetch(store: &dyn ObjectStore, url: &ArchiveUrl, m: &ObjectMeta) -> Res
     Ok(data)
 }
 
-async fn read_unit(
-    shared: &Arc<ScanShared>,
-    unit: ScanUnit,
-    tx: Sender<DFResult<RecordBatch>>,
-) -> DFResult<()> {
-    let input = match &unit.kind {
-        UnitKind::Object(m) => Input::Object {
-            name: m.location.as_ref().to_string(),
-            source: shared.url.object_url(&m.location),
-            data: fetch(shared.store.as_ref(), &shared.url, m).await?,
+async fn fetch_range(
+    store: &dyn ObjectStore,
+    url: &ArchiveUrl,
+    location: &Path,
+    range: std::ops::Range<u64>,
+) -> Result<Bytes> {
+    let data = store
+        .get_range(location, range.clone())
+        .await
+        .map_err(|e| {
+            ArchiveError::object(
+                url.object_url(location),
+                format!("cannot read bytes {}..{}: {e}", range.start, range.end),
+            )
+        })?;
+    ScanProgress::add(&PROGRESS.bytes_read, data.len() as u64);
+    Ok(data)
+}
+
+/// The whole lines that start in `start..end` of a JSON Lines object: the range is read from one byte
+/// before `start` (to see whether a line starts exactly there) and past `end` until its last line ends.
+async fn fetch_lines(
+    store: &dyn ObjectStore,
+    url: &ArchiveUrl,
+    location: &Path,
+    size: u64,
+    start: u64,
+    end: u64,
+) -> Result<Bytes> {
+    let from = start.saturating_sub(1);
+    let head = fetch_range(store, url, location, from..end).await?;
+    let mut data = BytesMut::from(head.as_ref());
+    let mut pos = end;
+    while pos < size && data.last() != Some(&b'\n') {
+        let next = (pos + TAIL_STEP).min(size);
+        let more = fetch_range(store, url, location, pos..next).await?;
+        match more.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                data.extend_from_slice(&more[..=i]);
+                break;
+            }
+            None => data.extend_from_slice(&more),
+        }
+        pos = next;
+    }
+    let data = data.freeze();
+    if start == 0 {
+        return Ok(data);
+    }
+    // Byte `start - 1` is first: the range's own lines begin after the first newline.
+    Ok(match data.iter().position(|&b| b == b'\n') {
+        Some(i) => data.slice(i + 1..),
+        None => Bytes::new(),
+    })
+}
+
+async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
+    let store = shared.store.as_ref();
+    Ok(match &unit.kind {
+        UnitKind::Object { location, .. } => Input::Object {
+            name: location.as_ref().to_string(),
+            source: shared.url.object_url(location),
+            data: fetch(store, &shared.url, location).await?,
+        },
+        UnitKind::Range {
+            location,
+            size,
+            start,
+            end,
+        } => Input::Object {
+            name: location.as_ref().to_string(),
+            // Line numbers count from the range's first line.
+            source: format!("{}[from byte {start}]", shared.url.object_url(location)),
+            data: fetch_lines(store, &shared.url, location, *size, *start, *end).await?,
         },
         UnitKind::SlackFolder { root, files } => {
             let mut out = Vec::with_capacity(files.len());
             for m in files {
-                let data = fetch(shared.store.as_ref(), &shared.url, m).await?;
+                let data = fetch(store, &shared.url, &m.location).await?;
                 let path = m.location.as_ref();
                 let rel = path
                     .strip_prefix(root.as_ref())
@@ -332,15 +299,7 @@ async fn read_unit(
                 files: out,
             }
         }
-    };
-    let shared2 = Arc::clone(shared);
-    // Parsing is CPU work: keep it off the runtime threads that drive IO.
-    let issues = tokio::task::spawn_blocking(move || parse_input(&shared2, &unit, input, &tx))
-        .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))??;
-    shared.log.extend(&shared.table, issues);
-    ScanProgress::add(&PROGRESS.objects_done, 1);
-    Ok(())
+    })
 }
 
 enum Input {
@@ -355,40 +314,79 @@ enum Input {
     },
 }
 
-fn parse_input(
-    shared: &ScanShared,
-    unit: &ScanUnit,
-    input: Input,
-    tx: &Sender<DFResult<RecordBatch>>,
-) -> DFResult<Vec<RecordIssue>> {
-    let send = |columns: Vec<Option<ArrayRef>>, rows: usize| -> Result<()> {
-        ScanProgress::add(&PROGRESS.rows, rows as u64);
-        let out = finish_batch(shared, unit, columns, rows)?;
-        tx.blocking_send(Ok(out)).map_err(|_| {
-            ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into()))
-        })
-    };
-    let mut builder = MessageBatchBuilder::with_columns(shared.needed_message_columns());
-    let mut emit = |m: Message, source: &str| -> FormatResult<()> {
-        builder.append(&m, source);
-        if builder.len() >= BATCH_ROWS {
-            let (columns, rows) = builder.finish_columns();
-            send(columns, rows).map_err(|e| FormatError::Downstream(e.to_string()))?;
+/// Builds record batches from the messages of consecutive units. A batch holds the rows of units of one
+/// place only, because the place's partition values become constant columns.
+struct GroupWriter<'a> {
+    shared: &'a ScanShared,
+    tx: &'a Sender<DFResult<RecordBatch>>,
+    builder: MessageBatchBuilder,
+    place: Option<Arc<Place>>,
+}
+
+impl GroupWriter<'_> {
+    fn enter(&mut self, place: &Arc<Place>) -> Result<()> {
+        let same = self
+            .place
+            .as_ref()
+            .is_some_and(|p| Arc::ptr_eq(p, place) || **p == **place);
+        if !same {
+            self.flush()?;
+            self.place = Some(Arc::clone(place));
         }
         Ok(())
-    };
-    let source = match &input {
-        Input::Object { source, .. } | Input::SlackFolder { source, .. } => source.clone(),
-    };
-    let mut sink = Sink::new(source, shared.options.on_error, &mut emit);
-    let result = parse_into(shared, unit, input, &mut sink);
-    let issues = std::mem::take(&mut sink.issues);
-    drop(sink);
-    result.map_err(ArchiveError::from)?;
-    if !builder.is_empty() {
-        let (columns, rows) = builder.finish_columns();
-        send(columns, rows)?;
     }
+
+    fn append(&mut self, m: &Message, source: &str) -> Result<()> {
+        self.builder.append(m, source);
+        if self.builder.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.builder.is_empty() {
+            return Ok(());
+        }
+        let (columns, rows) = self.builder.finish_columns();
+        ScanProgress::add(&PROGRESS.rows, rows as u64);
+        let out = finish_batch(self.shared, self.place.as_deref(), columns, rows)?;
+        self.tx.blocking_send(Ok(out)).map_err(|_| {
+            ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into()))
+        })
+    }
+}
+
+fn parse_group(
+    shared: &ScanShared,
+    group: Vec<(ScanUnit, Input)>,
+    tx: &Sender<DFResult<RecordBatch>>,
+) -> DFResult<Vec<RecordIssue>> {
+    let mut writer = GroupWriter {
+        shared,
+        tx,
+        builder: MessageBatchBuilder::with_columns(shared.needed_message_columns()),
+        place: None,
+    };
+    let mut issues = Vec::new();
+    for (unit, input) in group {
+        writer.enter(&unit.place)?;
+        let source = match &input {
+            Input::Object { source, .. } | Input::SlackFolder { source, .. } => source.clone(),
+        };
+        let mut emit = |m: Message, source: &str| -> FormatResult<()> {
+            writer
+                .append(&m, source)
+                .map_err(|e| FormatError::Downstream(e.to_string()))
+        };
+        let mut sink = Sink::new(source, shared.options.on_error, &mut emit);
+        let result = parse_into(shared, &unit, input, &mut sink);
+        issues.append(&mut sink.issues);
+        drop(sink);
+        result.map_err(ArchiveError::from)?;
+        ScanProgress::add(&PROGRESS.objects_done, 1);
+    }
+    writer.flush()?;
     Ok(issues)
 }
 
@@ -406,7 +404,7 @@ fn parse_into(
                 options,
                 name: "",
                 container: None,
-                default_channel: unit.default_channel.as_deref(),
+                default_channel: unit.place.default_channel.as_deref(),
                 format_name: "slack",
             };
             slack::parse(&files, &ctx, sink)
@@ -453,7 +451,7 @@ fn parse_into(
                         options,
                         name: inner,
                         container: None,
-                        default_channel: unit.default_channel.as_deref(),
+                        default_channel: unit.place.default_channel.as_deref(),
                         format_name: "slack",
                     };
                     return slack::parse(&files, &ctx, sink);
@@ -490,7 +488,7 @@ fn parse_into(
                         options,
                         name: entry_inner,
                         container: Some(inner),
-                        default_channel: unit.default_channel.as_deref(),
+                        default_channel: unit.place.default_channel.as_deref(),
                         format_name: format.name(),
                     };
                     parse_one(format, &data, &ctx, sink)?;
@@ -509,7 +507,7 @@ fn parse_into(
                     options,
                     name: inner,
                     container: None,
-                    default_channel: unit.default_channel.as_deref(),
+                    default_channel: unit.place.default_channel.as_deref(),
                     format_name: format.name(),
                 };
                 parse_one(format, &data, &ctx, sink)
@@ -546,7 +544,7 @@ fn parse_one(
 /// Assembles the projected batch from the built message columns and the unit's partition values.
 fn finish_batch(
     shared: &ScanShared,
-    unit: &ScanUnit,
+    place: Option<&Place>,
     mut columns: Vec<Option<ArrayRef>>,
     rows: usize,
 ) -> Result<RecordBatch> {
@@ -570,11 +568,7 @@ fn finish_batch(
             out.push(col);
         } else {
             let name = &shared.partition_cols[i - message_cols];
-            let value = unit
-                .partitions
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str());
+            let value = place.and_then(|p| p.value(name));
             out.push(match value {
                 Some(v) => Arc::new(StringArray::from(vec![v; rows])),
                 None => new_null_array(&DataType::Utf8, rows),
@@ -584,18 +578,4 @@ fn finish_batch(
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
     RecordBatch::try_new_with_options(Arc::clone(&shared.projected_schema), out, &options)
         .map_err(|e| ArchiveError::DataFusion(e.into()))
-}
-
-/// Splits units over at most `partitions` outputs, largest first onto the least-loaded output.
-pub fn distribute(mut units: Vec<ScanUnit>, partitions: usize) -> Vec<Vec<ScanUnit>> {
-    let n = partitions.max(1).min(units.len().max(1));
-    let mut out: Vec<(u64, Vec<ScanUnit>)> = (0..n).map(|_| (0, Vec::new())).collect();
-    units.sort_by_key(|u| std::cmp::Reverse(u.size()));
-    for u in units {
-        if let Some(slot) = out.iter_mut().min_by_key(|(load, _)| *load) {
-            slot.0 += u.size();
-            slot.1.push(u);
-        }
-    }
-    out.into_iter().map(|(_, u)| u).collect()
 }

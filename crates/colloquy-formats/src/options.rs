@@ -40,7 +40,11 @@ const KNOWN: &[&str] = &[
     "date_order",
     "delimiter",
     "timestamp_format",
+    "split_size",
 ];
+
+/// JSON Lines objects larger than this are read as several byte ranges in parallel.
+pub const DEFAULT_SPLIT_SIZE: u64 = 32 << 20;
 
 /// Parsed archive options. Construct with [`ArchiveOptions::parse`].
 #[derive(Debug, Clone)]
@@ -53,6 +57,8 @@ pub struct ArchiveOptions {
     pub date_order: DateOrder,
     pub delimiter: u8,
     pub timestamp_format: Option<String>,
+    /// Byte-range size for splitting large uncompressed JSON Lines objects.
+    pub split_size: u64,
     /// `column.<schema column>` → the field name (JSONL: a dotted path) in the log.
     pub columns: BTreeMap<String, String>,
     /// `aws.*`, `gcp.*`, `azure.*`, `http.*`: object-store configuration.
@@ -70,6 +76,7 @@ impl Default for ArchiveOptions {
             date_order: DateOrder::Auto,
             delimiter: b',',
             timestamp_format: None,
+            split_size: DEFAULT_SPLIT_SIZE,
             columns: BTreeMap::new(),
             store: BTreeMap::new(),
         }
@@ -143,6 +150,13 @@ impl ArchiveOptions {
                 self.delimiter = d.as_bytes()[0];
             }
             "timestamp_format" => self.timestamp_format = Some(v.to_string()),
+            "split_size" => {
+                self.split_size = parse_size(v).filter(|n| *n > 0).ok_or_else(|| {
+                    FormatError::config(format!(
+                        "option 'split_size': expected a positive size in bytes such as '33554432', '64KB' or '32MB', got '{v}'"
+                    ))
+                })?
+            }
             k if k.starts_with("column.") => {
                 let col = &k["column.".len()..];
                 if !MAPPABLE_COLUMNS.contains(&col) {
@@ -165,6 +179,22 @@ impl ArchiveOptions {
         }
         Ok(())
     }
+}
+
+/// `1024`, `64KB`, `32MB`, `1GB` (powers of 1024; `KiB` spellings too).
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
 }
 
 /// Comma-separated names or ids, `*` as a wildcard, compared without regard to case.
@@ -270,5 +300,18 @@ mod tests {
             .expect_err("typo must fail")
             .to_string();
         assert!(err.contains("unknown ARCHIVE option 'timezon'"), "{err}");
+    }
+
+    #[test]
+    fn split_sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64KB"), Some(64 << 10));
+        assert_eq!(parse_size("32 MiB"), Some(32 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("12 bananas"), None);
+        assert_eq!(parse_size("99999999999999999999GB"), None);
+        let mut o = ArchiveOptions::default();
+        let err = o.set("split_size", "0").expect_err("zero").to_string();
+        assert!(err.contains("option 'split_size'"), "{err}");
     }
 }

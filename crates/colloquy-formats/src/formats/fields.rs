@@ -88,6 +88,8 @@ const ALIASES: &[(&str, &[&str])] = &[
 pub enum Value<'a> {
     Str(std::borrow::Cow<'a, str>),
     Number(f64),
+    /// An integer kept exact (ids beyond 2^53 must not round).
+    Int(i64),
     List(Vec<String>),
 }
 
@@ -97,6 +99,7 @@ impl Value<'_> {
             Value::Str(s) => s.into_owned(),
             Value::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", n as i64),
             Value::Number(n) => n.to_string(),
+            Value::Int(i) => i.to_string(),
             Value::List(l) => l.join(";"),
         }
     }
@@ -159,6 +162,9 @@ impl Mapping {
                 None => None,
                 Some(Value::Number(n)) => Some(epoch_to_micros(n).ok_or_else(|| {
                     ("ts".to_string(), format!("epoch value {n} is out of range"))
+                })?),
+                Some(Value::Int(i)) => Some(epoch_to_micros(i as f64).ok_or_else(|| {
+                    ("ts".to_string(), format!("epoch value {i} is out of range"))
                 })?),
                 Some(v) => {
                     let s = v.into_string();

@@ -4,15 +4,14 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value as Json;
-
 use super::ParseCtx;
 use super::fields::{Mapping, Value, file_stem};
+use super::flat_json::{self, Json};
 use crate::error::Result;
 use crate::sink::Sink;
 use crate::time::truncate;
 
-fn lookup<'a>(obj: &'a Json, path: &str) -> Option<&'a Json> {
+fn lookup<'v, 'a>(obj: &'v Json<'a>, path: &str) -> Option<&'v Json<'a>> {
     if let Some(v) = obj.get(path) {
         return Some(v);
     }
@@ -23,20 +22,21 @@ fn lookup<'a>(obj: &'a Json, path: &str) -> Option<&'a Json> {
     Some(cur)
 }
 
-fn to_value(v: &Json) -> Option<Value<'_>> {
+fn to_value<'v>(v: &'v Json<'_>) -> Option<Value<'v>> {
     Some(match v {
         Json::Null => return None,
-        Json::String(s) => Value::Str(Cow::Borrowed(s)),
-        Json::Number(n) => Value::Number(n.as_f64()?),
+        Json::Str(s) => Value::Str(Cow::Borrowed(s)),
+        Json::Int(i) => Value::Int(*i),
+        Json::Float(x) => Value::Number(*x),
         Json::Bool(b) => Value::Str(Cow::Owned(b.to_string())),
         Json::Array(items) => Value::List(
             items
                 .iter()
                 .filter_map(|i| match i {
-                    Json::String(s) => Some(s.clone()),
-                    Json::Object(o) => ["name", "filename", "file_name", "url", "type"]
+                    Json::Str(s) => Some(s.to_string()),
+                    Json::Object(_) => ["name", "filename", "file_name", "url", "type"]
                         .iter()
-                        .find_map(|k| o.get(*k).and_then(Json::as_str).map(str::to_string)),
+                        .find_map(|k| i.get(k).and_then(Json::as_str).map(str::to_string)),
                     Json::Null => None,
                     other => Some(other.to_string()),
                 })
@@ -50,7 +50,7 @@ fn to_value(v: &Json) -> Option<Value<'_>> {
 pub fn sniff(text: &str) -> bool {
     text.lines()
         .find(|l| !l.trim().is_empty())
-        .is_some_and(|l| serde_json::from_str::<serde_json::Map<String, Json>>(l.trim()).is_ok())
+        .is_some_and(|l| flat_json::from_slice(l.trim().as_bytes()).is_ok_and(|v| v.is_object()))
 }
 
 pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
@@ -63,7 +63,7 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record: Json = match serde_json::from_slice(raw) {
+        let record = match flat_json::from_slice(raw) {
             Ok(v) => v,
             Err(e) => {
                 sink.bad_record(line, Some(e.column() as u64), format!("invalid JSON: {e}"))?;

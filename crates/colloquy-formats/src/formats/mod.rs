@@ -10,6 +10,7 @@ pub mod telegram;
 pub mod whatsapp;
 
 mod fields;
+mod flat_json;
 mod json_doc;
 
 use std::fmt;

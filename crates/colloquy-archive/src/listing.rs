@@ -1,0 +1,417 @@
+//! From a location to scan units, streamed: objects are listed as the scan runs and handed to whichever
+//! output partition asks next, so memory does not grow with the number of objects in an archive.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use tokio::sync::mpsc;
+
+use crate::container::compression_of;
+use crate::detect::{is_hidden, is_media};
+use crate::error::{ArchiveError, Result};
+use crate::formats::Format;
+use crate::formats::slack::MARKERS;
+use crate::progress::{PROGRESS, ScanProgress};
+use crate::schema::MESSAGE_COLUMNS;
+use crate::store::ArchiveUrl;
+
+/// Channel names recognised as folder names (`exports/sms/2024-01.csv`).
+const CHANNEL_WORDS: &[&str] = &[
+    "whatsapp",
+    "slack",
+    "telegram",
+    "discord",
+    "messenger",
+    "instagram",
+    "teams",
+    "sms",
+    "webchat",
+    "email",
+];
+
+/// Units waiting between the listing and the readers, per scan.
+const FEED_DEPTH: usize = 256;
+
+/// Where a unit sits: the hive `key=value` folders above it and the channel its path names. The units
+/// of one folder share one `Place`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Place {
+    pub partitions: Vec<(String, String)>,
+    pub default_channel: Option<String>,
+}
+
+impl Place {
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.partitions
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What one reader task fetches and parses as a whole.
+#[derive(Debug, Clone)]
+pub enum UnitKind {
+    Object {
+        location: Path,
+        size: u64,
+    },
+    /// The lines of a large JSON Lines object that start in `start..end`.
+    Range {
+        location: Path,
+        size: u64,
+        start: u64,
+        end: u64,
+    },
+    /// An unpacked Slack export: the folder holding `users.json`/`channels.json`, and every file below it.
+    SlackFolder {
+        root: Path,
+        files: Vec<ObjectMeta>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanUnit {
+    pub kind: UnitKind,
+    pub place: Arc<Place>,
+}
+
+/// Turns listed paths into places, reusing the previous one while the folder stays the same.
+struct Places {
+    /// The folder, its place, and whether the folders alone decided the channel.
+    last: Option<(String, Arc<Place>, bool)>,
+}
+
+impl Places {
+    fn new() -> Self {
+        Self { last: None }
+    }
+
+    fn of(&mut self, relative_path: &str) -> Arc<Place> {
+        let (dir, file) = relative_path
+            .rsplit_once('/')
+            .unwrap_or(("", relative_path));
+        if let Some((d, p, by_folder)) = &self.last {
+            // Without a channel folder, a file named after its channel (`sms-2026-01.csv`) has its own.
+            if d == dir && (*by_folder || (p.default_channel.is_none() && !names_channel(file))) {
+                return Arc::clone(p);
+            }
+        }
+        let (place, by_folder) = place_of(relative_path);
+        let place = Arc::new(place);
+        self.last = Some((dir.to_string(), Arc::clone(&place), by_folder));
+        place
+    }
+}
+
+fn names_channel(file: &str) -> bool {
+    channel_word(file).is_some()
+}
+
+fn channel_word(file: &str) -> Option<String> {
+    file.to_ascii_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| CHANNEL_WORDS.contains(w))
+        .map(str::to_string)
+}
+
+/// The place of a path, and whether its folders (rather than its file name) named the channel.
+fn place_of(relative_path: &str) -> (Place, bool) {
+    let dirs: Vec<&str> = relative_path.split('/').collect();
+    let dirs = &dirs[..dirs.len().saturating_sub(1)];
+    let mut partitions = Vec::new();
+    let mut default_channel = None;
+    for seg in dirs {
+        if let Some((k, v)) = seg.split_once('=') {
+            if k.eq_ignore_ascii_case("channel") {
+                default_channel = Some(v.to_string());
+            } else {
+                partitions.push((k.to_string(), v.to_string()));
+            }
+        } else if default_channel.is_none()
+            && CHANNEL_WORDS.contains(&seg.to_ascii_lowercase().as_str())
+        {
+            default_channel = Some(seg.to_ascii_lowercase());
+        }
+    }
+    let by_folder = default_channel.is_some();
+    if default_channel.is_none() {
+        // A file named after its channel: `sms-2026-01.csv`, `webchat.jsonl`.
+        default_channel = channel_word(relative_path.rsplit('/').next().unwrap_or(relative_path));
+    }
+    (
+        Place {
+            partitions,
+            default_channel,
+        },
+        by_folder,
+    )
+}
+
+/// Lists `url` and sends its scan units to `tx` as they are found. Plain `.json` objects are held back
+/// until the listing ends, because an unpacked Slack export's day files may be listed before the
+/// `channels.json` that marks their folder; everything else streams.
+pub async fn list_units(
+    store: Arc<dyn ObjectStore>,
+    url: ArchiveUrl,
+    split: Option<u64>,
+    tx: mpsc::Sender<Result<ScanUnit>>,
+) {
+    let lister = Lister {
+        url: &url,
+        split,
+        tx: &tx,
+        places: Places::new(),
+        found: 0,
+    };
+    if let Err(e) = lister.run(store.as_ref()).await {
+        let _ = tx.send(Err(e)).await;
+    }
+}
+
+struct Lister<'a> {
+    url: &'a ArchiveUrl,
+    split: Option<u64>,
+    tx: &'a mpsc::Sender<Result<ScanUnit>>,
+    places: Places,
+    found: u64,
+}
+
+/// The receiving side has gone away (the query ended or was cancelled): stop listing quietly.
+struct Closed;
+
+impl Lister<'_> {
+    async fn run(mut self, store: &dyn ObjectStore) -> Result<()> {
+        let url = self.url;
+        let single = url.glob.is_none()
+            && !url.base.path().ends_with('/')
+            && !url.prefix.as_ref().is_empty();
+        if single {
+            match store.head(&url.prefix).await {
+                Ok(m) => {
+                    let rel = self.relative(&m.location);
+                    let _ = self.object(m, &rel).await;
+                    return Ok(());
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(ArchiveError::object(
+                        &url.original,
+                        format!("cannot read: {e}"),
+                    ));
+                }
+            }
+        }
+        let prefix = (!url.prefix.as_ref().is_empty()).then_some(&url.prefix);
+        let mut listing = store.list(prefix);
+        let mut held: Vec<ObjectMeta> = Vec::new();
+        let mut slack_roots: BTreeSet<String> = BTreeSet::new();
+        while let Some(m) = listing
+            .try_next()
+            .await
+            .map_err(|e| ArchiveError::object(&url.original, format!("cannot list: {e}")))?
+        {
+            if !url.matches(&m.location) {
+                continue;
+            }
+            let rel = self.relative(&m.location);
+            if is_hidden(&rel) {
+                continue;
+            }
+            let path = m.location.as_ref();
+            let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+            if MARKERS.contains(&file) {
+                slack_roots.insert(dir.to_string());
+                held.push(m);
+            } else if file.to_ascii_lowercase().ends_with(".json") {
+                held.push(m);
+            } else if self.object(m, &rel).await.is_err() {
+                return Ok(());
+            }
+        }
+        let root_of = |p: &str| -> Option<String> {
+            slack_roots
+                .iter()
+                .filter(|r| r.is_empty() || p.starts_with(&format!("{r}/")))
+                .max_by_key(|r| r.len())
+                .cloned()
+        };
+        let mut slack: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
+        for m in held {
+            match root_of(m.location.as_ref()) {
+                Some(root) => slack.entry(root).or_default().push(m),
+                None => {
+                    let rel = self.relative(&m.location);
+                    if self.object(m, &rel).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        for (root, mut files) in slack {
+            files.sort_by(|a, b| a.location.cmp(&b.location));
+            let rel = self.relative(&Path::from(format!("{root}/x")));
+            let unit = ScanUnit {
+                kind: UnitKind::SlackFolder {
+                    root: Path::from(root),
+                    files,
+                },
+                place: self.places.of(&rel),
+            };
+            if self.send(unit).await.is_err() {
+                return Ok(());
+            }
+        }
+        if self.found == 0 {
+            return Err(ArchiveError::object(
+                &url.original,
+                "no objects found at this location",
+            ));
+        }
+        Ok(())
+    }
+
+    fn relative(&self, loc: &Path) -> String {
+        let p = loc.as_ref();
+        let pre = self.url.prefix.as_ref();
+        match p.strip_prefix(pre).map(|r| r.trim_start_matches('/')) {
+            // The location named this very object: keep its file name (it may name the channel).
+            Some("") => p.rsplit('/').next().unwrap_or(p).to_string(),
+            Some(r) => r.to_string(),
+            None => p.to_string(),
+        }
+    }
+
+    /// Sends one object as a unit, or as byte ranges when it is a large uncompressed JSON Lines file.
+    async fn object(&mut self, m: ObjectMeta, relative: &str) -> std::result::Result<(), Closed> {
+        let path = m.location.as_ref();
+        let (compression, inner) = compression_of(path);
+        if is_media(inner) {
+            return Ok(());
+        }
+        let place = self.places.of(relative);
+        let lower = inner.to_ascii_lowercase();
+        let splittable = matches!(compression, crate::container::Compression::None)
+            && (lower.ends_with(".jsonl") || lower.ends_with(".ndjson"))
+            && self.split.is_some_and(|s| m.size > s);
+        if !splittable {
+            return self
+                .send(ScanUnit {
+                    kind: UnitKind::Object {
+                        location: m.location,
+                        size: m.size,
+                    },
+                    place,
+                })
+                .await;
+        }
+        let step = self.split.unwrap_or(u64::MAX).max(1);
+        let mut start = 0;
+        while start < m.size {
+            let end = start.saturating_add(step).min(m.size);
+            self.send(ScanUnit {
+                kind: UnitKind::Range {
+                    location: m.location.clone(),
+                    size: m.size,
+                    start,
+                    end,
+                },
+                place: Arc::clone(&place),
+            })
+            .await?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, unit: ScanUnit) -> std::result::Result<(), Closed> {
+        self.found += 1;
+        ScanProgress::add(&PROGRESS.objects_listed, 1);
+        self.tx.send(Ok(unit)).await.map_err(|_| Closed)
+    }
+}
+
+/// Lists a location once to learn its partition columns (every hive key seen, sorted, except names the
+/// message schema already has) and to fail early when it holds nothing.
+pub async fn partition_columns(
+    store: Arc<dyn ObjectStore>,
+    url: &ArchiveUrl,
+) -> Result<Vec<String>> {
+    let (tx, mut rx) = mpsc::channel(FEED_DEPTH);
+    let lister = tokio::spawn(list_units(store, url.clone(), None, tx));
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    let mut last: Option<Arc<Place>> = None;
+    while let Some(unit) = rx.recv().await {
+        let unit = unit?;
+        if last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &unit.place)) {
+            continue;
+        }
+        for (k, _) in &unit.place.partitions {
+            if !MESSAGE_COLUMNS.contains(&k.as_str()) && !keys.contains(k) {
+                keys.insert(k.clone());
+            }
+        }
+        last = Some(unit.place);
+    }
+    lister
+        .await
+        .map_err(|e| ArchiveError::object(&url.original, format!("listing failed: {e}")))?;
+    Ok(keys.into_iter().collect())
+}
+
+/// The units of one execution of a scan, shared by its output partitions: each partition takes the
+/// next unit when it is ready for one, so a slow object does not hold up the others.
+#[derive(Debug)]
+pub struct Feed {
+    rx: tokio::sync::Mutex<mpsc::Receiver<Result<ScanUnit>>>,
+    claimed: Mutex<Vec<bool>>,
+}
+
+impl Feed {
+    pub async fn next(&self) -> Option<Result<ScanUnit>> {
+        self.rx.lock().await.recv().await
+    }
+}
+
+/// Hands each execution of a scan its own feed. DataFusion executes every partition once per run; a
+/// partition asking twice means a new run, which gets a new listing.
+#[derive(Debug, Default)]
+pub struct Feeds {
+    current: Mutex<Option<Arc<Feed>>>,
+}
+
+impl Feeds {
+    pub fn for_partition(
+        &self,
+        partition: usize,
+        partitions: usize,
+        store: &Arc<dyn ObjectStore>,
+        url: &ArchiveUrl,
+        format: Option<Format>,
+        split_size: u64,
+    ) -> Arc<Feed> {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(feed) = current.as_ref() {
+            let mut claimed = feed.claimed.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = claimed.get_mut(partition).filter(|c| !**c) {
+                *c = true;
+                drop(claimed);
+                return Arc::clone(feed);
+            }
+        }
+        let (tx, rx) = mpsc::channel(FEED_DEPTH);
+        let split = matches!(format, None | Some(Format::Jsonl)).then_some(split_size);
+        tokio::spawn(list_units(Arc::clone(store), url.clone(), split, tx));
+        let mut claimed = vec![false; partitions.max(partition + 1)];
+        claimed[partition] = true;
+        let feed = Arc::new(Feed {
+            rx: tokio::sync::Mutex::new(rx),
+            claimed: Mutex::new(claimed),
+        });
+        *current = Some(Arc::clone(&feed));
+        feed
+    }
+}

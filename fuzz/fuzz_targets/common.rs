@@ -30,11 +30,11 @@ pub fn run(format: Format, data: &[u8]) {
                 // Split the input into users.json and one day file, as an export would hold them.
                 let cut = data.iter().position(|&b| b == 0).unwrap_or(data.len());
                 let files = vec![
-                    slack::SlackFile { path: "users.json".into(), source: "u".into(), data: bytes::Bytes::copy_from_slice(&data[..cut]) },
+                    slack::SlackFile { path: "users.json".into(), source: "u".into(), data: bytes::Bytes::copy_from_slice(&data[..cut]).into() },
                     slack::SlackFile {
                         path: "general/2025-01-01.json".into(),
                         source: "g".into(),
-                        data: bytes::Bytes::copy_from_slice(data.get(cut + 1..).unwrap_or_default()),
+                        data: bytes::Bytes::copy_from_slice(data.get(cut + 1..).unwrap_or_default()).into(),
                     },
                 ];
                 slack::parse(&files, &ctx, &mut sink)

@@ -4,7 +4,11 @@ use colloquy_formats::container::{Compression, decompress, zip_entries};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let bytes = bytes::Bytes::copy_from_slice(data);
-    let _ = zip_entries(bytes.clone());
+    if let Ok(entries) = zip_entries(bytes.clone()) {
+        for e in entries {
+            let _ = e.read();
+        }
+    }
     for c in [Compression::Gzip, Compression::Zstd, Compression::Bzip2] {
         let _ = decompress(bytes.clone(), c);
     }

@@ -16,14 +16,14 @@ use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::PartitionStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{GetResult, GetResultPayload, ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc::Sender;
 
 use crate::container::{compression_of, decompress, is_zip, zip_entries};
 use crate::detect::{detect, is_hidden, is_media};
 use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
-use crate::formats::slack::{MARKERS, SlackFile};
+use crate::formats::slack::{FileData, MARKERS, SlackFile};
 use crate::formats::{
     Format, ParseCtx, csv, discord, jsonl, messenger, slack, teams, telegram, whatsapp,
 };
@@ -37,7 +37,7 @@ use colloquy_formats::message::Message;
 use colloquy_formats::{FormatError, Result as FormatResult};
 
 /// Objects fetched ahead of the parser, per output partition.
-const PREFETCH: usize = 8;
+const PREFETCH: usize = 16;
 /// At most this many fetched objects are parsed in one blocking task (and share record batches), so
 /// that an archive of many tiny exports does not pay a task and a batch per object.
 const GROUP_OBJECTS: usize = 64;
@@ -203,6 +203,38 @@ async fn fetch(store: &dyn ObjectStore, url: &ArchiveUrl, location: &Path) -> Re
     Ok(data)
 }
 
+enum Opened {
+    Bytes(Bytes),
+    File(std::fs::File),
+}
+
+/// Starts reading a whole object: a remote object is read here, a local file only opened.
+async fn open(store: &dyn ObjectStore, source: &str, location: &Path) -> Result<Opened> {
+    let get = store
+        .get(location)
+        .await
+        .map_err(|e| ArchiveError::object(source, format!("cannot read: {e}")))?;
+    let get = match get.payload {
+        GetResultPayload::File(file, _) if get.range.start == 0 => return Ok(Opened::File(file)),
+        payload => GetResult { payload, ..get },
+    };
+    let data = get
+        .bytes()
+        .await
+        .map_err(|e| ArchiveError::object(source, format!("read failed part-way: {e}")))?;
+    ScanProgress::add(&PROGRESS.bytes_read, data.len() as u64);
+    Ok(Opened::Bytes(data))
+}
+
+fn read_local(source: &str, mut file: std::fs::File) -> Result<Bytes> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)
+        .map_err(|e| ArchiveError::object(source, format!("read failed part-way: {e}")))?;
+    ScanProgress::add(&PROGRESS.bytes_read, data.len() as u64);
+    Ok(Bytes::from(data))
+}
+
 async fn fetch_range(
     store: &dyn ObjectStore,
     url: &ArchiveUrl,
@@ -262,11 +294,14 @@ async fn fetch_lines(
 async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
     let store = shared.store.as_ref();
     Ok(match &unit.kind {
-        UnitKind::Object { location, .. } => Input::Object {
-            name: location.as_ref().to_string(),
-            source: shared.url.object_url(location),
-            data: fetch(store, &shared.url, location).await?,
-        },
+        UnitKind::Object { location, .. } => {
+            let name = location.as_ref().to_string();
+            let source = shared.url.object_url(location);
+            match open(store, &source, location).await? {
+                Opened::Bytes(data) => Input::Object { name, source, data },
+                Opened::File(file) => Input::LocalFile { name, source, file },
+            }
+        }
         UnitKind::Range {
             location,
             size,
@@ -291,7 +326,7 @@ async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
                 out.push(SlackFile {
                     path: rel,
                     source: shared.url.object_url(&m.location),
-                    data,
+                    data: data.into(),
                 });
             }
             Input::SlackFolder {
@@ -307,6 +342,13 @@ enum Input {
         name: String,
         source: String,
         data: Bytes,
+    },
+    /// A local file that is open but not read yet: it is read in the blocking parse task, which saves
+    /// the object store a second hop through the blocking pool per object (see benches/README.md).
+    LocalFile {
+        name: String,
+        source: String,
+        file: std::fs::File,
     },
     SlackFolder {
         source: String,
@@ -372,7 +414,9 @@ fn parse_group(
     for (unit, input) in group {
         writer.enter(&unit.place)?;
         let source = match &input {
-            Input::Object { source, .. } | Input::SlackFolder { source, .. } => source.clone(),
+            Input::Object { source, .. }
+            | Input::LocalFile { source, .. }
+            | Input::SlackFolder { source, .. } => source.clone(),
         };
         let mut emit = |m: Message, source: &str| -> FormatResult<()> {
             writer
@@ -399,6 +443,10 @@ fn parse_into(
     let options = shared.options.as_ref();
     let forced = options.format;
     match input {
+        Input::LocalFile { name, source, file } => match read_local(&source, file) {
+            Ok(data) => parse_into(shared, unit, Input::Object { name, source, data }, sink),
+            Err(e) => Err(FormatError::Downstream(e.to_string())),
+        },
         Input::SlackFolder { files, .. } => {
             let ctx = ParseCtx {
                 options,
@@ -443,7 +491,7 @@ fn parse_into(
                             Some(SlackFile {
                                 source: format!("{source}#{}", e.name),
                                 path: rel,
-                                data: e.data,
+                                data: FileData::Zipped(e),
                             })
                         })
                         .collect();
@@ -466,7 +514,7 @@ fn parse_into(
                     }
                     sink.set_source(format!("{source}#{}", entry.name))?;
                     let (c, entry_inner) = compression_of(&entry.name);
-                    let data = match decompress(entry.data, c) {
+                    let data = match entry.read().and_then(|d| decompress(d, c)) {
                         Ok(d) => d,
                         Err(e) => {
                             sink.bad_object(e)?;

@@ -130,7 +130,7 @@ fn parsers(c: &mut Criterion) {
     let files = vec![slack::SlackFile {
         path: "general/2025-03-01.json".into(),
         source: "s".into(),
-        data: bytes::Bytes::from(day.clone()),
+        data: bytes::Bytes::from(day.clone()).into(),
     }];
     run(c, "slack", &day, |_, ctx, s| {
         slack::parse(&files, ctx, s).expect("parses")

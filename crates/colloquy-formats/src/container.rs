@@ -2,6 +2,8 @@
 //! export as zips). Everything is bounded so that a small hostile file cannot exhaust memory.
 
 use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -62,40 +64,65 @@ pub fn is_zip(name: &str, data: &[u8]) -> bool {
     name.to_ascii_lowercase().ends_with(".zip") || data.starts_with(b"PK\x03\x04")
 }
 
-/// A file inside a zip.
+/// A file inside a zip, decompressed only when read: a large export (a whole Slack workspace) is held
+/// compressed, and its files are expanded one at a time as the parser reaches them.
+#[derive(Clone)]
 pub struct ZipEntry {
     pub name: String,
-    pub data: Bytes,
+    zip: zip::ZipArchive<std::io::Cursor<Bytes>>,
+    index: usize,
+    /// Bytes all entries of this zip have expanded to so far, against `MAX_EXPANDED_BYTES`.
+    expanded: Arc<AtomicU64>,
 }
 
-/// Reads every file of a zip, skipping folders and macOS resource forks; entries are decompressed one by one
-/// within the same bound as plain objects.
-pub fn zip_entries(data: Bytes) -> Result<Vec<ZipEntry>, String> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data))
-        .map_err(|e| format!("not a readable zip archive: {e}"))?;
-    let mut out = Vec::new();
-    let mut total = 0u64;
-    for i in 0..archive.len() {
-        let file = archive
-            .by_index(i)
-            .map_err(|e| format!("zip entry {i}: {e}"))?;
-        if file.is_dir() {
-            continue;
-        }
-        let name = file.name().to_string();
-        if name.starts_with("__MACOSX/")
-            || name.rsplit('/').next().is_some_and(|n| n.starts_with("._"))
-        {
-            continue;
-        }
-        let data = read_bounded(file).map_err(|e| format!("zip entry '{name}': {e}"))?;
-        total += data.len() as u64;
+impl ZipEntry {
+    pub fn read(&self) -> Result<Bytes, String> {
+        // Cloning the archive shares its parsed directory and the compressed bytes.
+        let mut zip = self.zip.clone();
+        let file = zip
+            .by_index(self.index)
+            .map_err(|e| format!("zip entry '{}': {e}", self.name))?;
+        let data = read_bounded(file).map_err(|e| format!("zip entry '{}': {e}", self.name))?;
+        let total = self
+            .expanded
+            .fetch_add(data.len() as u64, Ordering::Relaxed)
+            + data.len() as u64;
         if total > MAX_EXPANDED_BYTES {
             return Err(format!(
                 "zip expands to more than {MAX_EXPANDED_BYTES} bytes"
             ));
         }
-        out.push(ZipEntry { name, data });
+        Ok(data)
+    }
+}
+
+/// Lists the files of a zip, skipping folders and macOS resource forks. Entries are decompressed by
+/// [`ZipEntry::read`], one by one, within the same bound as plain objects.
+pub fn zip_entries(data: Bytes) -> Result<Vec<ZipEntry>, String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data))
+        .map_err(|e| format!("not a readable zip archive: {e}"))?;
+    let expanded = Arc::new(AtomicU64::new(0));
+    let mut out = Vec::new();
+    for i in 0..archive.len() {
+        let file = archive
+            .by_index_raw(i)
+            .map_err(|e| format!("zip entry {i}: {e}"))?;
+        if file.is_dir() {
+            continue;
+        }
+        let name = file.name().to_string();
+        drop(file);
+        if name.starts_with("__MACOSX/")
+            || name.rsplit('/').next().is_some_and(|n| n.starts_with("._"))
+        {
+            continue;
+        }
+        out.push(ZipEntry {
+            name,
+            zip: archive.clone(),
+            index: i,
+            expanded: Arc::clone(&expanded),
+        });
     }
     Ok(out)
 }

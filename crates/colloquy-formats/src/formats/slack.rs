@@ -17,7 +17,39 @@ use crate::sink::Sink;
 pub struct SlackFile {
     pub path: String,
     pub source: String,
-    pub data: bytes::Bytes,
+    pub data: FileData,
+}
+
+/// A file's bytes, or a zip entry still compressed (expanded when the parser reaches it).
+pub enum FileData {
+    Ready(bytes::Bytes),
+    Zipped(crate::container::ZipEntry),
+}
+
+impl FileData {
+    pub fn load(&self) -> std::result::Result<bytes::Bytes, String> {
+        match self {
+            FileData::Ready(b) => Ok(b.clone()),
+            FileData::Zipped(e) => e.read(),
+        }
+    }
+}
+
+impl From<bytes::Bytes> for FileData {
+    fn from(b: bytes::Bytes) -> Self {
+        FileData::Ready(b)
+    }
+}
+
+/// Expands a file; a file that cannot be read is a bad object (skipped under `on_error 'skip'`).
+fn load(f: &SlackFile, sink: &mut Sink<'_>) -> Result<Option<bytes::Bytes>> {
+    match f.data.load() {
+        Ok(d) => Ok(Some(d)),
+        Err(e) => {
+            sink.bad_object(e)?;
+            Ok(None)
+        }
+    }
 }
 
 /// The metadata files that mark a folder or zip as a Slack export.
@@ -94,8 +126,10 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
     let mut people: HashMap<String, Person> = HashMap::new();
     if let Some(f) = by_path.get("users.json") {
         sink.set_source(f.source.clone())?;
-        match serde_json::from_slice::<Vec<User>>(super::strip_bom(&f.data)) {
-            Ok(users) => {
+        let data = load(f, sink)?;
+        match data.map(|d| serde_json::from_slice::<Vec<User>>(super::strip_bom(&d))) {
+            None => {}
+            Some(Ok(users)) => {
                 for u in users {
                     let profile = u.profile.unwrap_or_default();
                     let name = [u.real_name, profile.real_name, profile.display_name]
@@ -112,7 +146,7 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
                     );
                 }
             }
-            Err(e) => sink.bad_record(
+            Some(Err(e)) => sink.bad_record(
                 e.line() as u64,
                 Some(e.column() as u64),
                 format!("users.json: {e}"),
@@ -124,7 +158,8 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
     for meta in ["channels.json", "groups.json", "mpims.json", "dms.json"] {
         let Some(f) = by_path.get(meta) else { continue };
         sink.set_source(f.source.clone())?;
-        match serde_json::from_slice::<Vec<Conversation>>(super::strip_bom(&f.data)) {
+        let Some(data) = load(f, sink)? else { continue };
+        match serde_json::from_slice::<Vec<Conversation>>(super::strip_bom(&data)) {
             Ok(list) => {
                 for c in list {
                     let folder = c.name.clone().unwrap_or_else(|| c.id.clone());
@@ -152,7 +187,8 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
             .cloned()
             .unwrap_or_else(|| folder.to_string());
         sink.set_source(f.source.clone())?;
-        let records: Vec<Json> = match parse_document(&f.data, sink)? {
+        let Some(data) = load(f, sink)? else { continue };
+        let records: Vec<Json> = match parse_document(&data, sink)? {
             Some(Json::Array(a)) => a,
             Some(_) => {
                 sink.bad_record(1, Some(1), "expected a JSON array of messages")?;

@@ -23,7 +23,7 @@ static HEADER: LazyLock<Regex> = LazyLock::new(|| {
         r"(?:[^\d\s\[\]]{1,6}\s)?",
         r"(\d{1,2})[:.](\d{2})(?:[:.](\d{2}))?",
         r"(?:[\s\u{202F}\u{00A0}]*([aApP])\.?\s?[mM]\.?)?",
-        r"(\]\s?|\s?[-\u{2013}]\s)(.*)$"
+        r"(\]\s?|\s?[-\u{2013}]\s)"
     ))
     .expect("static regex")
 });
@@ -56,7 +56,19 @@ struct Header<'t> {
 }
 
 fn parse_header(line: &str) -> Option<Header<'_>> {
+    // Most lines that are not headers (continuations of multi-line messages) fail on their first
+    // character; checking it first keeps them out of the regex engine.
+    let first = line
+        .trim_start_matches(['\u{200E}', '\u{200F}'])
+        .bytes()
+        .next()?;
+    if first != b'[' && !first.is_ascii_digit() {
+        return None;
+    }
+    // The pattern covers the header only: capturing the message text too made the engine walk every
+    // line twice.
     let c = HEADER.captures(line)?;
+    let end = c.get(0)?.end();
     let num = |i: usize| {
         c.get(i)
             .map(|m| m.as_str().parse::<u32>().ok())
@@ -72,7 +84,7 @@ fn parse_header(line: &str) -> Option<Header<'_>> {
         minute: num(6)?,
         second: num(7)?,
         ampm: c.get(8).map(|m| m.as_str().eq_ignore_ascii_case("p")),
-        rest: c.get(10).map_or("", |m| m.as_str()),
+        rest: &line[end..],
     })
 }
 

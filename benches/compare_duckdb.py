@@ -63,6 +63,32 @@ def duckdb_scan(location, runs):
     return statistics.median(times), row[0], row[1]
 
 
+def whatsapp_as_text(zips, dest):
+    """The same WhatsApp chats as plain .txt exports, a few large files (one per header layout and date
+    order, so each file stays a valid export), to measure the parser apart from per-object costs."""
+    import re
+    import zipfile
+
+    os.makedirs(dest, exist_ok=True)
+    outs = {}
+    for name in sorted(os.listdir(zips)):
+        with zipfile.ZipFile(os.path.join(zips, name)) as z:
+            for entry in z.namelist():
+                if not entry.endswith(".txt"):
+                    continue
+                data = z.read(entry)
+                first = data.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff\u200e")
+                m = re.match(r"^\[?(\d+)[/.-](\d+)", first)
+                a, b = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+                order = "mdy" if b > 12 else ("dmy" if a > 12 else "any")
+                key = (re.sub(r"\d", "d", first[:8]), order)
+                if key not in outs:
+                    outs[key] = open(os.path.join(dest, f"WhatsApp Chat - {len(outs)}.txt"), "wb")
+                outs[key].write(data)
+    for f in outs.values():
+        f.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--colloquy", required=True, help="path to a release build of the colloquy binary")
@@ -76,8 +102,15 @@ def main():
 
     print(f"archive: {out} ({folder_bytes(out) / 1e6:.1f} MB), median of {args.runs} runs, wall time including process start")
     print(f"{'format':<10} {'engine':<9} {'messages':>10} {'seconds':>8} {'msg/s':>11} {'MB/s':>7}")
+    whatsapp_as_text(os.path.join(out, "whatsapp"), os.path.join(out, "..", os.path.basename(out) + "-whatsapp-txt"))
     results = {}
-    for fmt, sub in [("jsonl", "webchat"), ("whatsapp", "whatsapp"), ("slack", "slack"), ("csv", "sms")]:
+    for fmt, sub in [
+        ("jsonl", "webchat"),
+        ("whatsapp", "whatsapp"),
+        ("wa-txt", os.path.join("..", os.path.basename(out) + "-whatsapp-txt")),
+        ("slack", "slack"),
+        ("csv", "sms"),
+    ]:
         loc = os.path.join(out, sub) + "/"
         mb = folder_bytes(loc) / 1e6
         secs, msgs, _ = colloquy_scan(args.colloquy, loc, args.runs)

@@ -79,6 +79,17 @@ pub struct ScanUnit {
     pub place: Arc<Place>,
 }
 
+impl ScanUnit {
+    /// Bytes the unit reads.
+    pub fn size(&self) -> u64 {
+        match &self.kind {
+            UnitKind::Object { size, .. } => *size,
+            UnitKind::Range { start, end, .. } => end - start,
+            UnitKind::SlackFolder { files, .. } => files.iter().map(|f| f.size).sum(),
+        }
+    }
+}
+
 /// Turns listed paths into places, reusing the previous one while the folder stays the same.
 struct Places {
     /// The folder, its place, and whether the folders alone decided the channel.

@@ -36,8 +36,11 @@ use crate::store::ArchiveUrl;
 use colloquy_formats::message::Message;
 use colloquy_formats::{FormatError, Result as FormatResult};
 
-/// Objects fetched ahead of the parser, per output partition.
+/// Objects fetched ahead of the parser, per output partition...
 const PREFETCH: usize = 16;
+/// ...and the bytes they may hold together (a unit larger than this is fetched alone). Counting objects
+/// alone let 16 daily logs of 4.5 MB each wait in memory per partition.
+const PREFETCH_KIB: u32 = 16 << 10;
 /// At most this many fetched objects are parsed in one blocking task (and share record batches), so
 /// that an archive of many tiny exports does not pay a task and a batch per object.
 const GROUP_OBJECTS: usize = 64;
@@ -165,13 +168,20 @@ async fn read_partition(
         })
     });
     let fetcher = Arc::clone(&shared);
+    let budget = Arc::new(tokio::sync::Semaphore::new(PREFETCH_KIB as usize));
     let fetched = units
         .map(move |unit| {
             let shared = Arc::clone(&fetcher);
+            let budget = Arc::clone(&budget);
             async move {
                 let unit = unit?;
+                let kib = u32::try_from(unit.size().div_ceil(1024))
+                    .unwrap_or(u32::MAX)
+                    .clamp(1, PREFETCH_KIB);
+                // Held until the unit is parsed; the semaphore is never closed.
+                let permit = budget.acquire_many_owned(kib).await.ok();
                 let input = fetch_unit(&shared, &unit).await?;
-                Ok::<_, ArchiveError>((unit, input))
+                Ok::<_, ArchiveError>((unit, input, permit))
             }
         })
         .buffered(PREFETCH);
@@ -401,7 +411,7 @@ impl GroupWriter<'_> {
 
 fn parse_group(
     shared: &ScanShared,
-    group: Vec<(ScanUnit, Input)>,
+    group: Vec<(ScanUnit, Input, Option<tokio::sync::OwnedSemaphorePermit>)>,
     tx: &Sender<DFResult<RecordBatch>>,
 ) -> DFResult<Vec<RecordIssue>> {
     let mut writer = GroupWriter {
@@ -411,7 +421,7 @@ fn parse_group(
         place: None,
     };
     let mut issues = Vec::new();
-    for (unit, input) in group {
+    for (unit, input, _permit) in group {
         writer.enter(&unit.place)?;
         let source = match &input {
             Input::Object { source, .. }

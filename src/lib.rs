@@ -47,6 +47,7 @@ pub fn new_context_with_config(config: SessionConfig) -> SessionContext {
     colloquy_archive::add_table_factory(&mut state, &log);
     let ctx = SessionContext::new_with_state(state);
     colloquy_archive::register_functions(&ctx, &log);
+    colloquy_udfs::register_all(&ctx);
     ctx
 }
 

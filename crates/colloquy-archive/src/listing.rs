@@ -15,6 +15,7 @@ use crate::error::{ArchiveError, Result};
 use crate::formats::Format;
 use crate::formats::slack::MARKERS;
 use crate::progress::{PROGRESS, ScanProgress};
+use crate::scan::{PlacePruner, ScanShared};
 use crate::schema::MESSAGE_COLUMNS;
 use crate::store::ArchiveUrl;
 
@@ -169,10 +170,12 @@ pub async fn list_units(
     store: Arc<dyn ObjectStore>,
     url: ArchiveUrl,
     split: Option<u64>,
+    prune: Option<Arc<PlacePruner>>,
     tx: mpsc::Sender<Result<ScanUnit>>,
 ) {
     let lister = Lister {
         url: &url,
+        prune,
         split,
         tx: &tx,
         places: Places::new(),
@@ -185,6 +188,7 @@ pub async fn list_units(
 
 struct Lister<'a> {
     url: &'a ArchiveUrl,
+    prune: Option<Arc<PlacePruner>>,
     split: Option<u64>,
     tx: &'a mpsc::Sender<Result<ScanUnit>>,
     places: Places,
@@ -216,31 +220,50 @@ impl Lister<'_> {
                 }
             }
         }
-        let prefix = (!url.prefix.as_ref().is_empty()).then_some(&url.prefix);
-        let mut listing = store.list(prefix);
         let mut held: Vec<ObjectMeta> = Vec::new();
         let mut slack_roots: BTreeSet<String> = BTreeSet::new();
-        while let Some(m) = listing
-            .try_next()
-            .await
-            .map_err(|e| ArchiveError::object(&url.original, format!("cannot list: {e}")))?
-        {
-            if !url.matches(&m.location) {
+        let mut walk = vec![(url.prefix.clone(), Vec::new())];
+        while let Some((dir, known)) = walk.pop() {
+            // Descend folder by folder while partition filters still wait for keys the path has not
+            // named yet; list the rest of the tree in one go once none does.
+            let descend = url.glob.is_none()
+                && self
+                    .prune
+                    .as_ref()
+                    .is_some_and(|p| p.needs_more_than(&known));
+            let dir_opt = (!dir.as_ref().is_empty()).then_some(&dir);
+            if descend {
+                let level = store.list_with_delimiter(dir_opt).await.map_err(|e| {
+                    ArchiveError::object(&url.original, format!("cannot list: {e}"))
+                })?;
+                for m in level.objects {
+                    if self.consider(m, &mut held, &mut slack_roots).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                // Reversed so that the stack pops folders in listing order.
+                for sub in level.common_prefixes.into_iter().rev() {
+                    let mut known = known.clone();
+                    let name = sub.filename().unwrap_or_default();
+                    if let Some((k, v)) = name.split_once('=') {
+                        known.push((k.to_string(), v.to_string()));
+                        if self.prune.as_ref().is_some_and(|p| !p.may_keep(&known)) {
+                            continue;
+                        }
+                    }
+                    walk.push((sub, known));
+                }
                 continue;
             }
-            let rel = self.relative(&m.location);
-            if is_hidden(&rel) {
-                continue;
-            }
-            let path = m.location.as_ref();
-            let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
-            if MARKERS.contains(&file) {
-                slack_roots.insert(dir.to_string());
-                held.push(m);
-            } else if file.to_ascii_lowercase().ends_with(".json") {
-                held.push(m);
-            } else if self.object(m, &rel).await.is_err() {
-                return Ok(());
+            let mut listing = store.list(dir_opt);
+            while let Some(m) = listing
+                .try_next()
+                .await
+                .map_err(|e| ArchiveError::object(&url.original, format!("cannot list: {e}")))?
+            {
+                if self.consider(m, &mut held, &mut slack_roots).await.is_err() {
+                    return Ok(());
+                }
             }
         }
         let root_of = |p: &str| -> Option<String> {
@@ -281,6 +304,34 @@ impl Lister<'_> {
                 &url.original,
                 "no objects found at this location",
             ));
+        }
+        Ok(())
+    }
+
+    /// One listed object: skipped, held back (a `.json` that may belong to an unpacked Slack export), or
+    /// sent on.
+    async fn consider(
+        &mut self,
+        m: ObjectMeta,
+        held: &mut Vec<ObjectMeta>,
+        slack_roots: &mut BTreeSet<String>,
+    ) -> std::result::Result<(), Closed> {
+        if !self.url.matches(&m.location) {
+            return Ok(());
+        }
+        let rel = self.relative(&m.location);
+        if is_hidden(&rel) {
+            return Ok(());
+        }
+        let path = m.location.as_ref();
+        let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+        if MARKERS.contains(&file) {
+            slack_roots.insert(dir.to_string());
+            held.push(m);
+        } else if file.to_ascii_lowercase().ends_with(".json") {
+            held.push(m);
+        } else {
+            self.object(m, &rel).await?;
         }
         Ok(())
     }
@@ -357,7 +408,7 @@ pub async fn partition_columns(
     url: &ArchiveUrl,
 ) -> Result<Vec<String>> {
     let (tx, mut rx) = mpsc::channel(FEED_DEPTH);
-    let lister = tokio::spawn(list_units(store, url.clone(), None, tx));
+    let lister = tokio::spawn(list_units(store, url.clone(), None, None, tx));
     let mut keys: BTreeSet<String> = BTreeSet::new();
     let mut last: Option<Arc<Place>> = None;
     let mut seen = 0;
@@ -407,15 +458,7 @@ pub struct Feeds {
 }
 
 impl Feeds {
-    pub fn for_partition(
-        &self,
-        partition: usize,
-        partitions: usize,
-        store: &Arc<dyn ObjectStore>,
-        url: &ArchiveUrl,
-        format: Option<Format>,
-        split_size: u64,
-    ) -> Arc<Feed> {
+    pub fn for_partition(&self, partition: usize, scan: &ScanShared) -> Arc<Feed> {
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(feed) = current.as_ref() {
             let mut claimed = feed.claimed.lock().unwrap_or_else(PoisonError::into_inner);
@@ -426,9 +469,16 @@ impl Feeds {
             }
         }
         let (tx, rx) = mpsc::channel(FEED_DEPTH);
-        let split = matches!(format, None | Some(Format::Jsonl)).then_some(split_size);
-        tokio::spawn(list_units(Arc::clone(store), url.clone(), split, tx));
-        let mut claimed = vec![false; partitions.max(partition + 1)];
+        let split = matches!(scan.options.format, None | Some(Format::Jsonl))
+            .then_some(scan.options.split_size);
+        tokio::spawn(list_units(
+            Arc::clone(&scan.store),
+            scan.url.clone(),
+            split,
+            scan.prune.clone(),
+            tx,
+        ));
+        let mut claimed = vec![false; scan.partitions.max(partition + 1)];
         claimed[partition] = true;
         let feed = Arc::new(Feed {
             rx: tokio::sync::Mutex::new(rx),

@@ -101,7 +101,7 @@ impl ArchiveTable {
     }
 
     /// Compiles the partition-only filters, checked against each unit's place before it is read.
-    fn pruner(&self, state: &dyn Session, filters: &[Expr]) -> DFResult<Option<PlacePruner>> {
+    fn pruner(&self, state: &dyn Session, filters: &[Expr]) -> DFResult<Option<Arc<PlacePruner>>> {
         let usable: Vec<&Expr> = filters
             .iter()
             .filter(|f| self.on_partitions_only(f))
@@ -118,9 +118,12 @@ impl ArchiveTable {
         let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
         let filters = usable
             .into_iter()
-            .map(|f| state.create_physical_expr(f.clone(), &df_schema))
+            .map(|f| {
+                let cols = f.column_refs().iter().map(|c| c.name.clone()).collect();
+                Ok((state.create_physical_expr(f.clone(), &df_schema)?, cols))
+            })
             .collect::<DFResult<Vec<_>>>()?;
-        Ok(Some(PlacePruner { schema, filters }))
+        Ok(Some(Arc::new(PlacePruner { schema, filters })))
     }
 }
 

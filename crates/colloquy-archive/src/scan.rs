@@ -62,7 +62,7 @@ pub struct ScanShared {
     pub log: ErrorLog,
     pub partitions: usize,
     pub feeds: Feeds,
-    pub prune: Option<PlacePruner>,
+    pub prune: Option<Arc<PlacePruner>>,
 }
 
 impl ScanShared {
@@ -84,19 +84,55 @@ impl ScanShared {
 pub struct PlacePruner {
     /// The partition columns, all Utf8, in table order.
     pub schema: SchemaRef,
-    pub filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// Each filter with the partition columns it reads.
+    pub filters: Vec<(Arc<dyn PhysicalExpr>, Vec<String>)>,
 }
 
 impl PlacePruner {
     fn keeps(&self, place: &Place) -> DFResult<bool> {
+        self.passes(&place.partitions, |_| true)
+    }
+
+    /// Whether some filter reads a partition column that `known` (the `key=value` folders walked so far)
+    /// does not name yet.
+    pub fn needs_more_than(&self, known: &[(String, String)]) -> bool {
+        self.filters
+            .iter()
+            .any(|(_, cols)| cols.iter().any(|c| !known.iter().any(|(k, _)| k == c)))
+    }
+
+    /// False when a filter whose columns `known` all names already rejects the folder; filters that read
+    /// columns not known yet are left for deeper folders. An error counts as "keep": the rows are
+    /// filtered again anyway.
+    pub fn may_keep(&self, known: &[(String, String)]) -> bool {
+        self.passes(known, |cols| {
+            cols.iter().all(|c| known.iter().any(|(k, _)| k == c))
+        })
+        .unwrap_or(true)
+    }
+
+    fn passes(
+        &self,
+        values: &[(String, String)],
+        applies: impl Fn(&[String]) -> bool,
+    ) -> DFResult<bool> {
         let columns: Vec<ArrayRef> = self
             .schema
             .fields()
             .iter()
-            .map(|f| Arc::new(StringArray::from(vec![place.value(f.name())])) as ArrayRef)
+            .map(|f| {
+                let v = values
+                    .iter()
+                    .find(|(k, _)| k == f.name())
+                    .map(|(_, v)| v.as_str());
+                Arc::new(StringArray::from(vec![v])) as ArrayRef
+            })
             .collect();
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
-        for f in &self.filters {
+        for (f, cols) in &self.filters {
+            if !applies(cols) {
+                continue;
+            }
             let result = f.evaluate(&batch)?.into_array(1)?;
             if let Some(mask) = result.as_any().downcast_ref::<BooleanArray>()
                 && !(mask.is_valid(0) && mask.value(0))
@@ -122,14 +158,7 @@ impl PartitionStream for ArchivePartition {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let shared = Arc::clone(&self.shared);
-        let feed = shared.feeds.for_partition(
-            self.index,
-            shared.partitions,
-            &shared.store,
-            &shared.url,
-            shared.options.format,
-            shared.options.split_size,
-        );
+        let feed = shared.feeds.for_partition(self.index, &shared);
         let mut builder =
             RecordBatchReceiverStream::builder(Arc::clone(&self.shared.projected_schema), 2);
         let tx = builder.tx();

@@ -2,9 +2,9 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{ListBuilder, StringBuilder};
+use datafusion::arrow::array::{ArrayRef, ListBuilder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
     Volatility,
@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
 
 use crate::pii::kinds_found;
 use crate::redact_pii::{chosen_types, coerce_pii_args};
-use crate::strings::for_each_text;
+use crate::strings::{apply_to_text, for_each_text};
 
 const NAME: &str = "pii_types";
 
@@ -80,23 +80,19 @@ impl ScalarUDFImpl for PiiTypes {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let kinds = chosen_types(NAME, &args.args)?;
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let text = args.args[0].to_array(args.number_rows)?;
-        let mut out = ListBuilder::new(StringBuilder::new()).with_field(item_field());
-        for_each_text(&text, |v| match v {
-            None => out.append_null(),
-            Some(s) => {
-                for k in kinds_found(s, kinds) {
-                    out.values().append_value(k.sql_name());
+        apply_to_text(&args.args, args.number_rows, |text| {
+            let mut out = ListBuilder::new(StringBuilder::new()).with_field(item_field());
+            for_each_text(text, |v| match v {
+                None => out.append_null(),
+                Some(s) => {
+                    for k in kinds_found(s, kinds) {
+                        out.values().append_value(k.sql_name());
+                    }
+                    out.append(true);
                 }
-                out.append(true);
-            }
-        })?;
-        let out = Arc::new(out.finish()) as datafusion::arrow::array::ArrayRef;
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+            })?;
+            Ok(Arc::new(out.finish()) as ArrayRef)
+        })
     }
 
     fn documentation(&self) -> Option<&Documentation> {

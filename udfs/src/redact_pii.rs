@@ -3,14 +3,14 @@
 use std::sync::LazyLock;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
     Volatility,
 };
 
 use crate::pii::{PiiSet, redact};
-use crate::strings::{coerce_text, constant_text, map_text};
+use crate::strings::{apply_to_text, coerce_text, constant_text, map_text};
 
 const NAME: &str = "redact_pii";
 
@@ -105,13 +105,9 @@ impl ScalarUDFImpl for RedactPii {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let kinds = chosen_types(NAME, &args.args)?;
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let text = args.args[0].to_array(args.number_rows)?;
-        let out = map_text(&text, |s| redact(s, kinds))?;
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+        apply_to_text(&args.args, args.number_rows, |text| {
+            map_text(text, |s| redact(s, kinds))
+        })
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -93,3 +93,22 @@ pub fn map_text<'a>(
         other => return exec_err!("expected a text column, got {other}"),
     })
 }
+
+/// Runs a column kernel over the first argument: a scalar in gives a scalar out, so that constant
+/// folding and `SELECT f('literal')` keep working.
+pub fn apply_to_text(
+    args: &[ColumnarValue],
+    rows: usize,
+    kernel: impl FnOnce(&ArrayRef) -> Result<ArrayRef>,
+) -> Result<ColumnarValue> {
+    let Some(first) = args.first() else {
+        return exec_err!("a text function was called without its text argument");
+    };
+    let scalar = matches!(first, ColumnarValue::Scalar(_));
+    let text = first.to_array(rows)?;
+    let out = kernel(&text)?;
+    if scalar {
+        return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
+    }
+    Ok(ColumnarValue::Array(out))
+}

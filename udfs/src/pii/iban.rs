@@ -118,16 +118,12 @@ fn registered_length(country: [u8; 2]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::red;
-    use super::super::{PiiKind, PiiSet, find};
+    use super::super::PiiKind;
+    use super::super::tests::{red, spans};
     use super::{mod97, registered_length};
 
     fn ibans(text: &str) -> Vec<&str> {
-        find(text, PiiSet::ALL)
-            .into_iter()
-            .filter(|f| f.kind == PiiKind::Iban)
-            .map(|f| &text[f.start..f.end])
-            .collect()
+        spans(text, PiiKind::Iban)
     }
 
     #[test]

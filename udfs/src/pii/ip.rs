@@ -153,15 +153,11 @@ fn v6_in_run(text: &str, mut start: usize, mut end: usize) -> Option<(usize, usi
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::red;
-    use super::super::{PiiKind, PiiSet, find};
+    use super::super::PiiKind;
+    use super::super::tests::{red, spans};
 
     fn ips(text: &str) -> Vec<&str> {
-        find(text, PiiSet::ALL)
-            .into_iter()
-            .filter(|f| f.kind == PiiKind::Ip)
-            .map(|f| &text[f.start..f.end])
-            .collect()
+        spans(text, PiiKind::Ip)
     }
 
     #[test]

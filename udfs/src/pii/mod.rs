@@ -529,6 +529,15 @@ pub(super) mod tests {
         redact(text, PiiSet::ALL).into_owned()
     }
 
+    /// The texts matched as `kind`, with every detector running (as in `redact_pii(text)`).
+    pub(in super::super) fn spans(text: &str, kind: PiiKind) -> Vec<&str> {
+        find(text, PiiSet::ALL)
+            .into_iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| &text[f.start..f.end])
+            .collect()
+    }
+
     #[test]
     fn kind_names_round_trip() {
         for kind in PiiKind::ALL {

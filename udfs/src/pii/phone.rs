@@ -335,15 +335,11 @@ fn is_date(b: &[u8], t: &[Group]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::red;
-    use super::super::{PiiKind, PiiSet, find};
+    use super::super::PiiKind;
+    use super::super::tests::{red, spans};
 
     fn phones(text: &str) -> Vec<&str> {
-        find(text, PiiSet::ALL)
-            .into_iter()
-            .filter(|f| f.kind == PiiKind::Phone)
-            .map(|f| &text[f.start..f.end])
-            .collect()
+        spans(text, PiiKind::Phone)
     }
 
     #[test]

@@ -104,8 +104,51 @@ async fn http_store() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One physical plan executed twice, with several partitions, gives the same rows both times: each run
+/// gets its own listing, shared by that run's partitions only.
+async fn plan_runs_twice() -> anyhow::Result<()> {
+    use datafusion::physical_plan::collect;
+
+    let config = datafusion::prelude::SessionConfig::new().with_target_partitions(4);
+    let ctx = colloquy::new_context_with_config(config);
+    let location = fixtures().to_string_lossy().into_owned();
+    let df = ctx
+        .sql(&format!(
+            "SELECT channel, message_id FROM read_archive('{location}/', 'auto', 'on_error', 'skip')"
+        ))
+        .await?;
+    let plan = df.create_physical_plan().await?;
+    let count = |batches: Vec<datafusion::arrow::array::RecordBatch>| -> usize {
+        batches.iter().map(|b| b.num_rows()).sum()
+    };
+    let first = count(collect(plan.clone(), ctx.task_ctx()).await?);
+    let second = count(collect(plan, ctx.task_ctx()).await?);
+    ensure!(
+        first > 50,
+        "the fixtures hold more than 50 messages, got {first}"
+    );
+    ensure!(
+        first == second,
+        "first run {first} rows, second run {second}"
+    );
+    let one = colloquy::new_context_with_config(
+        datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+    );
+    let alone = rows(
+        &one,
+        &format!("SELECT count(*) FROM read_archive('{location}/', 'auto', 'on_error', 'skip')"),
+    )
+    .await?;
+    ensure!(
+        alone == [[first.to_string()]],
+        "one partition read {alone:?} rows, four read {first}"
+    );
+    Ok(())
+}
+
 pub fn tests() -> Vec<Test> {
     vec![
+        Test::new("stores::plan_runs_twice", plan_runs_twice),
         Test::new("stores::memory", memory_store),
         Test::new("stores::http", http_store),
     ]

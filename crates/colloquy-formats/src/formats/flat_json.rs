@@ -36,6 +36,20 @@ impl<'a> Json<'a> {
         }
     }
 
+    pub fn as_array(&self) -> Option<&[Json<'a>]> {
+        match self {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// A non-empty string field.
+    pub fn str_of(&self, key: &str) -> Option<&str> {
+        self.get(key)
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
     pub fn is_object(&self) -> bool {
         matches!(self, Json::Object(_))
     }

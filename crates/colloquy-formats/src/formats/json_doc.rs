@@ -4,9 +4,13 @@ use serde_json::Value as Json;
 
 use crate::sink::Sink;
 
-/// Parses a whole JSON document, reporting a syntax error with its line and column.
-pub fn parse_document(data: &[u8], sink: &mut Sink<'_>) -> crate::error::Result<Option<Json>> {
-    match serde_json::from_slice::<Json>(super::strip_bom(data)) {
+/// Parses a whole JSON document (into `serde_json::Value` or the borrowing `flat_json::Json`), reporting a
+/// syntax error with its line and column.
+pub fn parse_document<'a, T: serde::Deserialize<'a>>(
+    data: &'a [u8],
+    sink: &mut Sink<'_>,
+) -> crate::error::Result<Option<T>> {
+    match serde_json::from_slice::<T>(super::strip_bom(data)) {
         Ok(v) => Ok(Some(v)),
         Err(e) => {
             sink.bad_record(

@@ -35,7 +35,7 @@ pub fn parse(
     sink: &mut Sink<'_>,
     default_channel: &str,
 ) -> Result<()> {
-    let Some(doc) = parse_document(data, sink)? else {
+    let Some(doc) = parse_document::<Json>(data, sink)? else {
         return Ok(());
     };
     let channel = ctx.channel(default_channel);

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use serde_json::Value as Json;
 
 use super::ParseCtx;
-use super::json_doc::{parse_document, str_of};
+use super::flat_json::Json;
+use super::json_doc::parse_document;
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
@@ -188,7 +188,8 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
             .unwrap_or_else(|| folder.to_string());
         sink.set_source(f.source.clone())?;
         let Some(data) = load(f, sink)? else { continue };
-        let records: Vec<Json> = match parse_document(&data, sink)? {
+        // Day files are most of an export: parsed into values that borrow their strings.
+        let records: Vec<Json<'_>> = match parse_document(&data, sink)? {
             Some(Json::Array(a)) => a,
             Some(_) => {
                 sink.bad_record(1, Some(1), "expected a JSON array of messages")?;
@@ -219,8 +220,12 @@ fn slack_ts(ts: &str) -> Option<i64> {
     secs.checked_mul(1_000_000)?.checked_add(micros)
 }
 
+fn str_of<'v>(r: &'v Json<'_>, key: &str) -> Option<&'v str> {
+    r.str_of(key)
+}
+
 fn message(
-    r: &Json,
+    r: &Json<'_>,
     people: &HashMap<String, Person>,
     channel: &str,
     conversation: &str,
@@ -243,13 +248,15 @@ fn message(
     let sender_name = person
         .and_then(|p| p.name.clone())
         .or_else(|| {
-            r.pointer("/user_profile/real_name")
+            r.get("user_profile")
+                .and_then(|p| p.get("real_name"))
                 .and_then(Json::as_str)
                 .map(str::to_string)
         })
         .or_else(|| str_of(r, "username").map(str::to_string))
         .or_else(|| {
-            r.pointer("/bot_profile/name")
+            r.get("bot_profile")
+                .and_then(|p| p.get("name"))
                 .and_then(Json::as_str)
                 .map(str::to_string)
         })

@@ -28,7 +28,7 @@ pub fn sniff(head: &str) -> bool {
 }
 
 pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
-    let Some(doc) = parse_document(data, sink)? else {
+    let Some(doc) = parse_document::<Json>(data, sink)? else {
         return Ok(());
     };
     let channel = ctx.channel("telegram");

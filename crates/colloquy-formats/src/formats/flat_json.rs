@@ -185,6 +185,11 @@ pub fn from_slice(data: &[u8]) -> serde_json::Result<Json<'_>> {
     serde_json::from_slice(data)
 }
 
+/// Parses one JSON text already known to be UTF-8 (its strings are not checked again).
+pub fn from_str(text: &str) -> serde_json::Result<Json<'_>> {
+    serde_json::from_str(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

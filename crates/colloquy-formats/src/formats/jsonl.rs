@@ -109,8 +109,11 @@ mod tests {
     use crate::message::Message;
     use crate::options::{ArchiveOptions, OnError};
 
-    /// Parses `data` with errors skipped; returns the texts read and the (line, column) of each issue.
-    fn run(data: &[u8]) -> (Vec<Option<String>>, Vec<(u64, Option<u64>)>) {
+    /// The texts read, and the (line, column) of each skipped record.
+    type Outcome = (Vec<Option<String>>, Vec<(u64, Option<u64>)>);
+
+    /// Parses `data` with errors skipped.
+    fn run(data: &[u8]) -> Outcome {
         let options = ArchiveOptions {
             on_error: OnError::Skip,
             ..ArchiveOptions::default()

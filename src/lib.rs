@@ -33,7 +33,10 @@ pub fn new_context() -> SessionContext {
 
 /// A session with everything registered, on top of the given configuration.
 pub fn new_context_with_config(config: SessionConfig) -> SessionContext {
-    let config = config.with_information_schema(true);
+    let mut config = config.with_information_schema(true);
+    if config.options().extensions.get::<colloquy_udfs::ColloquyOptions>().is_none() {
+        config = config.with_option_extension(colloquy_udfs::ColloquyOptions::default());
+    }
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(colloquy_archive::AutoStoreRegistry::new()))
         .build_arc()

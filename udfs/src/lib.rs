@@ -3,31 +3,66 @@
 //! The detectors and models behind them are plain Rust modules (`pii/`) with no DataFusion dependency, so
 //! that they can be tested, benchmarked and fuzzed on their own.
 
+pub mod options;
 pub mod pii;
 
+mod drift;
+mod drift_state;
+mod intent;
+mod intent_confidence;
+mod intent_scores;
+mod language;
+mod language_confidence;
 mod pii_types;
 mod redact_pii;
+mod scoring;
+mod sentiment;
+mod sentiment_label;
 mod strings;
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
+pub use drift::DriftFunc;
+pub use intent::IntentFunc;
+pub use intent_confidence::IntentConfidenceFunc;
+pub use intent_scores::IntentScoresFunc;
+pub use language::LanguageFunc;
+pub use language_confidence::LanguageConfidenceFunc;
+pub use options::ColloquyOptions;
 pub use pii_types::PiiTypes;
 pub use redact_pii::RedactPii;
+pub use sentiment::SentimentFunc;
+pub use sentiment_label::SentimentLabelFunc;
 
 /// Every scalar function of this crate.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::new_from_impl(RedactPii::new())),
         Arc::new(ScalarUDF::new_from_impl(PiiTypes::new())),
+        Arc::new(ScalarUDF::new_from_impl(LanguageFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(LanguageConfidenceFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(SentimentFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(SentimentLabelFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(IntentFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(IntentConfidenceFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(IntentScoresFunc::new())),
     ]
+}
+
+/// Every aggregate function of this crate.
+pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    vec![Arc::new(AggregateUDF::new_from_impl(DriftFunc::new()))]
 }
 
 /// Registers every text function with the session.
 pub fn register_all(ctx: &SessionContext) {
     for f in scalar_functions() {
         ctx.register_udf(f.as_ref().clone());
+    }
+    for f in aggregate_functions() {
+        ctx.register_udaf(f.as_ref().clone());
     }
 }

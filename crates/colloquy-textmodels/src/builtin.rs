@@ -1,0 +1,59 @@
+//! The models that ship inside the binary, parsed once on first use.
+//!
+//! Each file in `models/` is produced by `scripts/models/train.sh` (see `models/README.md` for the data,
+//! the licenses and the evaluation of each).
+
+use std::sync::LazyLock;
+
+use crate::{IntentModel, LanguageDetector, ModelError, SentimentModel};
+
+static LANGUAGE: LazyLock<Result<LanguageDetector, ModelError>> =
+    LazyLock::new(|| LanguageDetector::from_bytes(include_bytes!("../models/language.bin")));
+static SENTIMENT: LazyLock<Result<SentimentModel, ModelError>> =
+    LazyLock::new(|| SentimentModel::from_bytes(include_bytes!("../models/sentiment.bin")));
+static INTENT: LazyLock<Result<IntentModel, ModelError>> =
+    LazyLock::new(|| IntentModel::from_bytes(include_bytes!("../models/intent.bin")));
+
+/// The built-in language detector.
+pub fn language() -> Result<&'static LanguageDetector, ModelError> {
+    LANGUAGE.as_ref().map_err(Clone::clone)
+}
+
+/// The built-in sentiment model.
+pub fn sentiment() -> Result<&'static SentimentModel, ModelError> {
+    SENTIMENT.as_ref().map_err(Clone::clone)
+}
+
+/// The built-in intent model.
+pub fn intent() -> Result<&'static IntentModel, ModelError> {
+    INTENT.as_ref().map_err(Clone::clone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Scratch;
+
+    #[test]
+    fn shipped_models_load_and_answer() {
+        let mut s = Scratch::default();
+        let mut p = Vec::new();
+        let lang = language().expect("language model");
+        let d = lang.detect("where is my order, it was due yesterday", None, &mut s, &mut p).expect("detected");
+        assert_eq!(lang.codes()[d.language], "en");
+        let d = lang.detect("¿dónde está mi pedido? llevo una semana esperando", None, &mut s, &mut p);
+        assert_eq!(lang.codes()[d.expect("detected").language], "es");
+        assert!(lang.detect("👍", None, &mut s, &mut p).is_none());
+
+        let sent = sentiment().expect("sentiment model");
+        let good = sent.score("thank you so much, this is great!", &mut s, &mut p).expect("scored");
+        let bad = sent.score("this is terrible, worst service ever", &mut s, &mut p).expect("scored");
+        assert!(good.score > 0.3 && bad.score < -0.3, "{good:?} {bad:?}");
+
+        let intent = intent().expect("intent model");
+        let i = intent.classify("where is my package? tracking says nothing", &mut s, &mut p);
+        assert_eq!(intent.labels()[i.label], "track_order");
+        let i = intent.classify("hello there!", &mut s, &mut p);
+        assert_eq!(intent.labels()[i.label], "none");
+    }
+}

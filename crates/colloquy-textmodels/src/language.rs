@@ -1,0 +1,83 @@
+//! Language identification: ISO 639-1 codes from a hashed character n-gram model.
+
+use crate::model::{LinearModel, ModelError, Scratch, argmax, softmax};
+
+/// The detector around a language model.
+#[derive(Debug)]
+pub struct LanguageDetector {
+    model: LinearModel,
+    /// Below this many letters a text is too short to tell.
+    min_letters: u32,
+}
+
+/// A detected language: an index into [`LanguageDetector::codes`] and its probability among the candidates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Detection {
+    pub language: usize,
+    pub confidence: f32,
+}
+
+impl LanguageDetector {
+    pub fn new(model: LinearModel) -> Self {
+        let min_letters = model.param("min_letters", 2.0) as u32;
+        Self { model, min_letters }
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        LinearModel::from_bytes(bytes).map(Self::new)
+    }
+
+    /// The ISO 639-1 codes the model knows, in label order.
+    pub fn codes(&self) -> &[String] {
+        &self.model.labels
+    }
+
+    pub fn model(&self) -> &LinearModel {
+        &self.model
+    }
+
+    /// A candidate mask from a list such as `"en, es,fr"`. An unknown code is an error that names it and
+    /// lists the known ones; an empty list means every language.
+    pub fn candidates(&self, list: &str) -> Result<Option<Vec<bool>>, String> {
+        let mut mask = vec![false; self.codes().len()];
+        let mut any = false;
+        for code in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            let code = code.to_ascii_lowercase();
+            // Bokmål and Nynorsk are reported as `no`; accept their own codes too.
+            let code = if code == "nb" || code == "nn" { "no".to_owned() } else { code };
+            match self.codes().iter().position(|c| *c == code) {
+                Some(i) => {
+                    mask[i] = true;
+                    any = true;
+                }
+                None => {
+                    return Err(format!(
+                        "unknown language code '{code}' in the candidate list '{list}'; known codes: {}",
+                        self.codes().join(",")
+                    ));
+                }
+            }
+        }
+        Ok(any.then_some(mask))
+    }
+
+    /// The most likely language of `text` among `candidates` (all when `None`), or `None` when the text has
+    /// too few letters to tell. `probs` receives the probability of every language.
+    pub fn detect(
+        &self,
+        text: &str,
+        candidates: Option<&[bool]>,
+        scratch: &mut Scratch,
+        probs: &mut Vec<f32>,
+    ) -> Option<Detection> {
+        scratch.tokens.read(text);
+        let t = &scratch.tokens;
+        if t.letters + t.ideographs < self.min_letters {
+            return None;
+        }
+        self.model.logits_of_tokens(scratch, probs);
+        softmax(probs, candidates);
+        let (language, confidence) = argmax(probs);
+        Some(Detection { language, confidence })
+    }
+}

@@ -1,0 +1,24 @@
+//! colloquy's built-in text models, with no dependencies: the chat tokenizer, hashed features, the i8
+//! model format and its scorer, the trainer, and the three shipped models (language, sentiment, intent).
+//!
+//! Training and scoring share this crate so that a model is always scored with the features it was
+//! trained on; the trainer is `examples/train.rs`, driven by `scripts/models/train.sh`.
+
+pub mod features;
+pub mod hash;
+pub mod model;
+pub mod tokens;
+pub mod train;
+
+pub use features::FeatureSpec;
+pub use model::{LinearModel, ModelError, Scratch};
+pub use tokens::Tokens;
+
+pub mod intent;
+pub mod language;
+pub mod sentiment;
+
+pub use intent::{Intent, IntentModel};
+pub use language::{Detection, LanguageDetector};
+pub use sentiment::{Polarity, Sentiment, SentimentModel};
+pub mod builtin;

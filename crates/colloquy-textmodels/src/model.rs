@@ -1,0 +1,326 @@
+//! The model file and its scorer: a hashed linear softmax classifier with i8 weights.
+//!
+//! Layout (little-endian): magic `CLQM`, format version, the [`FeatureSpec`] words, label count and labels
+//! (length-prefixed UTF-8), the weight scale, one f32 bias per label, `2^bits × labels` i8 weights (row per
+//! bucket), the bit count of the known-words set and its u64 words (0 = none), named f32 parameters, and an FNV-1a checksum of
+//! everything before it. One 8-bit weight per bucket and label keeps a 33-language model at 4 MB, and a
+//! row of weights per bucket means one feature is one contiguous add.
+
+use std::fmt;
+
+use crate::features::{FeatureSpec, known_word_bucket};
+use crate::hash::checksum;
+use crate::tokens::Tokens;
+
+const MAGIC: &[u8; 4] = b"CLQM";
+const VERSION: u32 = 1;
+
+/// Why a model file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelError(pub String);
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid model file: {}", self.0)
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+#[derive(Clone, Debug)]
+pub struct LinearModel {
+    pub spec: FeatureSpec,
+    pub labels: Vec<String>,
+    pub scale: f32,
+    pub bias: Vec<f32>,
+    pub weights: Vec<i8>,
+    /// Words seen in training (a bitset over [`known_word_bucket`]), for models that must tell when a text
+    /// is in a language they never learned.
+    pub known_bits: u32,
+    pub known: Vec<u64>,
+    /// Named numbers chosen at training time (thresholds), read by the task that uses the model.
+    pub params: Vec<(String, f32)>,
+}
+
+/// Reusable buffers for scoring one text after another.
+#[derive(Default, Debug)]
+pub struct Scratch {
+    pub tokens: Tokens,
+    pub features: Vec<u32>,
+    acc: Vec<i32>,
+}
+
+impl LinearModel {
+    pub fn n_labels(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn label_index(&self, name: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == name)
+    }
+
+    /// A training-time parameter, or `default` when the file has none of that name.
+    pub fn param(&self, name: &str, default: f32) -> f32 {
+        self.params.iter().find(|(n, _)| n == name).map_or(default, |&(_, v)| v)
+    }
+
+    /// Tokenises `text` into `scratch` and scores it: `logits` gets one raw score per label. Returns the
+    /// number of features read (0 means there was nothing to go on and the logits are the biases).
+    pub fn logits(&self, text: &str, scratch: &mut Scratch, logits: &mut Vec<f32>) -> usize {
+        scratch.tokens.read(text);
+        self.logits_of_tokens(scratch, logits)
+    }
+
+    /// [`Self::logits`] for text already tokenised into `scratch.tokens`.
+    pub fn logits_of_tokens(&self, scratch: &mut Scratch, logits: &mut Vec<f32>) -> usize {
+        let l = self.n_labels();
+        scratch.features.clear();
+        self.spec.features(&scratch.tokens, &mut scratch.features);
+        scratch.acc.clear();
+        scratch.acc.resize(l, 0);
+        for &b in &scratch.features {
+            let row = &self.weights[b as usize * l..][..l];
+            for (a, &w) in scratch.acc.iter_mut().zip(row) {
+                *a += i32::from(w);
+            }
+        }
+        let n = scratch.features.len();
+        let norm = if n == 0 { 0.0 } else { self.scale / (n as f32).sqrt() };
+        logits.clear();
+        logits.extend(scratch.acc.iter().zip(&self.bias).map(|(&a, &b)| b + a as f32 * norm));
+        n
+    }
+
+    /// The share of `tokens`' words that were seen in training (1.0 without a known-words set or words).
+    pub fn known_share(&self, tokens: &Tokens) -> f32 {
+        if self.known_bits == 0 || tokens.is_empty() {
+            return 1.0;
+        }
+        let known = tokens
+            .words()
+            .filter(|w| {
+                let b = known_word_bucket(w, self.known_bits) as usize;
+                self.known[b / 64] >> (b % 64) & 1 == 1
+            })
+            .count();
+        known as f32 / tokens.len() as f32
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.weights.len() + 4096);
+        out.extend_from_slice(MAGIC);
+        put_u32(&mut out, VERSION);
+        for w in self.spec.to_words() {
+            put_u32(&mut out, w);
+        }
+        put_u32(&mut out, self.labels.len() as u32);
+        for l in &self.labels {
+            put_u32(&mut out, l.len() as u32);
+            out.extend_from_slice(l.as_bytes());
+        }
+        out.extend_from_slice(&self.scale.to_le_bytes());
+        for b in &self.bias {
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+        out.extend(self.weights.iter().map(|&w| w as u8));
+        put_u32(&mut out, self.known_bits);
+        for k in &self.known {
+            out.extend_from_slice(&k.to_le_bytes());
+        }
+        put_u32(&mut out, self.params.len() as u32);
+        for (name, v) in &self.params {
+            put_u32(&mut out, name.len() as u32);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let err = |m: &str| ModelError(m.to_owned());
+        if bytes.len() < 16 || &bytes[..4] != MAGIC {
+            return Err(err("not a colloquy model (bad magic)"));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 8);
+        let stored = u64::from_le_bytes(sum.try_into().map_err(|_| err("truncated"))?);
+        if checksum(body) != stored {
+            return Err(err("checksum mismatch (corrupt or truncated)"));
+        }
+        let mut r = Reader { bytes: body, at: 4 };
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(ModelError(format!("format version {version}, this build reads {VERSION}")));
+        }
+        let mut words = [0u32; 7];
+        for w in &mut words {
+            *w = r.u32()?;
+        }
+        let spec = FeatureSpec::from_words(words);
+        if !(8..=24).contains(&spec.bits) {
+            return Err(ModelError(format!("{} hash bits is out of range", spec.bits)));
+        }
+        let n = r.u32()? as usize;
+        if n == 0 || n > 1024 {
+            return Err(ModelError(format!("{n} labels is out of range")));
+        }
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = r.u32()? as usize;
+            let s = std::str::from_utf8(r.take(len)?).map_err(|_| err("label is not UTF-8"))?;
+            labels.push(s.to_owned());
+        }
+        let scale = r.f32()?;
+        let bias = (0..n).map(|_| r.f32()).collect::<Result<Vec<_>, _>>()?;
+        let weights = r.take((1usize << spec.bits) * n)?.iter().map(|&b| b as i8).collect();
+        let known_bits = r.u32()?;
+        if known_bits > 28 {
+            return Err(ModelError(format!("{known_bits} known-word bits is out of range")));
+        }
+        let known_words = if known_bits == 0 { 0 } else { (1usize << known_bits) / 64 };
+        let known = (0..known_words)
+            .map(|_| r.take(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n_params = r.u32()? as usize;
+        if n_params > 64 {
+            return Err(ModelError(format!("{n_params} parameters is out of range")));
+        }
+        let mut params = Vec::with_capacity(n_params);
+        for _ in 0..n_params {
+            let len = r.u32()? as usize;
+            let name = std::str::from_utf8(r.take(len)?).map_err(|_| err("parameter name is not UTF-8"))?;
+            params.push((name.to_owned(), r.f32()?));
+        }
+        if r.at != body.len() {
+            return Err(err("trailing bytes"));
+        }
+        Ok(Self { spec, labels, scale, bias, weights, known_bits, known, params })
+    }
+}
+
+/// Softmax in place over the entries where `active` is true (all when `None`); others become 0.
+pub fn softmax(logits: &mut [f32], active: Option<&[bool]>) {
+    let on = |i: usize| active.is_none_or(|a| a[i]);
+    let max = logits
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| on(i))
+        .map(|(_, &v)| v)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for (i, v) in logits.iter_mut().enumerate() {
+        if on(i) {
+            *v = (*v - max).exp();
+            sum += *v;
+        } else {
+            *v = 0.0;
+        }
+    }
+    if sum > 0.0 {
+        for v in logits.iter_mut() {
+            *v /= sum;
+        }
+    }
+}
+
+/// The index and value of the largest entry (the first on ties).
+pub fn argmax(values: &[f32]) -> (usize, f32) {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, &v) in values.iter().enumerate() {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ModelError> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| ModelError("truncated".to_owned()))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self) -> Result<u32, ModelError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn f32(&mut self) -> Result<f32, ModelError> {
+        Ok(f32::from_bits(self.u32()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> LinearModel {
+        let spec = FeatureSpec {
+            bits: 8,
+            char_min: 1,
+            char_max: 2,
+            words: true,
+            bigrams: false,
+            negation: false,
+            signals: true,
+        };
+        let weights = (0..256 * 2).map(|i| (i % 7) as i8 - 3).collect();
+        LinearModel {
+            spec,
+            labels: vec!["a".into(), "b".into()],
+            scale: 0.5,
+            bias: vec![0.1, -0.1],
+            weights,
+            known_bits: 8,
+            known: vec![1, 2, 3, 4],
+            params: vec![("tau".into(), 0.25)],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let m = tiny();
+        let bytes = m.to_bytes();
+        let back = LinearModel::from_bytes(&bytes).expect("reads back");
+        assert_eq!(back.labels, m.labels);
+        assert_eq!(back.weights, m.weights);
+        assert_eq!(back.known, m.known);
+        assert_eq!(back.spec, m.spec);
+        assert_eq!(back.param("tau", 0.0), 0.25);
+        assert_eq!(back.param("other", 1.5), 1.5);
+    }
+
+    #[test]
+    fn corrupt_files_are_errors() {
+        let bytes = tiny().to_bytes();
+        for cut in [0, 3, 10, bytes.len() / 2, bytes.len() - 1] {
+            assert!(LinearModel::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[40] ^= 1;
+        let e = LinearModel::from_bytes(&flipped).expect_err("flipped bit");
+        assert!(e.to_string().contains("checksum"), "{e}");
+    }
+
+    #[test]
+    fn softmax_respects_mask() {
+        let mut v = vec![1.0, 2.0, 3.0];
+        softmax(&mut v, Some(&[true, true, false]));
+        assert_eq!(v[2], 0.0);
+        assert!((v[0] + v[1] - 1.0).abs() < 1e-6);
+        assert_eq!(argmax(&v).0, 1);
+    }
+}

@@ -1,0 +1,248 @@
+//! Chat text → normalised words and the signals around them (emoji, emoticons, `!`, `?`, shouting).
+//!
+//! All three models read text through this one tokenizer, at training and at scoring time, so the two can
+//! never disagree about what a word is. Chat-specific choices: URLs, e-mail addresses and @mentions carry no
+//! language or sentiment and are dropped; `#tag` counts as the word `tag`; digits split words; letter runs of
+//! three or more collapse to two ("soooo" → "soo") and are remembered as elongation; an apostrophe between
+//! letters stays inside the word so that "don't" is one (negating) word.
+
+/// At most this many bytes of a message are read: enough to decide language, tone and request, and it keeps
+/// a 200,000-character message from costing 5,000 short ones.
+pub const MAX_BYTES: usize = 4096;
+
+/// ASCII emoticons recognised as whole tokens (lowercased).
+pub const EMOTICONS: &[&str] = &[
+    ":)", ":-)", ":]", "=)", ":d", ":-d", "xd", ";)", ";-)", ":p", ":-p", "<3", ":(", ":-(", ":[", ":'(",
+    ":/", ":-/", ":|", ":o", "^^", ":3", "</3", ">:(", "-_-",
+];
+
+/// One message after tokenisation. Reused between messages: `clear` keeps the allocations.
+#[derive(Default, Debug)]
+pub struct Tokens {
+    buf: String,
+    words: Vec<(u32, u32)>,
+    /// Emoji and other symbols, in order.
+    pub symbols: Vec<char>,
+    /// Indexes into [`EMOTICONS`].
+    pub emoticons: Vec<u8>,
+    pub exclamations: u32,
+    pub questions: u32,
+    /// Words of two or more letters written in capitals.
+    pub shouted: u32,
+    /// Words that had a letter repeated three or more times.
+    pub elongated: u32,
+    /// Letters seen (after dropping URLs and mentions).
+    pub letters: u32,
+    /// Of those, Han, kana and Hangul characters: one of them says as much as a short Latin word.
+    pub ideographs: u32,
+}
+
+impl Tokens {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.words.clear();
+        self.symbols.clear();
+        self.emoticons.clear();
+        self.exclamations = 0;
+        self.questions = 0;
+        self.shouted = 0;
+        self.elongated = 0;
+        self.letters = 0;
+        self.ideographs = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    pub fn word(&self, i: usize) -> &str {
+        let (s, e) = self.words[i];
+        &self.buf[s as usize..e as usize]
+    }
+
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        self.words.iter().map(|&(s, e)| &self.buf[s as usize..e as usize])
+    }
+
+    /// Tokenises `text` into `self` (cleared first).
+    pub fn read(&mut self, text: &str) {
+        self.clear();
+        let text = truncate(text, MAX_BYTES);
+        for raw in text.split_whitespace() {
+            self.read_raw(raw);
+        }
+    }
+
+    fn read_raw(&mut self, raw: &str) {
+        let lower_ascii = raw.len() <= 4 && raw.is_ascii();
+        if lower_ascii {
+            let l = raw.to_ascii_lowercase();
+            if let Some(i) = EMOTICONS.iter().position(|e| *e == l) {
+                self.emoticons.push(i as u8);
+                return;
+            }
+        }
+        if is_link_or_mention(raw) {
+            return;
+        }
+        let mut start = self.buf.len();
+        let mut letters_in_word = 0u32;
+        let mut upper_in_word = 0u32;
+        let mut last: Option<char> = None;
+        let mut run = 0u32;
+        let mut elongated = false;
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            let apostrophe_inside = (c == '\'' || c == '’')
+                && letters_in_word > 0
+                && chars.peek().is_some_and(|n| n.is_alphabetic());
+            if is_word_char(c) || apostrophe_inside {
+                let c = if apostrophe_inside { '\'' } else { c };
+                if c.is_uppercase() {
+                    upper_in_word += 1;
+                }
+                if is_ideographic(c) {
+                    self.ideographs += 1;
+                }
+                for l in c.to_lowercase() {
+                    if Some(l) == last {
+                        run += 1;
+                    } else {
+                        run = 1;
+                        last = Some(l);
+                    }
+                    if run >= 3 {
+                        elongated = true;
+                        continue;
+                    }
+                    self.buf.push(l);
+                }
+                letters_in_word += 1;
+                continue;
+            }
+            // Anything else ends the word.
+            self.end_word(start, letters_in_word, upper_in_word, elongated);
+            start = self.buf.len();
+            letters_in_word = 0;
+            upper_in_word = 0;
+            last = None;
+            run = 0;
+            elongated = false;
+            match c {
+                '!' | '¡' => self.exclamations += 1,
+                '?' | '¿' | '؟' => self.questions += 1,
+                _ if is_symbol(c) => self.symbols.push(c),
+                _ => {}
+            }
+        }
+        self.end_word(start, letters_in_word, upper_in_word, elongated);
+    }
+
+    fn end_word(&mut self, start: usize, letters: u32, upper: u32, elongated: bool) {
+        let end = self.buf.len();
+        if end == start {
+            return;
+        }
+        self.letters += letters;
+        if letters >= 2 && upper == letters {
+            self.shouted += 1;
+        }
+        if elongated {
+            self.elongated += 1;
+        }
+        self.words.push((start as u32, end as u32));
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+pub fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn is_link_or_mention(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    let starts = |p: &[u8]| b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p);
+    starts(b"http://")
+        || starts(b"https://")
+        || starts(b"www.")
+        || b.first() == Some(&b'@')
+        || (raw.contains('@') && raw.contains('.'))
+}
+
+/// Letters, and the combining marks that belong inside words (Indic vowel signs and viramas, Arabic and
+/// Hebrew vowel points, Latin diacritics written as combining characters, zero-width joiners).
+pub fn is_word_char(c: char) -> bool {
+    if c.is_alphabetic() {
+        return true;
+    }
+    let u = c as u32;
+    matches!(u,
+        0x0300..=0x036F | 0x0483..=0x0489 | 0x0591..=0x05C7 | 0x0610..=0x061A | 0x064B..=0x065F | 0x0670
+        | 0x06D6..=0x06ED | 0x0E31 | 0x0E34..=0x0E3A | 0x0E47..=0x0E4E | 0x200C..=0x200D | 0x3099..=0x309A
+        | 0xFE20..=0xFE2F)
+        || ((0x0900..=0x0DFF).contains(&u) && !c.is_numeric() && !matches!(u, 0x0964 | 0x0965 | 0x0970))
+}
+
+fn is_ideographic(c: char) -> bool {
+    matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF | 0x20000..=0x2FFFF)
+}
+
+/// Emoji and other pictographs and symbols: non-ASCII, not a letter, digit, mark, space or punctuation.
+fn is_symbol(c: char) -> bool {
+    let u = c as u32;
+    u >= 0x2190 && !c.is_alphanumeric() && !c.is_whitespace() && !matches!(u, 0xFE00..=0xFE0F | 0x200D | 0xE0020..=0xE007F)
+        && !matches!(u, 0x3000..=0x303F | 0xFF00..=0xFF0F)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        let mut t = Tokens::new();
+        t.read(text);
+        t.words().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn chat_normalisation() {
+        assert_eq!(words("Soooo GOOD!!! see https://x.io @bob #Happy"), ["soo", "good", "see", "happy"]);
+        assert_eq!(words("don't l’homme 3pm"), ["don't", "l'homme", "pm"]);
+        assert_eq!(words("नहीं चाहिए"), ["नहीं", "चाहिए"]);
+        assert_eq!(words("mail me at a.b@c.de"), ["mail", "me", "at"]);
+    }
+
+    #[test]
+    fn signals() {
+        let mut t = Tokens::new();
+        t.read("I LOVE it 😍😍 :) really?? yessss");
+        assert_eq!(t.symbols, ['😍', '😍']);
+        assert_eq!(t.emoticons.len(), 1);
+        assert_eq!(t.questions, 2);
+        assert_eq!(t.shouted, 1);
+        assert_eq!(t.elongated, 1);
+    }
+
+    #[test]
+    fn truncates_on_char_boundary() {
+        let s = "é".repeat(3000);
+        let t = truncate(&s, MAX_BYTES);
+        assert_eq!(t.len(), MAX_BYTES);
+        assert_eq!(truncate("ab", 10), "ab");
+    }
+}

@@ -1,0 +1,270 @@
+//! Free text: a bottom-k sample of distinct texts by content hash (so the sample is the same however rows
+//! are partitioned, and merging keeps the k smallest hashes), each kept as its first words. At the end a
+//! small classifier learns to tell reference texts from current ones — the domain-classifier test that
+//! Evidently uses — and its ROC AUC on a held-out half is the drift score.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use colloquy_textmodels::Tokens;
+use colloquy_textmodels::hash::{FeatureHash, checksum};
+use datafusion::common::Result;
+
+use super::codec::{Reader, Writer};
+
+/// Distinct texts kept per side.
+pub const SAMPLE_SIZE: usize = 2_048;
+/// Words kept per text.
+const WORDS_PER_TEXT: usize = 32;
+const FEATURE_BITS: u32 = 16;
+
+#[derive(Default, Debug, Clone)]
+pub struct TextSample {
+    pub count: u64,
+    /// Content hash → words.
+    items: BTreeMap<u64, Vec<String>>,
+}
+
+impl TextSample {
+    pub fn add(&mut self, text: &str, tokens: &mut Tokens) {
+        self.count += 1;
+        let h = checksum(text.as_bytes());
+        if self.items.len() >= SAMPLE_SIZE && self.items.last_key_value().is_some_and(|(&max, _)| h >= max) {
+            return;
+        }
+        if self.items.contains_key(&h) {
+            return;
+        }
+        tokens.read(text);
+        let mut words: Vec<String> = Vec::new();
+        for w in tokens.words() {
+            if words.len() == WORDS_PER_TEXT {
+                break;
+            }
+            words.push(w.to_owned());
+        }
+        self.items.insert(h, words);
+        if self.items.len() > SAMPLE_SIZE {
+            self.items.pop_last();
+        }
+    }
+
+    pub fn merge(&mut self, other: &Self) {
+        self.count += other.count;
+        for (h, w) in &other.items {
+            self.items.entry(*h).or_insert_with(|| w.clone());
+        }
+        while self.items.len() > SAMPLE_SIZE {
+            self.items.pop_last();
+        }
+    }
+
+    #[cfg(test)]
+    pub fn sampled(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn bytes(&self) -> usize {
+        32 + self.items.values().map(|w| 48 + w.iter().map(|s| s.len() + 24).sum::<usize>()).sum::<usize>()
+    }
+
+    pub fn write(&self, w: &mut Writer) {
+        w.u64(self.count);
+        w.u32(self.items.len() as u32);
+        for (h, words) in &self.items {
+            w.u64(*h);
+            w.u32(words.len() as u32);
+            for s in words {
+                w.str(s);
+            }
+        }
+    }
+
+    pub fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let count = r.u64()?;
+        let n = r.u32()?;
+        let mut items = BTreeMap::new();
+        for _ in 0..n {
+            let h = r.u64()?;
+            let k = r.u32()?;
+            let words = (0..k).map(|_| r.str()).collect::<Result<Vec<_>>>()?;
+            items.insert(h, words);
+        }
+        Ok(Self { count, items })
+    }
+}
+
+fn features(words: &[String], out: &mut Vec<u32>) {
+    out.clear();
+    for (i, w) in words.iter().enumerate() {
+        let mut h = FeatureHash::new(1);
+        h.bytes(w.as_bytes());
+        out.push(h.bucket(FEATURE_BITS));
+        if i > 0 {
+            let mut h = FeatureHash::new(2);
+            h.bytes(words[i - 1].as_bytes());
+            h.byte(0);
+            h.bytes(w.as_bytes());
+            out.push(h.bucket(FEATURE_BITS));
+        }
+    }
+}
+
+/// The result of the domain-classifier test.
+pub struct DomainTest {
+    pub auc: f64,
+    /// Texts of each side in the held-out half.
+    pub held_out: (usize, usize),
+}
+
+/// Trains a logistic regression on half of each sample to tell reference (0) from current (1), and returns
+/// its ROC AUC on the other half. `None` when either half has fewer than 5 texts.
+pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option<DomainTest> {
+    // The hash decides the half, so the split is as deterministic as the sample.
+    let split = |h: u64| (h >> 29) & 1 == 1;
+    let mut train: Vec<(&Vec<String>, f32)> = Vec::new();
+    let mut test: Vec<(&Vec<String>, bool)> = Vec::new();
+    for (sample, y) in [(reference, false), (current, true)] {
+        for (&h, words) in &sample.items {
+            if split(h) {
+                test.push((words, y));
+            } else {
+                train.push((words, if y { 1.0 } else { 0.0 }));
+            }
+        }
+    }
+    let held = (test.iter().filter(|t| !t.1).count(), test.iter().filter(|t| t.1).count());
+    if held.0 < 5 || held.1 < 5 {
+        return None;
+    }
+    // Interleave the two sides in a fixed pseudo-random order (by content hash of the first word list).
+    train.sort_by_key(|(w, y)| (checksum(w.join(" ").as_bytes()), (*y * 2.0) as u8));
+    let n_train = train.len().max(1) as f32;
+    let pos = train.iter().filter(|t| t.1 > 0.5).count() as f32;
+    // Class weights so that unequal sample sizes do not bias the scores.
+    let (w_pos, w_neg) = (n_train / (2.0 * pos.max(1.0)), n_train / (2.0 * (n_train - pos).max(1.0)));
+    let mut weights = vec![0.0f32; 1 << FEATURE_BITS];
+    let mut bias = 0.0f32;
+    let mut f = Vec::new();
+    for epoch in 0..5 {
+        let lr = 0.5 / (1.0 + epoch as f32);
+        for (words, y) in &train {
+            features(words, &mut f);
+            if f.is_empty() {
+                continue;
+            }
+            let norm = 1.0 / (f.len() as f32).sqrt();
+            let z = bias + f.iter().map(|&b| weights[b as usize]).sum::<f32>() * norm;
+            let p = 1.0 / (1.0 + (-z).exp());
+            let g = (p - y) * if *y > 0.5 { w_pos } else { w_neg };
+            bias -= lr * g * 0.1;
+            for &b in &f {
+                weights[b as usize] -= lr * g * norm;
+            }
+        }
+    }
+    let mut scored: Vec<(f32, bool)> = test
+        .iter()
+        .map(|(words, y)| {
+            features(words, &mut f);
+            let norm = if f.is_empty() { 0.0 } else { 1.0 / (f.len() as f32).sqrt() };
+            (f.iter().map(|&b| weights[b as usize]).sum::<f32>() * norm, *y)
+        })
+        .collect();
+    Some(DomainTest { auc: roc_auc(&mut scored), held_out: held })
+}
+
+/// ROC AUC by the rank-sum formula, ties given their average rank.
+fn roc_auc(scored: &mut [(f32, bool)]) -> f64 {
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut rank_sum, mut i) = (0.0f64, 0);
+    while i < scored.len() {
+        let mut j = i;
+        while j + 1 < scored.len() && scored[j + 1].0 == scored[i].0 {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += avg * scored[i..=j].iter().filter(|s| s.1).count() as f64;
+        i = j + 1;
+    }
+    let pos = scored.iter().filter(|s| s.1).count() as f64;
+    let neg = scored.len() as f64 - pos;
+    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+/// The words whose share of texts changed most between the samples, as `+word` (more frequent now) or
+/// `-word` (less frequent), at most `k`.
+pub fn moved_terms(reference: &TextSample, current: &TextSample, k: usize) -> Vec<String> {
+    fn df(s: &TextSample) -> BTreeMap<&str, u32> {
+        let mut m: BTreeMap<&str, u32> = BTreeMap::new();
+        for words in s.items.values() {
+            let distinct: BTreeSet<&str> = words.iter().map(String::as_str).collect();
+            for w in distinct {
+                *m.entry(w).or_default() += 1;
+            }
+        }
+        m
+    }
+    let (a, b) = (df(reference), df(current));
+    let (na, nb) = (reference.items.len().max(1) as f64, current.items.len().max(1) as f64);
+    let mut moved: Vec<(f64, &str, bool)> = a
+        .keys()
+        .chain(b.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter_map(|w| {
+            let (ca, cb) = (a.get(w).copied().unwrap_or(0), b.get(w).copied().unwrap_or(0));
+            if ca + cb < 3 {
+                return None;
+            }
+            let diff = cb as f64 / nb - ca as f64 / na;
+            Some((diff.abs(), *w, diff > 0.0))
+        })
+        .collect();
+    moved.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(y.1)));
+    moved.into_iter().take(k).map(|(_, w, up)| format!("{}{w}", if up { '+' } else { '-' })).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(texts: impl Iterator<Item = String>) -> TextSample {
+        let mut s = TextSample::default();
+        let mut t = Tokens::new();
+        texts.for_each(|x| s.add(&x, &mut t));
+        s
+    }
+
+    #[test]
+    fn bottom_k_is_partition_independent() {
+        let texts: Vec<String> = (0..6000).map(|i| format!("message number {i} about things")).collect();
+        let whole = sample(texts.iter().cloned());
+        let mut a = sample(texts.iter().step_by(2).cloned());
+        let b = sample(texts.iter().skip(1).step_by(2).cloned());
+        a.merge(&b);
+        assert_eq!(a.count, 6000);
+        assert_eq!(a.items, whole.items);
+        assert_eq!(a.sampled(), SAMPLE_SIZE);
+    }
+
+    #[test]
+    fn classifier_tells_different_texts_apart() {
+        let a = sample((0..800).map(|i| format!("where is my order {i} it is late")));
+        let b = sample((0..800).map(|i| format!("thanks for the great help {i} have a nice day")));
+        let same = sample((0..800).map(|i| format!("where is my order {} it is late", i + 10_000)));
+        let d = domain_classifier(&a, &b).expect("enough texts");
+        assert!(d.auc > 0.95, "{}", d.auc);
+        let n = domain_classifier(&a, &same).expect("enough texts");
+        assert!(n.auc < 0.6, "{}", n.auc);
+        let terms = moved_terms(&a, &b, 16);
+        assert!(terms.contains(&"-order".to_owned()) && terms.contains(&"+thanks".to_owned()), "{terms:?}");
+    }
+
+    #[test]
+    fn auc_of_perfect_and_reversed() {
+        let mut s = vec![(0.1, false), (0.2, false), (0.8, true), (0.9, true)];
+        assert_eq!(roc_auc(&mut s), 1.0);
+        let mut r = vec![(0.9, false), (0.8, false), (0.1, true), (0.2, true)];
+        assert_eq!(roc_auc(&mut r), 0.0);
+    }
+}

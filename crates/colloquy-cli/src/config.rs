@@ -24,6 +24,32 @@ pub struct Config {
     pub settings: BTreeMap<String, String>,
     #[serde(default)]
     pub archive: Vec<ArchiveEntry>,
+    /// `colloquy serve` settings.
+    pub server: Option<ServerSection>,
+}
+
+/// ```toml
+/// [server]
+/// bind = "0.0.0.0:50051"
+/// tls_cert = "cert.pem"
+/// tls_key = "key.pem"
+/// expand_views = true          # send Utf8View/BinaryView as Utf8/Binary
+/// [server.users]               # basic-auth users (handshake → bearer token)
+/// ana = "s3cret"
+/// [server.tokens]              # static API tokens → user name
+/// "tok-ci-123" = "ci"
+/// ```
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub bind: Option<String>,
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
+    pub expand_views: Option<bool>,
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tokens: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

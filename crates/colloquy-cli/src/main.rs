@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod serve;
 mod output;
 mod progress;
 mod runner;
@@ -32,6 +33,21 @@ enum Command {
     Sql(SqlArgs),
     /// Write the demo archive and print the headline analytics over it.
     Demo(DemoArgs),
+    /// Serve SQL over Arrow Flight SQL (ADBC, JDBC, BI tools, notebooks).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
+    #[arg(long, value_name = "HOST:PORT")]
+    bind: Option<String>,
+    /// A TOML file declaring archives, session settings and the [server] section (users, tokens, TLS).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Serve the demo archive as the table `messages`.
+    #[arg(long)]
+    demo: bool,
 }
 
 #[derive(clap::Args)]
@@ -77,7 +93,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("COLLOQUY_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,colloquy::query=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -97,6 +113,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Sql(args) => run_sql(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {

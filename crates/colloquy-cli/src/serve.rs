@@ -1,0 +1,84 @@
+//! `colloquy serve`: the Flight SQL server over the configured archives (or the demo archive).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use colloquy_flight::{Authenticator, Normalizer, ServiceOptions, Tls};
+
+use crate::config::{self, ServerSection};
+use crate::{ServeArgs, demo};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let server = match &args.config {
+        Some(path) => config::load(path)?.server.unwrap_or_default(),
+        None => ServerSection::default(),
+    };
+    let bind = args.bind.clone().or(server.bind.clone()).unwrap_or_else(|| "127.0.0.1:50051".to_owned());
+    let demo_dir = if args.demo { Some(demo::ensure_cached().await?) } else { None };
+    let config_path: Option<PathBuf> = args.config.clone();
+    // Each client session gets a context of its own, built the way `colloquy sql` builds one.
+    let factory = colloquy_flight::factory(move || {
+        let config_path = config_path.clone();
+        let demo_dir = demo_dir.clone();
+        async move {
+            let ctx = colloquy::new_context();
+            if let Some(path) = &config_path {
+                config::apply(&ctx, path).await.map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
+            }
+            if let Some(dir) = &demo_dir {
+                demo::register(&ctx, dir).await.map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
+            }
+            Ok(ctx)
+        }
+    });
+    let auth = Arc::new(Authenticator::new(
+        server.users.clone().into_iter().collect::<HashMap<_, _>>(),
+        server.tokens.clone().into_iter().collect::<HashMap<_, _>>(),
+    ));
+    let tls = match (&server.tls_cert, &server.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls {
+            cert: std::fs::read(cert).with_context(|| format!("TLS certificate {}", cert.display()))?,
+            key: std::fs::read(key).with_context(|| format!("TLS key {}", key.display()))?,
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("the [server] section needs both tls_cert and tls_key, or neither"),
+    };
+    let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    if auth.required() {
+        tracing::info!("authentication: {} user(s), {} static token(s)", server.users.len(), server.tokens.len());
+    } else {
+        eprintln!("colloquy serve: no users or tokens configured: accepting every client without authentication");
+    }
+    // The address on stdout, one line, so scripts that bind port 0 can find the server.
+    println!("colloquy serve listening on {scheme}://{addr}");
+    let options = ServiceOptions {
+        factory,
+        auth,
+        normalizer: Normalizer { expand_views: server.expand_views.unwrap_or(true) },
+    };
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        eprintln!("colloquy serve: shutting down");
+    };
+    colloquy_flight::serve(options, listener, tls, shutdown).await.map_err(|e| anyhow::anyhow!("{e}"))
+}

@@ -1,0 +1,78 @@
+//! `colloquy serve`: an Arrow Flight SQL server over colloquy sessions.
+//!
+//! One [`service::ColloquyFlightSql`] answers every Flight SQL call; each client session (a bearer token
+//! from the handshake, else the client's connection) gets its own DataFusion context built by the
+//! [`ContextFactory`], so settings and temporary tables stay private. Errors map to gRPC codes in one
+//! place ([`error`]); results stream batch by batch and every schema goes through one normalisation
+//! ([`schema`]), because drivers compare the announced schema with the streamed one.
+
+pub mod auth;
+pub mod error;
+pub mod params;
+pub mod schema;
+pub mod service;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+pub use auth::{Authenticator, Principal};
+pub use error::{Error, Result};
+pub use schema::Normalizer;
+pub use service::{ColloquyFlightSql, ContextFactory, ServiceOptions};
+
+/// Largest message a client may send (bulk ingest batches): the default 4 MiB is too small for ADBC.
+const MAX_DECODING: usize = 256 << 20;
+
+/// TLS certificate and key, PEM.
+pub struct Tls {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+/// Serves until `shutdown` completes, then stops accepting calls and lets running streams finish.
+pub async fn serve(
+    options: ServiceOptions,
+    listener: TcpListener,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let auth = options.auth.clone();
+    let service = ColloquyFlightSql::new(options)?;
+    let svc = FlightServiceServer::new(service)
+        .max_decoding_message_size(MAX_DECODING)
+        .max_encoding_message_size(usize::MAX);
+    let interceptor = move |mut req: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
+        let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let principal = auth.check(header)?;
+        req.extensions_mut().insert(principal);
+        Ok(req)
+    };
+    let svc = tonic::service::interceptor::InterceptedService::new(svc, interceptor);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(tls.cert, tls.key)))
+            .map_err(|e| Error::invalid(format!("TLS certificate or key: {e}")))?;
+    }
+    builder
+        .add_service(svc)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(|e| Error::Internal(format!("server: {e}")))?;
+    Ok(())
+}
+
+/// A factory from a closure returning a future of a session context.
+pub fn factory<F, Fut>(f: F) -> ContextFactory
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<datafusion::prelude::SessionContext>> + Send + 'static,
+{
+    Arc::new(move || Box::pin(f()))
+}

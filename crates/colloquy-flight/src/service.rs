@@ -1,0 +1,913 @@
+//! The Flight SQL service: statements, prepared statements, updates, bulk ingest and metadata over
+//! per-session DataFusion contexts.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
+    Any, CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, Nullable, ProstMessageExt, Searchable,
+    SqlInfo, SqlSupportedTransaction, TableExistsOption, TableNotExistOption, TicketStatementQuery, XdbcDataType,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
+};
+use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{LogicalPlan, TableType};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::SessionContext;
+use futures::future::BoxFuture;
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Authenticator, Principal, bearer};
+use crate::error::{Error, Result};
+use crate::params::{bind, number_placeholders, parameter_schema, row_values};
+use crate::schema::Normalizer;
+
+/// Builds a fresh session context: every session gets its own settings and temporary objects.
+pub type ContextFactory = Arc<dyn Fn() -> BoxFuture<'static, Result<SessionContext>> + Send + Sync>;
+
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+
+/// What the server was started with.
+#[derive(Clone)]
+pub struct ServiceOptions {
+    pub factory: ContextFactory,
+    pub auth: Arc<Authenticator>,
+    pub normalizer: Normalizer,
+}
+
+struct Session {
+    ctx: SessionContext,
+}
+
+struct Prepared {
+    session: String,
+    user: Arc<str>,
+    plan: LogicalPlan,
+    params: Option<Vec<ScalarValue>>,
+}
+
+/// A result waiting for its DoGet: a physical plan not yet run, or the rows of a command already run.
+enum Pending {
+    Plan { plan: Arc<dyn ExecutionPlan>, ctx: SessionContext },
+    Rows(Vec<RecordBatch>),
+}
+
+struct Ticketed {
+    user: Arc<str>,
+    sql: String,
+    schema: SchemaRef,
+    pending: Pending,
+}
+
+pub struct ColloquyFlightSql {
+    options: ServiceOptions,
+    sessions: tokio::sync::Mutex<HashMap<String, Arc<Session>>>,
+    prepared: Mutex<HashMap<String, Prepared>>,
+    tickets: Mutex<HashMap<String, Ticketed>>,
+    counter: AtomicU64,
+    sql_info: SqlInfoData,
+    xdbc: XdbcTypeInfoData,
+}
+
+fn poisoned() -> Status {
+    Status::internal("server state lock poisoned")
+}
+
+impl ColloquyFlightSql {
+    pub fn new(options: ServiceOptions) -> Result<Self> {
+        Ok(Self {
+            options,
+            sessions: tokio::sync::Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
+            tickets: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(1),
+            sql_info: sql_info()?,
+            xdbc: xdbc_types()?,
+        })
+    }
+
+    fn next_id(&self, prefix: &str) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{n}-{:x}", Instant::now().elapsed().as_nanos() ^ (n as u128).wrapping_mul(0x9e37_79b9))
+    }
+
+    fn principal<T>(req: &Request<T>) -> Principal {
+        req.extensions()
+            .get::<Principal>()
+            .cloned()
+            .unwrap_or(Principal { user: "anonymous".into(), token: None })
+    }
+
+    /// The session key: the bearer token if there is one, else the client's address (one HTTP/2
+    /// connection per ADBC or pyarrow connection).
+    fn session_key<T>(req: &Request<T>) -> String {
+        let p = Self::principal(req);
+        match (&p.token, req.remote_addr()) {
+            (Some(t), _) => format!("token:{t}"),
+            (None, Some(addr)) => format!("addr:{addr}"),
+            (None, None) => format!("user:{}", p.user),
+        }
+    }
+
+    async fn session(&self, key: &str) -> Result<Arc<Session>> {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(s) = sessions.get(key) {
+            return Ok(s.clone());
+        }
+        let ctx = (self.options.factory)().await?;
+        let s = Arc::new(Session { ctx });
+        sessions.insert(key.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    async fn session_for<T>(&self, req: &Request<T>) -> Result<Arc<Session>> {
+        self.session(&Self::session_key(req)).await
+    }
+
+    /// Runs a command plan (DDL, DML, SET) now; plans a query for its DoGet. Either way the result is
+    /// parked under a ticket and described by a FlightInfo.
+    async fn plan_result(
+        &self,
+        session: &Session,
+        user: Arc<str>,
+        sql: &str,
+        plan: LogicalPlan,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo> {
+        let started = Instant::now();
+        let is_command = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_));
+        let df = session.ctx.execute_logical_plan(plan).await?;
+        let (schema, pending) = if is_command {
+            let arrow_schema: Schema = df.schema().as_arrow().clone();
+            let rows = df.collect().await?;
+            let schema = self.options.normalizer.schema(&arrow_schema);
+            tracing::info!(target: "colloquy::query", user = %user, sql, kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
+            (schema, Pending::Rows(rows))
+        } else {
+            let physical = df.create_physical_plan().await?;
+            let schema = self.options.normalizer.schema(physical.schema().as_ref());
+            (schema, Pending::Plan { plan: physical, ctx: session.ctx.clone() })
+        };
+        let handle = self.next_id("q");
+        let ticket = Ticket::new(TicketStatementQuery { statement_handle: handle.clone().into() }.as_any().encode_to_vec());
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)?
+            .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+            .with_descriptor(descriptor)
+            .with_total_records(-1)
+            .with_ordered(true);
+        self.tickets
+            .lock()
+            .map_err(|_| Error::Internal("ticket table poisoned".into()))?
+            .insert(handle, Ticketed { user, sql: sql.to_owned(), schema, pending });
+        Ok(info)
+    }
+
+    fn stream(&self, t: Ticketed) -> Result<DoGetStream> {
+        let Ticketed { user, sql, schema, pending } = t;
+        let norm = self.options.normalizer;
+        let batches: SendableRecordBatchStream = match pending {
+            Pending::Plan { plan, ctx } => execute_stream(plan, ctx.task_ctx())?,
+            Pending::Rows(rows) => {
+                let schema = rows.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
+                Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter(rows.into_iter().map(Ok)),
+                ))
+            }
+        };
+        let out_schema = schema.clone();
+        // The log line is written when the stream is dropped: finished, failed or abandoned by the client.
+        let log = Arc::new(QueryLog::new(user, sql));
+        let converted = batches.map(move |b| {
+            let b = b.map_err(Error::from).and_then(|b| norm.batch(&b, &out_schema).map_err(Error::from));
+            match &b {
+                Ok(batch) => log.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed),
+                Err(_) => log.failed.fetch_add(1, Ordering::Relaxed),
+            };
+            b.map_err(|e| FlightError::Tonic(Box::new(Status::from(e))))
+        });
+        let out = FlightDataEncoderBuilder::new().with_schema(schema).build(converted).map_err(Status::from);
+        Ok(Box::pin(out))
+    }
+
+    fn take_ticket(&self, handle: &[u8], user: &str) -> Result<Ticketed> {
+        let handle = std::str::from_utf8(handle).map_err(|_| Error::invalid("ticket is not a colloquy ticket"))?;
+        let mut tickets = self.tickets.lock().map_err(|_| Error::Internal("ticket table poisoned".into()))?;
+        match tickets.get(handle) {
+            Some(t) if *t.user != *user => Err(Error::PermissionDenied("this ticket belongs to another user".into())),
+            Some(_) => tickets.remove(handle).ok_or_else(|| Error::NotFound("ticket vanished".into())),
+            None => Err(Error::NotFound(format!(
+                "unknown or already used ticket '{handle}': tickets are good for one DoGet"
+            ))),
+        }
+    }
+
+    async fn metadata_batch(&self, session: &Session, cmd: &MetadataCommand) -> Result<RecordBatch> {
+        let ctx = &session.ctx;
+        match cmd {
+            MetadataCommand::Catalogs(q) => {
+                let mut b = q.clone().into_builder();
+                for c in ctx.catalog_names() {
+                    b.append(c);
+                }
+                Ok(b.build()?)
+            }
+            MetadataCommand::Schemas(q) => {
+                let mut b = q.clone().into_builder();
+                for c in ctx.catalog_names() {
+                    if let Some(cat) = ctx.catalog(&c) {
+                        for s in cat.schema_names() {
+                            b.append(&c, s);
+                        }
+                    }
+                }
+                Ok(b.build()?)
+            }
+            MetadataCommand::Tables(q) => {
+                let mut b = q.clone().into_builder();
+                for c in ctx.catalog_names() {
+                    let Some(cat) = ctx.catalog(&c) else { continue };
+                    for s in cat.schema_names() {
+                        let Some(schema) = cat.schema(&s) else { continue };
+                        for t in schema.table_names() {
+                            let Some(table) = schema.table(&t).await? else { continue };
+                            let kind = table_type_name(table.as_ref());
+                            let arrow_schema = self.options.normalizer.schema(table.schema().as_ref());
+                            b.append(&c, &s, &t, kind, &arrow_schema)?;
+                        }
+                    }
+                }
+                Ok(b.build()?)
+            }
+            MetadataCommand::TableTypes(q) => {
+                let mut b = q.clone().into_builder();
+                b.append("TABLE");
+                b.append("VIEW");
+                Ok(b.build()?)
+            }
+        }
+    }
+}
+
+/// One structured log line per query, written when its result stream ends.
+struct QueryLog {
+    user: Arc<str>,
+    sql: String,
+    started: Instant,
+    rows: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl QueryLog {
+    fn new(user: Arc<str>, sql: String) -> Self {
+        Self { user, sql, started: Instant::now(), rows: AtomicU64::new(0), failed: AtomicU64::new(0) }
+    }
+}
+
+impl Drop for QueryLog {
+    fn drop(&mut self) {
+        let status = if self.failed.load(Ordering::Relaxed) > 0 { "error" } else { "ok" };
+        tracing::info!(
+            target: "colloquy::query",
+            user = %self.user,
+            sql = %self.sql,
+            rows = self.rows.load(Ordering::Relaxed),
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            status,
+            "query"
+        );
+    }
+}
+
+enum MetadataCommand {
+    Catalogs(CommandGetCatalogs),
+    Schemas(CommandGetDbSchemas),
+    Tables(CommandGetTables),
+    TableTypes(CommandGetTableTypes),
+}
+
+fn table_type_name(t: &dyn TableProvider) -> &'static str {
+    match t.table_type() {
+        TableType::View => "VIEW",
+        TableType::Base | TableType::Temporary => "TABLE",
+    }
+}
+
+fn metadata_schema(cmd: &MetadataCommand) -> SchemaRef {
+    match cmd {
+        MetadataCommand::Catalogs(q) => q.clone().into_builder().schema(),
+        MetadataCommand::Schemas(q) => q.clone().into_builder().schema(),
+        MetadataCommand::Tables(q) => q.clone().into_builder().schema(),
+        MetadataCommand::TableTypes(q) => q.clone().into_builder().schema(),
+    }
+}
+
+fn info_for(schema: &Schema, command: impl ProstMessageExt, descriptor: FlightDescriptor) -> Result<FlightInfo> {
+    let ticket = Ticket::new(command.as_any().encode_to_vec());
+    Ok(FlightInfo::new()
+        .try_with_schema(schema)?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_descriptor(descriptor)
+        .with_total_records(-1))
+}
+
+fn one_batch(schema: SchemaRef, batch: RecordBatch) -> DoGetStream {
+    let s = futures::stream::iter([Ok(batch)]);
+    Box::pin(FlightDataEncoderBuilder::new().with_schema(schema).build(s).map_err(Status::from))
+}
+
+fn primary_keys_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("catalog_name", DataType::Utf8, true),
+        Field::new("db_schema_name", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("key_name", DataType::Utf8, true),
+        Field::new("key_sequence", DataType::Int32, false),
+    ]))
+}
+
+fn foreign_keys_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("pk_catalog_name", DataType::Utf8, true),
+        Field::new("pk_db_schema_name", DataType::Utf8, true),
+        Field::new("pk_table_name", DataType::Utf8, false),
+        Field::new("pk_column_name", DataType::Utf8, false),
+        Field::new("fk_catalog_name", DataType::Utf8, true),
+        Field::new("fk_db_schema_name", DataType::Utf8, true),
+        Field::new("fk_table_name", DataType::Utf8, false),
+        Field::new("fk_column_name", DataType::Utf8, false),
+        Field::new("key_sequence", DataType::Int32, false),
+        Field::new("fk_key_name", DataType::Utf8, true),
+        Field::new("pk_key_name", DataType::Utf8, true),
+        Field::new("update_rule", DataType::UInt8, false),
+        Field::new("delete_rule", DataType::UInt8, false),
+    ]))
+}
+
+fn sql_info() -> Result<SqlInfoData> {
+    let mut b = SqlInfoDataBuilder::new();
+    b.append(SqlInfo::FlightSqlServerName, "colloquy");
+    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+    b.append(SqlInfo::FlightSqlServerReadOnly, false);
+    b.append(SqlInfo::FlightSqlServerSql, true);
+    b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    b.append(SqlInfo::FlightSqlServerTransaction, SqlSupportedTransaction::None as i32);
+    b.append(SqlInfo::FlightSqlServerCancel, true);
+    b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
+    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    Ok(b.build()?)
+}
+
+fn xdbc_types() -> Result<XdbcTypeInfoData> {
+    let mut b = XdbcTypeInfoDataBuilder::new();
+    let mut add = |name: &str, data_type: XdbcDataType, size: Option<i32>, prefix: Option<&str>| {
+        b.append(XdbcTypeInfo {
+            type_name: name.to_owned(),
+            data_type,
+            column_size: size,
+            literal_prefix: prefix.map(str::to_owned),
+            literal_suffix: prefix.map(str::to_owned),
+            create_params: None,
+            nullable: Nullable::NullabilityNullable,
+            case_sensitive: prefix.is_some(),
+            searchable: Searchable::Full,
+            unsigned_attribute: Some(false),
+            fixed_prec_scale: false,
+            auto_increment: Some(false),
+            local_type_name: Some(name.to_owned()),
+            minimum_scale: None,
+            maximum_scale: None,
+            sql_data_type: data_type,
+            datetime_subcode: None,
+            num_prec_radix: None,
+            interval_precision: None,
+        });
+    };
+    add("BOOLEAN", XdbcDataType::XdbcBit, Some(1), None);
+    add("TINYINT", XdbcDataType::XdbcTinyint, Some(3), None);
+    add("SMALLINT", XdbcDataType::XdbcSmallint, Some(5), None);
+    add("INTEGER", XdbcDataType::XdbcInteger, Some(10), None);
+    add("BIGINT", XdbcDataType::XdbcBigint, Some(19), None);
+    add("FLOAT", XdbcDataType::XdbcFloat, Some(24), None);
+    add("DOUBLE", XdbcDataType::XdbcDouble, Some(53), None);
+    add("DECIMAL", XdbcDataType::XdbcDecimal, Some(38), None);
+    add("VARCHAR", XdbcDataType::XdbcVarchar, None, Some("'"));
+    add("DATE", XdbcDataType::XdbcDate, Some(10), Some("'"));
+    add("TIMESTAMP", XdbcDataType::XdbcTimestamp, Some(29), Some("'"));
+    add("BINARY", XdbcDataType::XdbcBinary, None, None);
+    Ok(b.build()?)
+}
+
+/// Rows a command reports: DataFusion's DML returns one `count` column.
+fn affected_rows(batches: &[RecordBatch]) -> i64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count").and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned()))
+        .map(|c| c.iter().flatten().sum::<u64>() as i64)
+        .sum()
+}
+
+async fn read_batches(req: Request<PeekableFlightDataStream>) -> Result<(Option<SchemaRef>, Vec<RecordBatch>)> {
+    // Descriptor-only messages (no IPC header) precede the data from some clients: skip them.
+    let data = req.into_inner().try_filter(|d| futures::future::ready(!d.data_header.is_empty())).map_err(FlightError::from);
+    let mut stream = FlightRecordBatchStream::new_from_flight_data(data);
+    let mut batches = Vec::new();
+    while let Some(b) = stream.next().await {
+        batches.push(b.map_err(|e| Error::invalid(format!("cannot read the uploaded batches: {e}")))?);
+    }
+    let schema = stream.schema().cloned().or_else(|| batches.first().map(|b| b.schema()));
+    Ok((schema, batches))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for ColloquyFlightSql {
+    type FlightService = ColloquyFlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
+        let p = Self::principal(&request);
+        // The interceptor has checked the credentials; a session token ties the next calls to this login.
+        let token = match &p.token {
+            Some(t) => t.to_string(),
+            None => self.options.auth.issue(&p.user)?,
+        };
+        let out = futures::stream::iter([Ok(HandshakeResponse { protocol_version: 0, payload: token.clone().into() })]);
+        let mut resp = Response::new(Box::pin(out) as Pin<Box<dyn Stream<Item = _> + Send>>);
+        resp.metadata_mut().insert("authorization", bearer(&token)?);
+        Ok(resp)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let p = Self::principal(&request);
+        let session = self.session_for(&request).await?;
+        let sql = number_placeholders(&query.query);
+        let plan = session.ctx.state().create_logical_plan(&sql).await.map_err(Error::from)?;
+        if !plan.get_parameter_types().map_err(Error::from)?.is_empty() {
+            return Err(Error::invalid("the statement has parameters: prepare it and bind values").into());
+        }
+        let info = self.plan_result(&session, p.user, &query.query, plan, request.into_inner()).await?;
+        Ok(Response::new(info))
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let p = Self::principal(&request);
+        let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
+        let (session_key, plan, sql) = {
+            let prepared = self.prepared.lock().map_err(|_| poisoned())?;
+            let Some(ps) = prepared.get(&handle) else {
+                return Err(Error::NotFound(format!("unknown prepared statement '{handle}'")).into());
+            };
+            if *ps.user != *p.user {
+                return Err(Error::PermissionDenied("this prepared statement belongs to another user".into()).into());
+            }
+            let plan = match &ps.params {
+                Some(values) => bind(&ps.plan, values)?,
+                None => {
+                    if !ps.plan.get_parameter_types().map_err(Error::from)?.is_empty() {
+                        return Err(Error::invalid("bind values to the statement's parameters first").into());
+                    }
+                    ps.plan.clone()
+                }
+            };
+            (ps.session.clone(), plan, format!("{}", ps.plan.display_indent()))
+        };
+        let session = self.session(&session_key).await?;
+        let info = self.plan_result(&session, p.user, &sql, plan, request.into_inner()).await?;
+        Ok(Response::new(info))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = metadata_schema(&MetadataCommand::Catalogs(query.clone()));
+        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = metadata_schema(&MetadataCommand::Schemas(query.clone()));
+        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = metadata_schema(&MetadataCommand::Tables(query.clone()));
+        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = metadata_schema(&MetadataCommand::TableTypes(query.clone()));
+        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder(&self.xdbc).schema();
+        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(Response::new(info_for(&primary_keys_schema(), query, request.into_inner())?))
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(Response::new(info_for(&foreign_keys_schema(), query, request.into_inner())?))
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(Response::new(info_for(&foreign_keys_schema(), query, request.into_inner())?))
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(Response::new(info_for(&foreign_keys_schema(), query, request.into_inner())?))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let p = Self::principal(&request);
+        let t = self.take_ticket(&ticket.statement_handle, &p.user)?;
+        Ok(Response::new(self.stream(t)?))
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let cmd = MetadataCommand::Catalogs(query);
+        let session = self.session_for(&request).await?;
+        let batch = self.metadata_batch(&session, &cmd).await?;
+        Ok(Response::new(one_batch(metadata_schema(&cmd), batch)))
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let cmd = MetadataCommand::Schemas(query);
+        let session = self.session_for(&request).await?;
+        let batch = self.metadata_batch(&session, &cmd).await?;
+        Ok(Response::new(one_batch(metadata_schema(&cmd), batch)))
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let cmd = MetadataCommand::Tables(query);
+        let session = self.session_for(&request).await?;
+        let batch = self.metadata_batch(&session, &cmd).await?;
+        Ok(Response::new(one_batch(metadata_schema(&cmd), batch)))
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let cmd = MetadataCommand::TableTypes(query);
+        let session = self.session_for(&request).await?;
+        let batch = self.metadata_batch(&session, &cmd).await?;
+        Ok(Response::new(one_batch(metadata_schema(&cmd), batch)))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let builder = query.into_builder(&self.sql_info);
+        let schema = builder.schema();
+        let batch = builder.build().map_err(Error::from)?;
+        Ok(Response::new(one_batch(schema, batch)))
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let builder = query.into_builder(&self.xdbc);
+        let schema = builder.schema();
+        let batch = builder.build().map_err(Error::from)?;
+        Ok(Response::new(one_batch(schema, batch)))
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let schema = primary_keys_schema();
+        Ok(Response::new(one_batch(schema.clone(), RecordBatch::new_empty(schema))))
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let schema = foreign_keys_schema();
+        Ok(Response::new(one_batch(schema.clone(), RecordBatch::new_empty(schema))))
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let schema = foreign_keys_schema();
+        Ok(Response::new(one_batch(schema.clone(), RecordBatch::new_empty(schema))))
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let schema = foreign_keys_schema();
+        Ok(Response::new(one_batch(schema.clone(), RecordBatch::new_empty(schema))))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        cmd: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = self.session_for(&request).await?;
+        let sql = number_placeholders(&cmd.query);
+        let df = session.ctx.sql(&sql).await.map_err(Error::from)?;
+        let batches = df.collect().await.map_err(Error::from)?;
+        Ok(affected_rows(&batches))
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        cmd: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = self.session_for(&request).await?;
+        let (schema, batches) = read_batches(request).await?;
+        let Some(schema) = schema else {
+            return Err(Error::invalid("bulk ingest sent no schema").into());
+        };
+        let name = match &cmd.schema {
+            Some(s) if !s.is_empty() => format!("{s}.{}", cmd.table),
+            _ => cmd.table.clone(),
+        };
+        let options = cmd.table_definition_options.unwrap_or_default();
+        let if_exists = TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified);
+        let if_not_exist = TableNotExistOption::try_from(options.if_not_exist).unwrap_or(TableNotExistOption::Unspecified);
+        let ctx = &session.ctx;
+        let exists = ctx.table_exist(name.as_str()).map_err(Error::from)?;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let mut all = Vec::new();
+        if exists {
+            match if_exists {
+                TableExistsOption::Fail | TableExistsOption::Unspecified => {
+                    return Err(Error::invalid(format!("table '{name}' already exists (mode 'create')")).into());
+                }
+                TableExistsOption::Append => {
+                    let old = ctx.table(name.as_str()).await.map_err(Error::from)?;
+                    let old_schema: Schema = old.schema().as_arrow().clone();
+                    if old_schema.fields().len() != schema.fields().len() {
+                        return Err(Error::invalid(format!(
+                            "cannot append to '{name}': it has {} columns, the data has {}",
+                            old_schema.fields().len(),
+                            schema.fields().len()
+                        ))
+                        .into());
+                    }
+                    let target = Arc::new(old_schema);
+                    all = old.collect().await.map_err(Error::from)?;
+                    for b in &batches {
+                        let cols = b
+                            .columns()
+                            .iter()
+                            .zip(target.fields())
+                            .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(Error::from)?;
+                        all.push(RecordBatch::try_new(target.clone(), cols).map_err(Error::from)?);
+                    }
+                    ctx.deregister_table(name.as_str()).map_err(Error::from)?;
+                    let table = MemTable::try_new(target, vec![all]).map_err(Error::from)?;
+                    ctx.register_table(name.as_str(), Arc::new(table)).map_err(Error::from)?;
+                    return Ok(rows as i64);
+                }
+                TableExistsOption::Replace => {
+                    ctx.deregister_table(name.as_str()).map_err(Error::from)?;
+                }
+            }
+        } else if if_not_exist == TableNotExistOption::Fail {
+            return Err(Error::NotFound(format!("table '{name}' does not exist (mode 'append')")).into());
+        }
+        all.extend(batches);
+        let table = MemTable::try_new(schema, vec![all]).map_err(Error::from)?;
+        ctx.register_table(name.as_str(), Arc::new(table)).map_err(Error::from)?;
+        Ok(rows as i64)
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let p = Self::principal(&request);
+        let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
+        let (_, batches) = read_batches(request).await?;
+        let values = match batches.iter().find(|b| b.num_rows() > 0) {
+            Some(b) => row_values(b, 0)?,
+            None => vec![],
+        };
+        let mut prepared = self.prepared.lock().map_err(|_| poisoned())?;
+        let Some(ps) = prepared.get_mut(&handle) else {
+            return Err(Error::NotFound(format!("unknown prepared statement '{handle}'")).into());
+        };
+        if *ps.user != *p.user {
+            return Err(Error::PermissionDenied("this prepared statement belongs to another user".into()).into());
+        }
+        // Check the values now, so a wrong type is reported at bind time.
+        bind(&ps.plan, &values)?;
+        ps.params = Some(values);
+        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle.into()) })
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        cmd: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let p = Self::principal(&request);
+        let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
+        let (_, batches) = read_batches(request).await?;
+        let (session_key, base, remembered) = {
+            let prepared = self.prepared.lock().map_err(|_| poisoned())?;
+            let Some(ps) = prepared.get(&handle) else {
+                return Err(Error::NotFound(format!("unknown prepared statement '{handle}'")).into());
+            };
+            if *ps.user != *p.user {
+                return Err(Error::PermissionDenied("this prepared statement belongs to another user".into()).into());
+            }
+            (ps.session.clone(), ps.plan.clone(), ps.params.clone())
+        };
+        let session = self.session(&session_key).await?;
+        let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
+        for b in batches.iter().filter(|b| b.num_columns() > 0) {
+            for r in 0..b.num_rows() {
+                rows.push(row_values(b, r)?);
+            }
+        }
+        if rows.is_empty() {
+            rows.push(remembered.unwrap_or_default());
+        }
+        let mut total = 0;
+        for values in rows {
+            let plan = bind(&base, &values)?;
+            let df = session.ctx.execute_logical_plan(plan).await.map_err(Error::from)?;
+            total += affected_rows(&df.collect().await.map_err(Error::from)?);
+        }
+        Ok(total)
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let p = Self::principal(&request);
+        let key = Self::session_key(&request);
+        let session = self.session(&key).await?;
+        let sql = number_placeholders(&query.query);
+        // Planning only: nothing runs until GetFlightInfo, so DDL is executed exactly once.
+        let plan = session.ctx.state().create_logical_plan(&sql).await.map_err(Error::from)?;
+        let dataset = self.options.normalizer.schema(plan.schema().as_arrow());
+        let params = parameter_schema(&plan)?;
+        let opts = IpcWriteOptions::default();
+        let IpcMessage(dataset_schema) = SchemaAsIpc::new(&dataset, &opts).try_into().map_err(Error::from)?;
+        let IpcMessage(parameter_schema) = SchemaAsIpc::new(&params, &opts).try_into().map_err(Error::from)?;
+        let handle = self.next_id("ps");
+        self.prepared
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(handle.clone(), Prepared { session: key, user: p.user, plan, params: None });
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            dataset_schema,
+            parameter_schema,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
+        self.prepared.lock().map_err(|_| poisoned())?.remove(&handle);
+        Ok(())
+    }
+
+    async fn do_get_fallback(
+        &self,
+        _request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Err(Status::invalid_argument(format!("unknown ticket type {}", message.type_url)))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affected_rows_reads_count() {
+        let b = RecordBatch::try_from_iter([("count", Arc::new(UInt64Array::from(vec![3u64])) as _)]).expect("batch");
+        assert_eq!(affected_rows(&[b]), 3);
+        assert_eq!(affected_rows(&[]), 0);
+    }
+}

@@ -1,0 +1,197 @@
+//! The server in-process on port 0, driven by arrow-flight's Flight SQL client: every call a client makes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables};
+use arrow_flight::FlightInfo;
+use colloquy_flight::{Authenticator, Normalizer, ServiceOptions};
+use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use futures::TryStreamExt;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+struct Server {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<colloquy_flight::Result<()>>,
+}
+
+impl Server {
+    async fn start(auth: Authenticator) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let factory = colloquy_flight::factory(|| async {
+            let ctx = colloquy::new_context();
+            ctx.sql("CREATE VIEW messages AS SELECT * FROM (VALUES (1, 'where is my order'), (2, 'thanks!')) AS t(id, text)")
+                .await?;
+            Ok(ctx)
+        });
+        let options = ServiceOptions { factory, auth: Arc::new(auth), normalizer: Normalizer { expand_views: true } };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(colloquy_flight::serve(options, listener, None, async {
+            let _ = rx.await;
+        }));
+        Server { addr, stop: Some(tx), task }
+    }
+
+    async fn client(&self) -> FlightSqlServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr)).expect("uri");
+        // The server may need a moment to accept: retry briefly instead of sleeping a fixed time.
+        for _ in 0..50 {
+            if let Ok(c) = channel.connect().await {
+                return FlightSqlServiceClient::new(c);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("server did not start on {}", self.addr);
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.expect("join").expect("server ran cleanly");
+    }
+}
+
+async fn fetch(client: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    for ep in info.endpoint {
+        let ticket = ep.ticket.expect("ticket");
+        let stream = client.do_get(ticket).await.expect("do_get");
+        out.extend(stream.try_collect::<Vec<_>>().await.expect("batches"));
+    }
+    out
+}
+
+fn strings(b: &RecordBatch, col: &str) -> Vec<String> {
+    let c = b.column_by_name(col).expect("column");
+    let s = c.as_any().downcast_ref::<StringArray>().expect("utf8");
+    (0..s.len()).map(|i| s.value(i).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn statements_prepared_updates_and_metadata() {
+    let server = Server::start(Authenticator::default()).await;
+    let mut c = server.client().await;
+
+    // A statement query: the text functions run, views come back as Utf8.
+    let info = c.execute("SELECT id, text, intent(text) AS intent FROM messages ORDER BY id".into(), None).await.expect("execute");
+    let batches = fetch(&mut c, info.clone()).await;
+    let schema = info.try_decode_schema().expect("schema");
+    assert_eq!(batches[0].schema().as_ref(), &schema, "announced and streamed schema agree");
+    assert_eq!(strings(&batches[0], "intent"), ["track_order", "none"]);
+
+    // DDL runs once and is visible to the same session.
+    let info = c.execute("CREATE VIEW two AS SELECT 2 AS n".into(), None).await.expect("ddl");
+    fetch(&mut c, info).await;
+    let info = c.execute("SELECT n FROM two".into(), None).await.expect("query view");
+    let b = fetch(&mut c, info).await;
+    assert_eq!(b[0].column(0).as_any().downcast_ref::<Int64Array>().expect("i64").value(0), 2);
+
+    // Prepared statement with a `?` parameter.
+    let mut ps = c.prepare("SELECT text FROM messages WHERE id = ?".into(), None).await.expect("prepare");
+    let params = RecordBatch::try_from_iter([("0", Arc::new(Int64Array::from(vec![2])) as _)]).expect("params");
+    ps.set_parameters(params).expect("bind");
+    let info = ps.execute().await.expect("execute prepared");
+    let b = fetch(&mut c, info).await;
+    assert_eq!(strings(&b[0], "text"), ["thanks!"]);
+    ps.close().await.expect("close");
+
+    // Updates report affected rows.
+    c.execute_update("CREATE TABLE t (x INT)".into(), None).await.expect("create table");
+    let n = c.execute_update("INSERT INTO t VALUES (1), (2), (3)".into(), None).await.expect("insert");
+    assert_eq!(n, 3);
+
+    // Metadata.
+    let info = c.get_catalogs().await.expect("catalogs");
+    let b = fetch(&mut c, info).await;
+    assert_eq!(strings(&b[0], "catalog_name"), ["datafusion"]);
+    let info = c.get_db_schemas(CommandGetDbSchemas { catalog: None, db_schema_filter_pattern: None }).await.expect("schemas");
+    let b = fetch(&mut c, info).await;
+    assert!(strings(&b[0], "db_schema_name").contains(&"public".to_owned()));
+    let info = c
+        .get_tables(CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: Some("public".into()),
+            table_name_filter_pattern: Some("mess%".into()),
+            table_types: vec![],
+            include_schema: true,
+        })
+        .await
+        .expect("tables");
+    let b = fetch(&mut c, info).await;
+    assert_eq!(strings(&b[0], "table_name"), ["messages"]);
+    assert_eq!(strings(&b[0], "table_type"), ["VIEW"]);
+    let info = c.get_table_types().await.expect("types");
+    let b = fetch(&mut c, info).await;
+    assert_eq!(strings(&b[0], "table_type"), ["TABLE", "VIEW"]);
+    let info = c.get_sql_info(vec![arrow_flight::sql::SqlInfo::FlightSqlServerName]).await.expect("sql info");
+    assert_eq!(fetch(&mut c, info).await[0].num_rows(), 1);
+    let info = c.get_primary_keys(arrow_flight::sql::CommandGetPrimaryKeys { catalog: None, db_schema: None, table: "t".into() }).await.expect("pk");
+    assert_eq!(fetch(&mut c, info).await.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
+    let info = c.get_xdbc_type_info(arrow_flight::sql::CommandGetXdbcTypeInfo { data_type: None }).await.expect("xdbc");
+    assert!(fetch(&mut c, info).await[0].num_rows() > 5);
+
+    // Errors keep their meaning: a SQL error is InvalidArgument, a missing table NotFound.
+    let e = c.execute("SELEC 1".into(), None).await.expect_err("syntax");
+    assert!(e.to_string().contains("invalid argument"), "{e}");
+    let e = c.execute("SELECT * FROM nowhere".into(), None).await.expect_err("missing");
+    assert!(e.to_string().to_lowercase().contains("not found"), "{e}");
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_are_private() {
+    let server = Server::start(Authenticator::default()).await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let info = a.execute("CREATE VIEW mine AS SELECT 1 AS one".into(), None).await.expect("ddl");
+    fetch(&mut a, info).await;
+    assert!(a.execute("SELECT * FROM mine".into(), None).await.is_ok());
+    let e = b.execute("SELECT * FROM mine".into(), None).await.expect_err("other session");
+    assert!(e.to_string().to_lowercase().contains("not found"), "{e}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn authentication() {
+    let auth = Authenticator::new(
+        HashMap::from([("ana".to_owned(), "pw:1".to_owned())]),
+        HashMap::from([("static-token".to_owned(), "ci".to_owned())]),
+    );
+    let server = Server::start(auth).await;
+    let mut c = server.client().await;
+    let e = c.execute("SELECT 1".into(), None).await.expect_err("no credentials");
+    assert!(e.to_string().contains("authentication required"), "{e}");
+    assert!(c.handshake("ana", "wrong").await.is_err());
+    c.handshake("ana", "pw:1").await.expect("login");
+    let info = c.execute("SELECT 1 AS one".into(), None).await.expect("after login");
+    assert_eq!(fetch(&mut c, info).await[0].num_rows(), 1);
+
+    let mut s = server.client().await;
+    s.set_token("static-token".into());
+    let info = s.execute("SELECT 1 AS one".into(), None).await.expect("static token");
+    assert_eq!(fetch(&mut s, info).await[0].num_rows(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn large_results_stream_in_many_messages() {
+    let server = Server::start(Authenticator::default()).await;
+    let mut c = server.client().await;
+    let info = c
+        .execute("SELECT value, repeat('x', 100) AS pad FROM generate_series(1, 300000)".into(), None)
+        .await
+        .expect("execute");
+    let batches = fetch(&mut c, info).await;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, 300_000);
+    assert!(batches.len() > 10, "{} batches", batches.len());
+    assert_eq!(batches[0].schema().field(1).data_type(), &DataType::Utf8);
+    server.stop().await;
+}

@@ -33,14 +33,41 @@ pub fn new_context() -> SessionContext {
 
 /// A session with everything registered, on top of the given configuration.
 pub fn new_context_with_config(config: SessionConfig) -> SessionContext {
+    new_context_with_runtime(config, runtime_env(None))
+}
+
+/// The runtime environment colloquy sessions use: object stores resolved from URLs, and DataFusion's
+/// memory pool — unbounded, or a fair spilling pool of `memory_limit` bytes. Sessions that share one
+/// share its memory limit (the server builds one for all its sessions).
+pub fn runtime_env(
+    memory_limit: Option<usize>,
+) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+    let mut builder = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(colloquy_archive::AutoStoreRegistry::new()));
+    if let Some(limit) = memory_limit {
+        builder = builder.with_memory_pool(Arc::new(
+            datafusion::execution::memory_pool::FairSpillPool::new(limit),
+        ));
+    }
+    builder
+        .build_arc()
+        .expect("a runtime environment with a registry and a pool always builds")
+}
+
+/// A session with everything registered, on a given runtime environment (see [`runtime_env`]).
+pub fn new_context_with_runtime(
+    config: SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> SessionContext {
     let mut config = config.with_information_schema(true);
-    if config.options().extensions.get::<colloquy_udfs::ColloquyOptions>().is_none() {
+    if config
+        .options()
+        .extensions
+        .get::<colloquy_udfs::ColloquyOptions>()
+        .is_none()
+    {
         config = config.with_option_extension(colloquy_udfs::ColloquyOptions::default());
     }
-    let runtime = RuntimeEnvBuilder::new()
-        .with_object_store_registry(Arc::new(colloquy_archive::AutoStoreRegistry::new()))
-        .build_arc()
-        .expect("a runtime environment with default settings always builds");
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)

@@ -34,6 +34,9 @@ pub struct Config {
 /// tls_cert = "cert.pem"
 /// tls_key = "key.pem"
 /// expand_views = true          # send Utf8View/BinaryView as Utf8/Binary
+/// memory_limit = "2GB"         # shared by all queries; DataFusion spills where it can
+/// query_timeout_secs = 300
+/// metrics_bind = "127.0.0.1:9090"   # /metrics (Prometheus) and /health
 /// [server.users]               # basic-auth users (handshake → bearer token)
 /// ana = "s3cret"
 /// [server.tokens]              # static API tokens → user name
@@ -46,6 +49,9 @@ pub struct ServerSection {
     pub tls_cert: Option<std::path::PathBuf>,
     pub tls_key: Option<std::path::PathBuf>,
     pub expand_views: Option<bool>,
+    pub memory_limit: Option<String>,
+    pub query_timeout_secs: Option<f64>,
+    pub metrics_bind: Option<String>,
     #[serde(default)]
     pub users: BTreeMap<String, String>,
     #[serde(default)]

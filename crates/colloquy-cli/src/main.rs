@@ -2,10 +2,10 @@
 
 mod config;
 mod demo;
-mod serve;
 mod output;
 mod progress;
 mod runner;
+mod serve;
 mod shell;
 
 use std::io::IsTerminal;

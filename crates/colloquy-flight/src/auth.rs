@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use tonic::Status;
 use tonic::metadata::MetadataValue;
 
@@ -38,7 +38,11 @@ pub struct Authenticator {
 impl Authenticator {
     /// `users`: name → password; `tokens`: token → user name.
     pub fn new(users: HashMap<String, String>, tokens: HashMap<String, String>) -> Self {
-        Self { users, static_tokens: tokens, ..Self::default() }
+        Self {
+            users,
+            static_tokens: tokens,
+            ..Self::default()
+        }
     }
 
     /// Whether anyone must authenticate.
@@ -54,39 +58,63 @@ impl Authenticator {
                     "authentication required: log in with a user name and password, or send 'authorization: Bearer <token>'",
                 ));
             }
-            return Ok(Principal { user: "anonymous".into(), token: None });
+            return Ok(Principal {
+                user: "anonymous".into(),
+                token: None,
+            });
         };
         if let Some(b) = strip_scheme(header, "basic") {
             let (user, password) = decode_basic(b)?;
             return match self.users.get(&user) {
-                Some(p) if constant_time_eq(p.as_bytes(), password.as_bytes()) => {
-                    Ok(Principal { user: user.into(), token: None })
-                }
-                _ => Err(Status::unauthenticated(format!("wrong user name or password for '{user}'"))),
+                Some(p) if constant_time_eq(p.as_bytes(), password.as_bytes()) => Ok(Principal {
+                    user: user.into(),
+                    token: None,
+                }),
+                _ => Err(Status::unauthenticated(format!(
+                    "wrong user name or password for '{user}'"
+                ))),
             };
         }
         if let Some(token) = strip_scheme(header, "bearer") {
             let token = token.trim();
             if let Some(user) = self.static_tokens.get(token) {
-                return Ok(Principal { user: user.as_str().into(), token: Some(token.into()) });
+                return Ok(Principal {
+                    user: user.as_str().into(),
+                    token: Some(token.into()),
+                });
             }
-            let issued = self.issued.lock().map_err(|_| Status::internal("token table poisoned"))?;
+            let issued = self
+                .issued
+                .lock()
+                .map_err(|_| Status::internal("token table poisoned"))?;
             if let Some(user) = issued.get(token) {
-                return Ok(Principal { user: user.as_str().into(), token: Some(token.into()) });
+                return Ok(Principal {
+                    user: user.as_str().into(),
+                    token: Some(token.into()),
+                });
             }
             if !self.required() {
                 // An unknown token on an open server still names a session of its own.
-                return Ok(Principal { user: "anonymous".into(), token: Some(token.into()) });
+                return Ok(Principal {
+                    user: "anonymous".into(),
+                    token: Some(token.into()),
+                });
             }
-            return Err(Status::unauthenticated("unknown or expired bearer token: log in again"));
+            return Err(Status::unauthenticated(
+                "unknown or expired bearer token: log in again",
+            ));
         }
-        Err(Status::unauthenticated("the authorization header must be 'Basic …' or 'Bearer …'"))
+        Err(Status::unauthenticated(
+            "the authorization header must be 'Basic …' or 'Bearer …'",
+        ))
     }
 
     /// A fresh token for `user` (after a successful handshake).
     pub fn issue(&self, user: &str) -> Result<String, Status> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let seed = format!("{user}:{n}:{nanos}:{:p}", &self.counter);
         // Two independent 64-bit mixes of the seed: unguessable enough for a session key on a trusted
         // network; deployments exposed beyond it use static tokens over TLS.
@@ -112,10 +140,15 @@ fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
 }
 
 fn decode_basic(b64: &str) -> Result<(String, String), Status> {
-    let bytes = B64.decode(b64.trim()).map_err(|_| Status::unauthenticated("basic credentials are not valid base64"))?;
-    let text = String::from_utf8(bytes).map_err(|_| Status::unauthenticated("basic credentials are not UTF-8"))?;
+    let bytes = B64
+        .decode(b64.trim())
+        .map_err(|_| Status::unauthenticated("basic credentials are not valid base64"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Status::unauthenticated("basic credentials are not UTF-8"))?;
     // Passwords may contain ':', user names may not.
-    let (user, password) = text.split_once(':').ok_or_else(|| Status::unauthenticated("basic credentials need 'user:password'"))?;
+    let (user, password) = text
+        .split_once(':')
+        .ok_or_else(|| Status::unauthenticated("basic credentials need 'user:password'"))?;
     Ok((user.to_owned(), password.to_owned()))
 }
 
@@ -136,7 +169,9 @@ fn colloquy_hash(bytes: &[u8], seed: u64) -> u64 {
 
 /// The header value for a token.
 pub fn bearer(token: &str) -> Result<MetadataValue<tonic::metadata::Ascii>, Status> {
-    format!("Bearer {token}").parse().map_err(|_| Status::internal("token is not a valid header value"))
+    format!("Bearer {token}")
+        .parse()
+        .map_err(|_| Status::internal("token is not a valid header value"))
 }
 
 #[cfg(test)]
@@ -156,12 +191,33 @@ mod tests {
         // "ana:s3:cret" without padding, as the ADBC driver sends it.
         let b = B64.encode("ana:s3:cret");
         let b = b.trim_end_matches('=');
-        assert_eq!(a.check(Some(&format!("Basic {b}"))).expect("ok").user.as_ref(), "ana");
-        assert!(a.check(Some(&format!("Basic {}", B64.encode("ana:wrong")))).is_err());
-        assert_eq!(a.check(Some("Bearer tok-1")).expect("ok").user.as_ref(), "ci");
+        assert_eq!(
+            a.check(Some(&format!("Basic {b}")))
+                .expect("ok")
+                .user
+                .as_ref(),
+            "ana"
+        );
+        assert!(
+            a.check(Some(&format!("Basic {}", B64.encode("ana:wrong"))))
+                .is_err()
+        );
+        assert_eq!(
+            a.check(Some("Bearer tok-1")).expect("ok").user.as_ref(),
+            "ci"
+        );
         let t = a.issue("ana").expect("token");
-        assert_eq!(a.check(Some(&format!("bearer {t}"))).expect("ok").user.as_ref(), "ana");
-        assert_eq!(a.check(None).expect_err("required").code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            a.check(Some(&format!("bearer {t}")))
+                .expect("ok")
+                .user
+                .as_ref(),
+            "ana"
+        );
+        assert_eq!(
+            a.check(None).expect_err("required").code(),
+            tonic::Code::Unauthenticated
+        );
         assert!(a.check(Some("Bearer nope")).is_err());
     }
 

@@ -52,7 +52,9 @@ impl Error {
             Self::Flight(e) => match e {
                 FlightError::Arrow(a) => arrow_code(a),
                 FlightError::Tonic(status) => status.code(),
-                FlightError::DecodeError(_) | FlightError::ProtocolError(_) => Code::InvalidArgument,
+                FlightError::DecodeError(_) | FlightError::ProtocolError(_) => {
+                    Code::InvalidArgument
+                }
                 FlightError::NotYetImplemented(_) => Code::Unimplemented,
                 _ => Code::Internal,
             },
@@ -92,9 +94,13 @@ fn arrow_code(e: &ArrowError) -> Code {
 
 fn datafusion_code(e: &DataFusionError) -> Code {
     match e {
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => datafusion_code(inner),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            datafusion_code(inner)
+        }
         DataFusionError::Shared(inner) => datafusion_code(inner),
-        DataFusionError::Collection(errors) => errors.first().map_or(Code::Internal, datafusion_code),
+        DataFusionError::Collection(errors) => {
+            errors.first().map_or(Code::Internal, datafusion_code)
+        }
         DataFusionError::ArrowError(inner, _) => arrow_code(inner),
         DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::Configuration(_) => {
             if is_missing_object(e) {
@@ -176,7 +182,10 @@ mod tests {
         assert_eq!(missing.code(), Code::NotFound);
         let mem = Error::from(DataFusionError::ResourcesExhausted("pool".into()));
         assert_eq!(mem.code(), Code::ResourceExhausted);
-        let ctx = Error::from(DataFusionError::Context("q".into(), Box::new(DataFusionError::NotImplemented("x".into()))));
+        let ctx = Error::from(DataFusionError::Context(
+            "q".into(),
+            Box::new(DataFusionError::NotImplemented("x".into())),
+        ));
         assert_eq!(ctx.code(), Code::Unimplemented);
         let long = Status::from(Error::invalid("x".repeat(10_000)));
         assert!(long.message().len() < 4_100);

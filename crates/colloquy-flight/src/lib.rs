@@ -8,9 +8,11 @@
 
 pub mod auth;
 pub mod error;
+pub mod metrics;
 pub mod params;
 pub mod schema;
 pub mod service;
+pub mod session_options;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,12 +48,16 @@ pub async fn serve(
     let svc = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_DECODING)
         .max_encoding_message_size(usize::MAX);
-    let interceptor = move |mut req: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
-        let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
-        let principal = auth.check(header)?;
-        req.extensions_mut().insert(principal);
-        Ok(req)
-    };
+    let interceptor =
+        move |mut req: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
+            let header = req
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            let principal = auth.check(header)?;
+            req.extensions_mut().insert(principal);
+            Ok(req)
+        };
     let svc = tonic::service::interceptor::InterceptedService::new(svc, interceptor);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut builder = Server::builder();

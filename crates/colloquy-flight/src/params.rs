@@ -16,7 +16,10 @@ pub fn number_placeholders(sql: &str) -> String {
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
         return sql.to_owned();
     };
-    if !tokens.iter().any(|t| matches!(t, Token::Placeholder(p) if p == "?")) {
+    if !tokens
+        .iter()
+        .any(|t| matches!(t, Token::Placeholder(p) if p == "?"))
+    {
         return sql.to_owned();
     }
     let mut n = 0;
@@ -39,7 +42,11 @@ pub fn parameter_schema(plan: &LogicalPlan) -> Result<Schema> {
     let types = plan.get_parameter_types()?;
     let mut positions: Vec<(usize, Option<DataType>)> = types
         .into_iter()
-        .filter_map(|(name, t)| name.strip_prefix('$').and_then(|n| n.parse().ok()).map(|n| (n, t)))
+        .filter_map(|(name, t)| {
+            name.strip_prefix('$')
+                .and_then(|n| n.parse().ok())
+                .map(|n| (n, t))
+        })
         .collect();
     positions.sort_by_key(|(n, _)| *n);
     let fields: Vec<Field> = positions
@@ -90,8 +97,14 @@ mod tests {
     #[test]
     fn question_marks_become_positions() {
         assert_eq!(number_placeholders("SELECT ? + ?"), "SELECT $1 + $2");
-        assert_eq!(number_placeholders("SELECT '?', x FROM t WHERE a = ? -- ?"), "SELECT '?', x FROM t WHERE a = $1 -- ?");
+        assert_eq!(
+            number_placeholders("SELECT '?', x FROM t WHERE a = ? -- ?"),
+            "SELECT '?', x FROM t WHERE a = $1 -- ?"
+        );
         assert_eq!(number_placeholders("SELECT $1"), "SELECT $1");
-        assert_eq!(number_placeholders("SELECT 'unterminated ?"), "SELECT 'unterminated ?");
+        assert_eq!(
+            number_placeholders("SELECT 'unterminated ?"),
+            "SELECT 'unterminated ?"
+        );
     }
 }

@@ -11,19 +11,23 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
+use arrow_flight::sql::metadata::{
+    SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
+};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
-    Any, CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
-    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
-    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, Nullable, ProstMessageExt, Searchable,
-    SqlInfo, SqlSupportedTransaction, TableExistsOption, TableNotExistOption, TicketStatementQuery, XdbcDataType,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
+    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, Nullable,
+    ProstMessageExt, Searchable, SqlInfo, SqlSupportedTransaction, TableExistsOption,
+    TableNotExistOption, TicketStatementQuery, XdbcDataType,
 };
 use arrow_flight::{
-    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
-    SchemaAsIpc, Ticket,
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
 };
 use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -42,13 +46,16 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Authenticator, Principal, bearer};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::params::{bind, number_placeholders, parameter_schema, row_values};
 use crate::schema::Normalizer;
+use crate::session_options as so;
 
 /// Builds a fresh session context: every session gets its own settings and temporary objects.
 pub type ContextFactory = Arc<dyn Fn() -> BoxFuture<'static, Result<SessionContext>> + Send + Sync>;
 
-type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+type DoGetStream =
+    Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
 /// What the server was started with.
 #[derive(Clone)]
@@ -56,6 +63,12 @@ pub struct ServiceOptions {
     pub factory: ContextFactory,
     pub auth: Arc<Authenticator>,
     pub normalizer: Normalizer,
+    /// The runtime that executes queries, apart from the one serving gRPC, so that scoring millions of
+    /// messages never delays a handshake or a metadata call.
+    pub cpu: tokio::runtime::Handle,
+    /// Queries running longer are stopped with `DeadlineExceeded`.
+    pub query_timeout: Option<std::time::Duration>,
+    pub metrics: Arc<Metrics>,
 }
 
 struct Session {
@@ -71,11 +84,15 @@ struct Prepared {
 
 /// A result waiting for its DoGet: a physical plan not yet run, or the rows of a command already run.
 enum Pending {
-    Plan { plan: Arc<dyn ExecutionPlan>, ctx: SessionContext },
+    Plan {
+        plan: Arc<dyn ExecutionPlan>,
+        ctx: SessionContext,
+    },
     Rows(Vec<RecordBatch>),
 }
 
 struct Ticketed {
+    handle: String,
     user: Arc<str>,
     sql: String,
     schema: SchemaRef,
@@ -87,6 +104,8 @@ pub struct ColloquyFlightSql {
     sessions: tokio::sync::Mutex<HashMap<String, Arc<Session>>>,
     prepared: Mutex<HashMap<String, Prepared>>,
     tickets: Mutex<HashMap<String, Ticketed>>,
+    /// Queries being streamed, by ticket handle, for CancelFlightInfo.
+    running: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
     counter: AtomicU64,
     sql_info: SqlInfoData,
     xdbc: XdbcTypeInfoData,
@@ -103,6 +122,7 @@ impl ColloquyFlightSql {
             sessions: tokio::sync::Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
             tickets: Mutex::new(HashMap::new()),
+            running: Arc::new(Mutex::new(HashMap::new())),
             counter: AtomicU64::new(1),
             sql_info: sql_info()?,
             xdbc: xdbc_types()?,
@@ -111,14 +131,20 @@ impl ColloquyFlightSql {
 
     fn next_id(&self, prefix: &str) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{prefix}-{n}-{:x}", Instant::now().elapsed().as_nanos() ^ (n as u128).wrapping_mul(0x9e37_79b9))
+        format!(
+            "{prefix}-{n}-{:x}",
+            Instant::now().elapsed().as_nanos() ^ (n as u128).wrapping_mul(0x9e37_79b9)
+        )
     }
 
     fn principal<T>(req: &Request<T>) -> Principal {
         req.extensions()
             .get::<Principal>()
             .cloned()
-            .unwrap_or(Principal { user: "anonymous".into(), token: None })
+            .unwrap_or(Principal {
+                user: "anonymous".into(),
+                token: None,
+            })
     }
 
     /// The session key: the bearer token if there is one, else the client's address (one HTTP/2
@@ -158,7 +184,14 @@ impl ColloquyFlightSql {
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo> {
         let started = Instant::now();
-        let is_command = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_));
+        self.options.metrics.queries.fetch_add(1, Ordering::Relaxed);
+        let is_command = matches!(
+            plan,
+            LogicalPlan::Ddl(_)
+                | LogicalPlan::Dml(_)
+                | LogicalPlan::Statement(_)
+                | LogicalPlan::Copy(_)
+        );
         let df = session.ctx.execute_logical_plan(plan).await?;
         let (schema, pending) = if is_command {
             let arrow_schema: Schema = df.schema().as_arrow().clone();
@@ -169,10 +202,22 @@ impl ColloquyFlightSql {
         } else {
             let physical = df.create_physical_plan().await?;
             let schema = self.options.normalizer.schema(physical.schema().as_ref());
-            (schema, Pending::Plan { plan: physical, ctx: session.ctx.clone() })
+            (
+                schema,
+                Pending::Plan {
+                    plan: physical,
+                    ctx: session.ctx.clone(),
+                },
+            )
         };
         let handle = self.next_id("q");
-        let ticket = Ticket::new(TicketStatementQuery { statement_handle: handle.clone().into() }.as_any().encode_to_vec());
+        let ticket = Ticket::new(
+            TicketStatementQuery {
+                statement_handle: handle.clone().into(),
+            }
+            .as_any()
+            .encode_to_vec(),
+        );
         let info = FlightInfo::new()
             .try_with_schema(&schema)?
             .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
@@ -182,51 +227,144 @@ impl ColloquyFlightSql {
         self.tickets
             .lock()
             .map_err(|_| Error::Internal("ticket table poisoned".into()))?
-            .insert(handle, Ticketed { user, sql: sql.to_owned(), schema, pending });
+            .insert(
+                handle.clone(),
+                Ticketed {
+                    handle,
+                    user,
+                    sql: sql.to_owned(),
+                    schema,
+                    pending,
+                },
+            );
         Ok(info)
     }
 
+    /// Streams a parked result. The query runs on the CPU runtime and hands batches over a small channel;
+    /// when the client goes away the channel closes, the task stops and dropping the DataFusion stream
+    /// cancels the query.
     fn stream(&self, t: Ticketed) -> Result<DoGetStream> {
-        let Ticketed { user, sql, schema, pending } = t;
+        let Ticketed {
+            handle,
+            user,
+            sql,
+            schema,
+            pending,
+        } = t;
         let norm = self.options.normalizer;
-        let batches: SendableRecordBatchStream = match pending {
-            Pending::Plan { plan, ctx } => execute_stream(plan, ctx.task_ctx())?,
-            Pending::Rows(rows) => {
-                let schema = rows.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
-                Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                    schema,
-                    futures::stream::iter(rows.into_iter().map(Ok)),
-                ))
-            }
-        };
+        let metrics = self.options.metrics.clone();
+        let log = QueryLog::new(
+            user,
+            sql,
+            metrics.clone(),
+            handle.clone(),
+            self.running.clone(),
+        );
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let deadline = self
+            .options
+            .query_timeout
+            .map(|t| (tokio::time::Instant::now() + t, t));
         let out_schema = schema.clone();
-        // The log line is written when the stream is dropped: finished, failed or abandoned by the client.
-        let log = Arc::new(QueryLog::new(user, sql));
-        let converted = batches.map(move |b| {
-            let b = b.map_err(Error::from).and_then(|b| norm.batch(&b, &out_schema).map_err(Error::from));
-            match &b {
-                Ok(batch) => log.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed),
+        let task = self.options.cpu.spawn(async move {
+            let mut batches: SendableRecordBatchStream = match pending {
+                Pending::Plan { plan, ctx } => match execute_stream(plan, ctx.task_ctx()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                },
+                Pending::Rows(rows) => {
+                    let schema = rows
+                        .first()
+                        .map(|b| b.schema())
+                        .unwrap_or_else(|| Arc::new(Schema::empty()));
+                    Box::pin(
+                        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                            schema,
+                            futures::stream::iter(rows.into_iter().map(Ok)),
+                        ),
+                    )
+                }
+            };
+            loop {
+                let next = match deadline {
+                    Some((at, limit)) => match tokio::time::timeout_at(at, batches.next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            let msg = format!(
+                                "the query ran longer than the server's limit of {}s",
+                                limit.as_secs_f64()
+                            );
+                            let _ = tx.send(Err(Error::DeadlineExceeded(msg))).await;
+                            return;
+                        }
+                    },
+                    None => batches.next().await,
+                };
+                let Some(item) = next else { return };
+                let item = item
+                    .map_err(Error::from)
+                    .and_then(|b| norm.batch(&b, &out_schema).map_err(Error::from));
+                if tx.send(item).await.is_err() {
+                    // The client went away.
+                    return;
+                }
+            }
+        });
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(handle, task.abort_handle());
+        }
+        let received = futures::stream::unfold((rx, log), |(mut rx, log)| async move {
+            let item = rx.recv().await?;
+            match &item {
+                Ok(b) => log.rows.fetch_add(b.num_rows() as u64, Ordering::Relaxed),
                 Err(_) => log.failed.fetch_add(1, Ordering::Relaxed),
             };
-            b.map_err(|e| FlightError::Tonic(Box::new(Status::from(e))))
+            Some((
+                item.map_err(|e| FlightError::Tonic(Box::new(Status::from(e)))),
+                (rx, log),
+            ))
         });
-        let out = FlightDataEncoderBuilder::new().with_schema(schema).build(converted).map_err(Status::from);
+        let out = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(received)
+            .map_err(Status::from)
+            .inspect_ok(move |d| {
+                metrics.bytes_sent.fetch_add(
+                    (d.data_body.len() + d.data_header.len()) as u64,
+                    Ordering::Relaxed,
+                );
+            });
         Ok(Box::pin(out))
     }
 
     fn take_ticket(&self, handle: &[u8], user: &str) -> Result<Ticketed> {
-        let handle = std::str::from_utf8(handle).map_err(|_| Error::invalid("ticket is not a colloquy ticket"))?;
-        let mut tickets = self.tickets.lock().map_err(|_| Error::Internal("ticket table poisoned".into()))?;
+        let handle = std::str::from_utf8(handle)
+            .map_err(|_| Error::invalid("ticket is not a colloquy ticket"))?;
+        let mut tickets = self
+            .tickets
+            .lock()
+            .map_err(|_| Error::Internal("ticket table poisoned".into()))?;
         match tickets.get(handle) {
-            Some(t) if *t.user != *user => Err(Error::PermissionDenied("this ticket belongs to another user".into())),
-            Some(_) => tickets.remove(handle).ok_or_else(|| Error::NotFound("ticket vanished".into())),
+            Some(t) if *t.user != *user => Err(Error::PermissionDenied(
+                "this ticket belongs to another user".into(),
+            )),
+            Some(_) => tickets
+                .remove(handle)
+                .ok_or_else(|| Error::NotFound("ticket vanished".into())),
             None => Err(Error::NotFound(format!(
                 "unknown or already used ticket '{handle}': tickets are good for one DoGet"
             ))),
         }
     }
 
-    async fn metadata_batch(&self, session: &Session, cmd: &MetadataCommand) -> Result<RecordBatch> {
+    async fn metadata_batch(
+        &self,
+        session: &Session,
+        cmd: &MetadataCommand,
+    ) -> Result<RecordBatch> {
         let ctx = &session.ctx;
         match cmd {
             MetadataCommand::Catalogs(q) => {
@@ -252,11 +390,16 @@ impl ColloquyFlightSql {
                 for c in ctx.catalog_names() {
                     let Some(cat) = ctx.catalog(&c) else { continue };
                     for s in cat.schema_names() {
-                        let Some(schema) = cat.schema(&s) else { continue };
+                        let Some(schema) = cat.schema(&s) else {
+                            continue;
+                        };
                         for t in schema.table_names() {
-                            let Some(table) = schema.table(&t).await? else { continue };
+                            let Some(table) = schema.table(&t).await? else {
+                                continue;
+                            };
                             let kind = table_type_name(table.as_ref());
-                            let arrow_schema = self.options.normalizer.schema(table.schema().as_ref());
+                            let arrow_schema =
+                                self.options.normalizer.schema(table.schema().as_ref());
                             b.append(&c, &s, &t, kind, &arrow_schema)?;
                         }
                     }
@@ -273,31 +416,64 @@ impl ColloquyFlightSql {
     }
 }
 
-/// One structured log line per query, written when its result stream ends.
+/// One structured log line per query, written when its result stream ends (finished, failed or dropped
+/// by the client), and the stream's share of the metrics.
 struct QueryLog {
     user: Arc<str>,
     sql: String,
     started: Instant,
     rows: AtomicU64,
     failed: AtomicU64,
+    metrics: Arc<Metrics>,
+    handle: String,
+    running: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
 }
 
 impl QueryLog {
-    fn new(user: Arc<str>, sql: String) -> Self {
-        Self { user, sql, started: Instant::now(), rows: AtomicU64::new(0), failed: AtomicU64::new(0) }
+    fn new(
+        user: Arc<str>,
+        sql: String,
+        metrics: Arc<Metrics>,
+        handle: String,
+        running: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
+    ) -> Self {
+        metrics.active_streams.fetch_add(1, Ordering::Relaxed);
+        Self {
+            user,
+            sql,
+            started: Instant::now(),
+            rows: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            metrics,
+            handle,
+            running,
+        }
     }
 }
 
 impl Drop for QueryLog {
     fn drop(&mut self) {
-        let status = if self.failed.load(Ordering::Relaxed) > 0 { "error" } else { "ok" };
+        let failed = self.failed.load(Ordering::Relaxed) > 0;
+        let rows = self.rows.load(Ordering::Relaxed);
+        self.metrics.active_streams.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.rows_sent.fetch_add(rows, Ordering::Relaxed);
+        if failed {
+            self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // A stream dropped early leaves its task to notice the closed channel; abort it now instead.
+        if let Ok(mut running) = self.running.lock()
+            && let Some(task) = running.remove(&self.handle)
+        {
+            task.abort();
+        }
         tracing::info!(
             target: "colloquy::query",
+            query_id = %self.handle,
             user = %self.user,
             sql = %self.sql,
-            rows = self.rows.load(Ordering::Relaxed),
+            rows,
             duration_ms = self.started.elapsed().as_millis() as u64,
-            status,
+            status = if failed { "error" } else { "ok" },
             "query"
         );
     }
@@ -326,7 +502,11 @@ fn metadata_schema(cmd: &MetadataCommand) -> SchemaRef {
     }
 }
 
-fn info_for(schema: &Schema, command: impl ProstMessageExt, descriptor: FlightDescriptor) -> Result<FlightInfo> {
+fn info_for(
+    schema: &Schema,
+    command: impl ProstMessageExt,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo> {
     let ticket = Ticket::new(command.as_any().encode_to_vec());
     Ok(FlightInfo::new()
         .try_with_schema(schema)?
@@ -337,7 +517,12 @@ fn info_for(schema: &Schema, command: impl ProstMessageExt, descriptor: FlightDe
 
 fn one_batch(schema: SchemaRef, batch: RecordBatch) -> DoGetStream {
     let s = futures::stream::iter([Ok(batch)]);
-    Box::pin(FlightDataEncoderBuilder::new().with_schema(schema).build(s).map_err(Status::from))
+    Box::pin(
+        FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(s)
+            .map_err(Status::from),
+    )
 }
 
 fn primary_keys_schema() -> SchemaRef {
@@ -377,7 +562,10 @@ fn sql_info() -> Result<SqlInfoData> {
     b.append(SqlInfo::FlightSqlServerReadOnly, false);
     b.append(SqlInfo::FlightSqlServerSql, true);
     b.append(SqlInfo::FlightSqlServerSubstrait, false);
-    b.append(SqlInfo::FlightSqlServerTransaction, SqlSupportedTransaction::None as i32);
+    b.append(
+        SqlInfo::FlightSqlServerTransaction,
+        SqlSupportedTransaction::None as i32,
+    );
     b.append(SqlInfo::FlightSqlServerCancel, true);
     b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
     b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
@@ -419,7 +607,12 @@ fn xdbc_types() -> Result<XdbcTypeInfoData> {
     add("DECIMAL", XdbcDataType::XdbcDecimal, Some(38), None);
     add("VARCHAR", XdbcDataType::XdbcVarchar, None, Some("'"));
     add("DATE", XdbcDataType::XdbcDate, Some(10), Some("'"));
-    add("TIMESTAMP", XdbcDataType::XdbcTimestamp, Some(29), Some("'"));
+    add(
+        "TIMESTAMP",
+        XdbcDataType::XdbcTimestamp,
+        Some(29),
+        Some("'"),
+    );
     add("BINARY", XdbcDataType::XdbcBinary, None, None);
     Ok(b.build()?)
 }
@@ -428,20 +621,32 @@ fn xdbc_types() -> Result<XdbcTypeInfoData> {
 fn affected_rows(batches: &[RecordBatch]) -> i64 {
     batches
         .iter()
-        .filter_map(|b| b.column_by_name("count").and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned()))
+        .filter_map(|b| {
+            b.column_by_name("count")
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned())
+        })
         .map(|c| c.iter().flatten().sum::<u64>() as i64)
         .sum()
 }
 
-async fn read_batches(req: Request<PeekableFlightDataStream>) -> Result<(Option<SchemaRef>, Vec<RecordBatch>)> {
+async fn read_batches(
+    req: Request<PeekableFlightDataStream>,
+) -> Result<(Option<SchemaRef>, Vec<RecordBatch>)> {
     // Descriptor-only messages (no IPC header) precede the data from some clients: skip them.
-    let data = req.into_inner().try_filter(|d| futures::future::ready(!d.data_header.is_empty())).map_err(FlightError::from);
+    let data = req
+        .into_inner()
+        .try_filter(|d| futures::future::ready(!d.data_header.is_empty()))
+        .map_err(FlightError::from);
     let mut stream = FlightRecordBatchStream::new_from_flight_data(data);
     let mut batches = Vec::new();
     while let Some(b) = stream.next().await {
-        batches.push(b.map_err(|e| Error::invalid(format!("cannot read the uploaded batches: {e}")))?);
+        batches
+            .push(b.map_err(|e| Error::invalid(format!("cannot read the uploaded batches: {e}")))?);
     }
-    let schema = stream.schema().cloned().or_else(|| batches.first().map(|b| b.schema()));
+    let schema = stream
+        .schema()
+        .cloned()
+        .or_else(|| batches.first().map(|b| b.schema()));
     Ok((schema, batches))
 }
 
@@ -452,14 +657,20 @@ impl FlightSqlService for ColloquyFlightSql {
     async fn do_handshake(
         &self,
         request: Request<Streaming<HandshakeRequest>>,
-    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
         let p = Self::principal(&request);
         // The interceptor has checked the credentials; a session token ties the next calls to this login.
         let token = match &p.token {
             Some(t) => t.to_string(),
             None => self.options.auth.issue(&p.user)?,
         };
-        let out = futures::stream::iter([Ok(HandshakeResponse { protocol_version: 0, payload: token.clone().into() })]);
+        let out = futures::stream::iter([Ok(HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into(),
+        })]);
         let mut resp = Response::new(Box::pin(out) as Pin<Box<dyn Stream<Item = _> + Send>>);
         resp.metadata_mut().insert("authorization", bearer(&token)?);
         Ok(resp)
@@ -473,11 +684,20 @@ impl FlightSqlService for ColloquyFlightSql {
         let p = Self::principal(&request);
         let session = self.session_for(&request).await?;
         let sql = number_placeholders(&query.query);
-        let plan = session.ctx.state().create_logical_plan(&sql).await.map_err(Error::from)?;
+        let plan = session
+            .ctx
+            .state()
+            .create_logical_plan(&sql)
+            .await
+            .map_err(Error::from)?;
         if !plan.get_parameter_types().map_err(Error::from)?.is_empty() {
-            return Err(Error::invalid("the statement has parameters: prepare it and bind values").into());
+            return Err(
+                Error::invalid("the statement has parameters: prepare it and bind values").into(),
+            );
         }
-        let info = self.plan_result(&session, p.user, &query.query, plan, request.into_inner()).await?;
+        let info = self
+            .plan_result(&session, p.user, &query.query, plan, request.into_inner())
+            .await?;
         Ok(Response::new(info))
     }
 
@@ -491,24 +711,43 @@ impl FlightSqlService for ColloquyFlightSql {
         let (session_key, plan, sql) = {
             let prepared = self.prepared.lock().map_err(|_| poisoned())?;
             let Some(ps) = prepared.get(&handle) else {
-                return Err(Error::NotFound(format!("unknown prepared statement '{handle}'")).into());
+                return Err(
+                    Error::NotFound(format!("unknown prepared statement '{handle}'")).into(),
+                );
             };
             if *ps.user != *p.user {
-                return Err(Error::PermissionDenied("this prepared statement belongs to another user".into()).into());
+                return Err(Error::PermissionDenied(
+                    "this prepared statement belongs to another user".into(),
+                )
+                .into());
             }
             let plan = match &ps.params {
                 Some(values) => bind(&ps.plan, values)?,
                 None => {
-                    if !ps.plan.get_parameter_types().map_err(Error::from)?.is_empty() {
-                        return Err(Error::invalid("bind values to the statement's parameters first").into());
+                    if !ps
+                        .plan
+                        .get_parameter_types()
+                        .map_err(Error::from)?
+                        .is_empty()
+                    {
+                        return Err(Error::invalid(
+                            "bind values to the statement's parameters first",
+                        )
+                        .into());
                     }
                     ps.plan.clone()
                 }
             };
-            (ps.session.clone(), plan, format!("{}", ps.plan.display_indent()))
+            (
+                ps.session.clone(),
+                plan,
+                format!("{}", ps.plan.display_indent()),
+            )
         };
         let session = self.session(&session_key).await?;
-        let info = self.plan_result(&session, p.user, &sql, plan, request.into_inner()).await?;
+        let info = self
+            .plan_result(&session, p.user, &sql, plan, request.into_inner())
+            .await?;
         Ok(Response::new(info))
     }
 
@@ -518,7 +757,11 @@ impl FlightSqlService for ColloquyFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata_schema(&MetadataCommand::Catalogs(query.clone()));
-        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_schemas(
@@ -527,7 +770,11 @@ impl FlightSqlService for ColloquyFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata_schema(&MetadataCommand::Schemas(query.clone()));
-        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_tables(
@@ -536,7 +783,11 @@ impl FlightSqlService for ColloquyFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata_schema(&MetadataCommand::Tables(query.clone()));
-        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_table_types(
@@ -545,7 +796,11 @@ impl FlightSqlService for ColloquyFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata_schema(&MetadataCommand::TableTypes(query.clone()));
-        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_sql_info(
@@ -554,7 +809,11 @@ impl FlightSqlService for ColloquyFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_xdbc_type_info(
@@ -563,7 +822,11 @@ impl FlightSqlService for ColloquyFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.xdbc).schema();
-        Ok(Response::new(info_for(&schema, query, request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_primary_keys(
@@ -571,7 +834,11 @@ impl FlightSqlService for ColloquyFlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Ok(Response::new(info_for(&primary_keys_schema(), query, request.into_inner())?))
+        Ok(Response::new(info_for(
+            &primary_keys_schema(),
+            query,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_exported_keys(
@@ -579,7 +846,11 @@ impl FlightSqlService for ColloquyFlightSql {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Ok(Response::new(info_for(&foreign_keys_schema(), query, request.into_inner())?))
+        Ok(Response::new(info_for(
+            &foreign_keys_schema(),
+            query,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_imported_keys(
@@ -587,7 +858,11 @@ impl FlightSqlService for ColloquyFlightSql {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Ok(Response::new(info_for(&foreign_keys_schema(), query, request.into_inner())?))
+        Ok(Response::new(info_for(
+            &foreign_keys_schema(),
+            query,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_cross_reference(
@@ -595,7 +870,11 @@ impl FlightSqlService for ColloquyFlightSql {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Ok(Response::new(info_for(&foreign_keys_schema(), query, request.into_inner())?))
+        Ok(Response::new(info_for(
+            &foreign_keys_schema(),
+            query,
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_statement(
@@ -680,7 +959,10 @@ impl FlightSqlService for ColloquyFlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let schema = primary_keys_schema();
-        Ok(Response::new(one_batch(schema.clone(), RecordBatch::new_empty(schema))))
+        Ok(Response::new(one_batch(
+            schema.clone(),
+            RecordBatch::new_empty(schema),
+        )))
     }
 
     async fn do_get_exported_keys(
@@ -689,7 +971,10 @@ impl FlightSqlService for ColloquyFlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let schema = foreign_keys_schema();
-        Ok(Response::new(one_batch(schema.clone(), RecordBatch::new_empty(schema))))
+        Ok(Response::new(one_batch(
+            schema.clone(),
+            RecordBatch::new_empty(schema),
+        )))
     }
 
     async fn do_get_imported_keys(
@@ -698,7 +983,10 @@ impl FlightSqlService for ColloquyFlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let schema = foreign_keys_schema();
-        Ok(Response::new(one_batch(schema.clone(), RecordBatch::new_empty(schema))))
+        Ok(Response::new(one_batch(
+            schema.clone(),
+            RecordBatch::new_empty(schema),
+        )))
     }
 
     async fn do_get_cross_reference(
@@ -707,7 +995,10 @@ impl FlightSqlService for ColloquyFlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let schema = foreign_keys_schema();
-        Ok(Response::new(one_batch(schema.clone(), RecordBatch::new_empty(schema))))
+        Ok(Response::new(one_batch(
+            schema.clone(),
+            RecordBatch::new_empty(schema),
+        )))
     }
 
     async fn do_put_statement_update(
@@ -737,8 +1028,10 @@ impl FlightSqlService for ColloquyFlightSql {
             _ => cmd.table.clone(),
         };
         let options = cmd.table_definition_options.unwrap_or_default();
-        let if_exists = TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified);
-        let if_not_exist = TableNotExistOption::try_from(options.if_not_exist).unwrap_or(TableNotExistOption::Unspecified);
+        let if_exists = TableExistsOption::try_from(options.if_exists)
+            .unwrap_or(TableExistsOption::Unspecified);
+        let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
+            .unwrap_or(TableNotExistOption::Unspecified);
         let ctx = &session.ctx;
         let exists = ctx.table_exist(name.as_str()).map_err(Error::from)?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -746,7 +1039,10 @@ impl FlightSqlService for ColloquyFlightSql {
         if exists {
             match if_exists {
                 TableExistsOption::Fail | TableExistsOption::Unspecified => {
-                    return Err(Error::invalid(format!("table '{name}' already exists (mode 'create')")).into());
+                    return Err(Error::invalid(format!(
+                        "table '{name}' already exists (mode 'create')"
+                    ))
+                    .into());
                 }
                 TableExistsOption::Append => {
                     let old = ctx.table(name.as_str()).await.map_err(Error::from)?;
@@ -773,7 +1069,8 @@ impl FlightSqlService for ColloquyFlightSql {
                     }
                     ctx.deregister_table(name.as_str()).map_err(Error::from)?;
                     let table = MemTable::try_new(target, vec![all]).map_err(Error::from)?;
-                    ctx.register_table(name.as_str(), Arc::new(table)).map_err(Error::from)?;
+                    ctx.register_table(name.as_str(), Arc::new(table))
+                        .map_err(Error::from)?;
                     return Ok(rows as i64);
                 }
                 TableExistsOption::Replace => {
@@ -781,11 +1078,14 @@ impl FlightSqlService for ColloquyFlightSql {
                 }
             }
         } else if if_not_exist == TableNotExistOption::Fail {
-            return Err(Error::NotFound(format!("table '{name}' does not exist (mode 'append')")).into());
+            return Err(
+                Error::NotFound(format!("table '{name}' does not exist (mode 'append')")).into(),
+            );
         }
         all.extend(batches);
         let table = MemTable::try_new(schema, vec![all]).map_err(Error::from)?;
-        ctx.register_table(name.as_str(), Arc::new(table)).map_err(Error::from)?;
+        ctx.register_table(name.as_str(), Arc::new(table))
+            .map_err(Error::from)?;
         Ok(rows as i64)
     }
 
@@ -806,12 +1106,17 @@ impl FlightSqlService for ColloquyFlightSql {
             return Err(Error::NotFound(format!("unknown prepared statement '{handle}'")).into());
         };
         if *ps.user != *p.user {
-            return Err(Error::PermissionDenied("this prepared statement belongs to another user".into()).into());
+            return Err(Error::PermissionDenied(
+                "this prepared statement belongs to another user".into(),
+            )
+            .into());
         }
         // Check the values now, so a wrong type is reported at bind time.
         bind(&ps.plan, &values)?;
         ps.params = Some(values);
-        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle.into()) })
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(handle.into()),
+        })
     }
 
     async fn do_put_prepared_statement_update(
@@ -825,10 +1130,15 @@ impl FlightSqlService for ColloquyFlightSql {
         let (session_key, base, remembered) = {
             let prepared = self.prepared.lock().map_err(|_| poisoned())?;
             let Some(ps) = prepared.get(&handle) else {
-                return Err(Error::NotFound(format!("unknown prepared statement '{handle}'")).into());
+                return Err(
+                    Error::NotFound(format!("unknown prepared statement '{handle}'")).into(),
+                );
             };
             if *ps.user != *p.user {
-                return Err(Error::PermissionDenied("this prepared statement belongs to another user".into()).into());
+                return Err(Error::PermissionDenied(
+                    "this prepared statement belongs to another user".into(),
+                )
+                .into());
             }
             (ps.session.clone(), ps.plan.clone(), ps.params.clone())
         };
@@ -845,7 +1155,11 @@ impl FlightSqlService for ColloquyFlightSql {
         let mut total = 0;
         for values in rows {
             let plan = bind(&base, &values)?;
-            let df = session.ctx.execute_logical_plan(plan).await.map_err(Error::from)?;
+            let df = session
+                .ctx
+                .execute_logical_plan(plan)
+                .await
+                .map_err(Error::from)?;
             total += affected_rows(&df.collect().await.map_err(Error::from)?);
         }
         Ok(total)
@@ -861,17 +1175,31 @@ impl FlightSqlService for ColloquyFlightSql {
         let session = self.session(&key).await?;
         let sql = number_placeholders(&query.query);
         // Planning only: nothing runs until GetFlightInfo, so DDL is executed exactly once.
-        let plan = session.ctx.state().create_logical_plan(&sql).await.map_err(Error::from)?;
+        let plan = session
+            .ctx
+            .state()
+            .create_logical_plan(&sql)
+            .await
+            .map_err(Error::from)?;
         let dataset = self.options.normalizer.schema(plan.schema().as_arrow());
         let params = parameter_schema(&plan)?;
         let opts = IpcWriteOptions::default();
-        let IpcMessage(dataset_schema) = SchemaAsIpc::new(&dataset, &opts).try_into().map_err(Error::from)?;
-        let IpcMessage(parameter_schema) = SchemaAsIpc::new(&params, &opts).try_into().map_err(Error::from)?;
+        let IpcMessage(dataset_schema) = SchemaAsIpc::new(&dataset, &opts)
+            .try_into()
+            .map_err(Error::from)?;
+        let IpcMessage(parameter_schema) = SchemaAsIpc::new(&params, &opts)
+            .try_into()
+            .map_err(Error::from)?;
         let handle = self.next_id("ps");
-        self.prepared
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(handle.clone(), Prepared { session: key, user: p.user, plan, params: None });
+        self.prepared.lock().map_err(|_| poisoned())?.insert(
+            handle.clone(),
+            Prepared {
+                session: key,
+                user: p.user,
+                plan,
+                params: None,
+            },
+        );
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
             dataset_schema,
@@ -885,7 +1213,10 @@ impl FlightSqlService for ColloquyFlightSql {
         _request: Request<Action>,
     ) -> Result<(), Status> {
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
-        self.prepared.lock().map_err(|_| poisoned())?.remove(&handle);
+        self.prepared
+            .lock()
+            .map_err(|_| poisoned())?
+            .remove(&handle);
         Ok(())
     }
 
@@ -894,10 +1225,153 @@ impl FlightSqlService for ColloquyFlightSql {
         _request: Request<Ticket>,
         message: Any,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        Err(Status::invalid_argument(format!("unknown ticket type {}", message.type_url)))
+        Err(Status::invalid_argument(format!(
+            "unknown ticket type {}",
+            message.type_url
+        )))
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let key = Self::session_key(&request);
+        let action = request.into_inner();
+        let body = match action.r#type.as_str() {
+            "SetSessionOptions" => {
+                let req = so::SetSessionOptionsRequest::decode(action.body)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let session = self.session(&key).await?;
+                let mut errors = HashMap::new();
+                for (name, value) in req.session_options {
+                    let setting = match name.as_str() {
+                        // The keys ADBC uses for the current catalog and schema.
+                        "catalog" => "datafusion.catalog.default_catalog".to_owned(),
+                        "schema" => "datafusion.catalog.default_schema".to_owned(),
+                        other => other.to_owned(),
+                    };
+                    let text = so::value_text(&value);
+                    let result = match text {
+                        Some(v) => {
+                            session
+                                .ctx
+                                .sql(&format!("SET {setting} = '{}'", v.replace('\'', "''")))
+                                .await
+                        }
+                        None => session.ctx.sql(&format!("RESET {setting}")).await,
+                    };
+                    if let Err(e) = result {
+                        let code = if e.to_string().contains("not found")
+                            || e.to_string().contains("Unrecognized")
+                        {
+                            so::INVALID_NAME
+                        } else {
+                            so::INVALID_VALUE
+                        };
+                        errors.insert(name, so::SetSessionOptionsError { value: code });
+                    }
+                }
+                so::SetSessionOptionsResult { errors }.encode_to_vec()
+            }
+            "GetSessionOptions" => {
+                let session = self.session(&key).await?;
+                let state = session.ctx.state();
+                let options = state.config().options();
+                let mut session_options: HashMap<String, so::SessionOptionValue> = options
+                    .entries()
+                    .into_iter()
+                    .filter_map(|e| e.value.map(|v| (e.key, so::string_value(v))))
+                    .collect();
+                session_options.insert(
+                    "catalog".into(),
+                    so::string_value(options.catalog.default_catalog.clone()),
+                );
+                session_options.insert(
+                    "schema".into(),
+                    so::string_value(options.catalog.default_schema.clone()),
+                );
+                so::GetSessionOptionsResult { session_options }.encode_to_vec()
+            }
+            "CloseSession" => {
+                self.sessions.lock().await.remove(&key);
+                so::CloseSessionResult { status: so::CLOSED }.encode_to_vec()
+            }
+            "CancelFlightInfo" => {
+                let req = arrow_flight::CancelFlightInfoRequest::decode(action.body)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let status = self.cancel(req.info.as_ref())?;
+                arrow_flight::CancelFlightInfoResult::new(status).encode_to_vec()
+            }
+            other => {
+                return Err(Status::unimplemented(format!(
+                    "unknown action '{other}': this server supports CreatePreparedStatement, ClosePreparedStatement, SetSessionOptions, GetSessionOptions, CloseSession and CancelFlightInfo"
+                )));
+            }
+        };
+        let out = futures::stream::iter([Ok(arrow_flight::Result::new(body))]);
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<arrow_flight::ActionType, Status>>> {
+        let action = |name: &str, description: &str| {
+            Ok(arrow_flight::ActionType {
+                r#type: name.to_owned(),
+                description: description.to_owned(),
+            })
+        };
+        Some(vec![
+            action(
+                "SetSessionOptions",
+                "Set session options (DataFusion settings; 'catalog' and 'schema').",
+            ),
+            action("GetSessionOptions", "Get the session's options."),
+            action(
+                "CloseSession",
+                "Close the session and drop its temporary tables and views.",
+            ),
+            action("CancelFlightInfo", "Cancel a query by its FlightInfo."),
+        ])
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+impl ColloquyFlightSql {
+    /// Cancels the query behind a FlightInfo: forgets it if it has not started, stops it if it runs.
+    fn cancel(&self, info: Option<&FlightInfo>) -> Result<arrow_flight::CancelStatus> {
+        let ticket = info
+            .and_then(|i| i.endpoint.first())
+            .and_then(|e| e.ticket.as_ref())
+            .ok_or_else(|| {
+                Error::invalid("CancelFlightInfo needs the FlightInfo with its ticket")
+            })?;
+        let any = Any::decode(ticket.ticket.clone()).map_err(|e| Error::invalid(e.to_string()))?;
+        let Some(t) = any
+            .unpack::<TicketStatementQuery>()
+            .map_err(|e| Error::invalid(e.to_string()))?
+        else {
+            return Ok(arrow_flight::CancelStatus::NotCancellable);
+        };
+        let handle = String::from_utf8_lossy(&t.statement_handle).into_owned();
+        let parked = self
+            .tickets
+            .lock()
+            .map_err(|_| Error::Internal("ticket table poisoned".into()))?
+            .remove(&handle);
+        let running = self
+            .running
+            .lock()
+            .map_err(|_| Error::Internal("running table poisoned".into()))?
+            .remove(&handle);
+        if let Some(task) = &running {
+            task.abort();
+        }
+        Ok(if parked.is_some() || running.is_some() {
+            arrow_flight::CancelStatus::Cancelled
+        } else {
+            arrow_flight::CancelStatus::NotCancellable
+        })
+    }
 }
 
 #[cfg(test)]
@@ -906,7 +1380,9 @@ mod tests {
 
     #[test]
     fn affected_rows_reads_count() {
-        let b = RecordBatch::try_from_iter([("count", Arc::new(UInt64Array::from(vec![3u64])) as _)]).expect("batch");
+        let b =
+            RecordBatch::try_from_iter([("count", Arc::new(UInt64Array::from(vec![3u64])) as _)])
+                .expect("batch");
         assert_eq!(affected_rows(&[b]), 3);
         assert_eq!(affected_rows(&[]), 0);
     }

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow_flight::FlightInfo;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables};
-use arrow_flight::FlightInfo;
 use colloquy_flight::{Authenticator, Normalizer, ServiceOptions};
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::DataType;
@@ -15,12 +15,17 @@ use tonic::transport::Channel;
 
 struct Server {
     addr: std::net::SocketAddr,
+    metrics: Arc<colloquy_flight::metrics::Metrics>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<colloquy_flight::Result<()>>,
 }
 
 impl Server {
     async fn start(auth: Authenticator) -> Server {
+        Self::start_with(auth, Some(std::time::Duration::from_secs(60))).await
+    }
+
+    async fn start_with(auth: Authenticator, query_timeout: Option<std::time::Duration>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let factory = colloquy_flight::factory(|| async {
@@ -29,12 +34,25 @@ impl Server {
                 .await?;
             Ok(ctx)
         });
-        let options = ServiceOptions { factory, auth: Arc::new(auth), normalizer: Normalizer { expand_views: true } };
+        let metrics = Arc::new(colloquy_flight::metrics::Metrics::default());
+        let options = ServiceOptions {
+            factory,
+            auth: Arc::new(auth),
+            normalizer: Normalizer { expand_views: true },
+            cpu: tokio::runtime::Handle::current(),
+            query_timeout,
+            metrics: metrics.clone(),
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(colloquy_flight::serve(options, listener, None, async {
             let _ = rx.await;
         }));
-        Server { addr, stop: Some(tx), task }
+        Server {
+            addr,
+            metrics,
+            stop: Some(tx),
+            task,
+        }
     }
 
     async fn client(&self) -> FlightSqlServiceClient<Channel> {
@@ -79,22 +97,49 @@ async fn statements_prepared_updates_and_metadata() {
     let mut c = server.client().await;
 
     // A statement query: the text functions run, views come back as Utf8.
-    let info = c.execute("SELECT id, text, intent(text) AS intent FROM messages ORDER BY id".into(), None).await.expect("execute");
+    let info = c
+        .execute(
+            "SELECT id, text, intent(text) AS intent FROM messages ORDER BY id".into(),
+            None,
+        )
+        .await
+        .expect("execute");
     let batches = fetch(&mut c, info.clone()).await;
     let schema = info.try_decode_schema().expect("schema");
-    assert_eq!(batches[0].schema().as_ref(), &schema, "announced and streamed schema agree");
+    assert_eq!(
+        batches[0].schema().as_ref(),
+        &schema,
+        "announced and streamed schema agree"
+    );
     assert_eq!(strings(&batches[0], "intent"), ["track_order", "none"]);
 
     // DDL runs once and is visible to the same session.
-    let info = c.execute("CREATE VIEW two AS SELECT 2 AS n".into(), None).await.expect("ddl");
+    let info = c
+        .execute("CREATE VIEW two AS SELECT 2 AS n".into(), None)
+        .await
+        .expect("ddl");
     fetch(&mut c, info).await;
-    let info = c.execute("SELECT n FROM two".into(), None).await.expect("query view");
+    let info = c
+        .execute("SELECT n FROM two".into(), None)
+        .await
+        .expect("query view");
     let b = fetch(&mut c, info).await;
-    assert_eq!(b[0].column(0).as_any().downcast_ref::<Int64Array>().expect("i64").value(0), 2);
+    assert_eq!(
+        b[0].column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("i64")
+            .value(0),
+        2
+    );
 
     // Prepared statement with a `?` parameter.
-    let mut ps = c.prepare("SELECT text FROM messages WHERE id = ?".into(), None).await.expect("prepare");
-    let params = RecordBatch::try_from_iter([("0", Arc::new(Int64Array::from(vec![2])) as _)]).expect("params");
+    let mut ps = c
+        .prepare("SELECT text FROM messages WHERE id = ?".into(), None)
+        .await
+        .expect("prepare");
+    let params = RecordBatch::try_from_iter([("0", Arc::new(Int64Array::from(vec![2])) as _)])
+        .expect("params");
     ps.set_parameters(params).expect("bind");
     let info = ps.execute().await.expect("execute prepared");
     let b = fetch(&mut c, info).await;
@@ -102,15 +147,26 @@ async fn statements_prepared_updates_and_metadata() {
     ps.close().await.expect("close");
 
     // Updates report affected rows.
-    c.execute_update("CREATE TABLE t (x INT)".into(), None).await.expect("create table");
-    let n = c.execute_update("INSERT INTO t VALUES (1), (2), (3)".into(), None).await.expect("insert");
+    c.execute_update("CREATE TABLE t (x INT)".into(), None)
+        .await
+        .expect("create table");
+    let n = c
+        .execute_update("INSERT INTO t VALUES (1), (2), (3)".into(), None)
+        .await
+        .expect("insert");
     assert_eq!(n, 3);
 
     // Metadata.
     let info = c.get_catalogs().await.expect("catalogs");
     let b = fetch(&mut c, info).await;
     assert_eq!(strings(&b[0], "catalog_name"), ["datafusion"]);
-    let info = c.get_db_schemas(CommandGetDbSchemas { catalog: None, db_schema_filter_pattern: None }).await.expect("schemas");
+    let info = c
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: None,
+            db_schema_filter_pattern: None,
+        })
+        .await
+        .expect("schemas");
     let b = fetch(&mut c, info).await;
     assert!(strings(&b[0], "db_schema_name").contains(&"public".to_owned()));
     let info = c
@@ -129,17 +185,40 @@ async fn statements_prepared_updates_and_metadata() {
     let info = c.get_table_types().await.expect("types");
     let b = fetch(&mut c, info).await;
     assert_eq!(strings(&b[0], "table_type"), ["TABLE", "VIEW"]);
-    let info = c.get_sql_info(vec![arrow_flight::sql::SqlInfo::FlightSqlServerName]).await.expect("sql info");
+    let info = c
+        .get_sql_info(vec![arrow_flight::sql::SqlInfo::FlightSqlServerName])
+        .await
+        .expect("sql info");
     assert_eq!(fetch(&mut c, info).await[0].num_rows(), 1);
-    let info = c.get_primary_keys(arrow_flight::sql::CommandGetPrimaryKeys { catalog: None, db_schema: None, table: "t".into() }).await.expect("pk");
-    assert_eq!(fetch(&mut c, info).await.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
-    let info = c.get_xdbc_type_info(arrow_flight::sql::CommandGetXdbcTypeInfo { data_type: None }).await.expect("xdbc");
+    let info = c
+        .get_primary_keys(arrow_flight::sql::CommandGetPrimaryKeys {
+            catalog: None,
+            db_schema: None,
+            table: "t".into(),
+        })
+        .await
+        .expect("pk");
+    assert_eq!(
+        fetch(&mut c, info)
+            .await
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        0
+    );
+    let info = c
+        .get_xdbc_type_info(arrow_flight::sql::CommandGetXdbcTypeInfo { data_type: None })
+        .await
+        .expect("xdbc");
     assert!(fetch(&mut c, info).await[0].num_rows() > 5);
 
     // Errors keep their meaning: a SQL error is InvalidArgument, a missing table NotFound.
     let e = c.execute("SELEC 1".into(), None).await.expect_err("syntax");
     assert!(e.to_string().contains("invalid argument"), "{e}");
-    let e = c.execute("SELECT * FROM nowhere".into(), None).await.expect_err("missing");
+    let e = c
+        .execute("SELECT * FROM nowhere".into(), None)
+        .await
+        .expect_err("missing");
     assert!(e.to_string().to_lowercase().contains("not found"), "{e}");
 
     server.stop().await;
@@ -150,10 +229,16 @@ async fn sessions_are_private() {
     let server = Server::start(Authenticator::default()).await;
     let mut a = server.client().await;
     let mut b = server.client().await;
-    let info = a.execute("CREATE VIEW mine AS SELECT 1 AS one".into(), None).await.expect("ddl");
+    let info = a
+        .execute("CREATE VIEW mine AS SELECT 1 AS one".into(), None)
+        .await
+        .expect("ddl");
     fetch(&mut a, info).await;
     assert!(a.execute("SELECT * FROM mine".into(), None).await.is_ok());
-    let e = b.execute("SELECT * FROM mine".into(), None).await.expect_err("other session");
+    let e = b
+        .execute("SELECT * FROM mine".into(), None)
+        .await
+        .expect_err("other session");
     assert!(e.to_string().to_lowercase().contains("not found"), "{e}");
     server.stop().await;
 }
@@ -166,16 +251,25 @@ async fn authentication() {
     );
     let server = Server::start(auth).await;
     let mut c = server.client().await;
-    let e = c.execute("SELECT 1".into(), None).await.expect_err("no credentials");
+    let e = c
+        .execute("SELECT 1".into(), None)
+        .await
+        .expect_err("no credentials");
     assert!(e.to_string().contains("authentication required"), "{e}");
     assert!(c.handshake("ana", "wrong").await.is_err());
     c.handshake("ana", "pw:1").await.expect("login");
-    let info = c.execute("SELECT 1 AS one".into(), None).await.expect("after login");
+    let info = c
+        .execute("SELECT 1 AS one".into(), None)
+        .await
+        .expect("after login");
     assert_eq!(fetch(&mut c, info).await[0].num_rows(), 1);
 
     let mut s = server.client().await;
     s.set_token("static-token".into());
-    let info = s.execute("SELECT 1 AS one".into(), None).await.expect("static token");
+    let info = s
+        .execute("SELECT 1 AS one".into(), None)
+        .await
+        .expect("static token");
     assert_eq!(fetch(&mut s, info).await[0].num_rows(), 1);
     server.stop().await;
 }
@@ -185,7 +279,10 @@ async fn large_results_stream_in_many_messages() {
     let server = Server::start(Authenticator::default()).await;
     let mut c = server.client().await;
     let info = c
-        .execute("SELECT value, repeat('x', 100) AS pad FROM generate_series(1, 300000)".into(), None)
+        .execute(
+            "SELECT value, repeat('x', 100) AS pad FROM generate_series(1, 300000)".into(),
+            None,
+        )
         .await
         .expect("execute");
     let batches = fetch(&mut c, info).await;
@@ -193,5 +290,156 @@ async fn large_results_stream_in_many_messages() {
     assert_eq!(rows, 300_000);
     assert!(batches.len() > 10, "{} batches", batches.len());
     assert_eq!(batches[0].schema().field(1).data_type(), &DataType::Utf8);
+    server.stop().await;
+}
+
+type RawClient = arrow_flight::flight_service_client::FlightServiceClient<Channel>;
+
+async fn raw_client(server: &Server) -> RawClient {
+    let channel = Channel::from_shared(format!("http://{}", server.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    RawClient::new(channel)
+}
+
+/// One action on `raw`'s connection (a session is one connection when no token is used).
+async fn action(raw: &mut RawClient, kind: &str, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+    let mut results = raw
+        .do_action(arrow_flight::Action::new(kind, body))
+        .await?
+        .into_inner();
+    let first = results.message().await?.expect("one result");
+    Ok(first.body.to_vec())
+}
+
+#[tokio::test]
+async fn session_options_and_unknown_actions() {
+    use colloquy_flight::session_options as so;
+    use prost::Message;
+    let server = Server::start(Authenticator::default()).await;
+    let mut raw = raw_client(&server).await;
+    let mut set = so::SetSessionOptionsRequest::default();
+    set.session_options.insert(
+        "datafusion.execution.batch_size".into(),
+        so::string_value("1234".into()),
+    );
+    set.session_options
+        .insert("no.such.option".into(), so::string_value("1".into()));
+    let body = action(&mut raw, "SetSessionOptions", set.encode_to_vec())
+        .await
+        .expect("set");
+    let result = so::SetSessionOptionsResult::decode(body.as_slice()).expect("decode");
+    assert_eq!(result.errors.keys().collect::<Vec<_>>(), ["no.such.option"]);
+    let body = action(&mut raw, "GetSessionOptions", vec![])
+        .await
+        .expect("get");
+    let got = so::GetSessionOptionsResult::decode(body.as_slice()).expect("decode");
+    assert_eq!(
+        so::value_text(&got.session_options["datafusion.execution.batch_size"]).as_deref(),
+        Some("1234")
+    );
+    let body = action(&mut raw, "CloseSession", vec![])
+        .await
+        .expect("close");
+    assert_eq!(
+        so::CloseSessionResult::decode(body.as_slice())
+            .expect("decode")
+            .status,
+        so::CLOSED
+    );
+    let e = action(&mut raw, "Frobnicate", vec![])
+        .await
+        .expect_err("unknown");
+    assert_eq!(e.code(), tonic::Code::Unimplemented);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_and_disconnect_stop_the_work() {
+    use prost::Message;
+    let server = Server::start(Authenticator::default()).await;
+    let mut c = server.client().await;
+    // A parked query cancelled before its DoGet.
+    let info = c
+        .execute("SELECT value FROM generate_series(1, 1000)".into(), None)
+        .await
+        .expect("execute");
+    let req = arrow_flight::CancelFlightInfoRequest::new(info.clone());
+    let mut raw = raw_client(&server).await;
+    let body = action(&mut raw, "CancelFlightInfo", req.encode_to_vec())
+        .await
+        .expect("cancel");
+    let result = arrow_flight::CancelFlightInfoResult::decode(body.as_slice()).expect("decode");
+    assert_eq!(result.status(), arrow_flight::CancelStatus::Cancelled);
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    assert!(
+        c.do_get(ticket).await.is_err(),
+        "a cancelled query cannot be fetched"
+    );
+
+    // A client that reads one batch of a huge result and hangs up leaves nothing running.
+    let info = c
+        .execute(
+            "SELECT value FROM generate_series(1, 1000000000)".into(),
+            None,
+        )
+        .await
+        .expect("execute");
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    let mut stream = c.do_get(ticket).await.expect("do_get");
+    futures::StreamExt::next(&mut stream)
+        .await
+        .expect("one batch")
+        .expect("ok");
+    assert_eq!(
+        server
+            .metrics
+            .active_streams
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    drop(stream);
+    drop(c);
+    let mut idle = false;
+    for _ in 0..100 {
+        if server
+            .metrics
+            .active_streams
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            idle = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(idle, "the abandoned stream is still active");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn slow_queries_hit_the_timeout() {
+    let server = Server::start_with(
+        Authenticator::default(),
+        Some(std::time::Duration::from_millis(300)),
+    )
+    .await;
+    let mut c = server.client().await;
+    let info = c
+        .execute(
+            "SELECT count(*) FROM generate_series(1, 100000000000)".into(),
+            None,
+        )
+        .await
+        .expect("planning is quick");
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    let stream = c.do_get(ticket).await.expect("do_get");
+    let e = stream.try_collect::<Vec<_>>().await.expect_err("timeout");
+    assert!(
+        e.to_string().contains("longer than the server's limit"),
+        "{e}"
+    );
     server.stop().await;
 }

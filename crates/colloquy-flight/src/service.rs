@@ -93,6 +93,7 @@ enum Pending {
 
 struct Ticketed {
     handle: String,
+    session: String,
     user: Arc<str>,
     sql: String,
     schema: SchemaRef,
@@ -177,6 +178,7 @@ impl ColloquyFlightSql {
     /// parked under a ticket and described by a FlightInfo.
     async fn plan_result(
         &self,
+        session_key: &str,
         session: &Session,
         user: Arc<str>,
         sql: &str,
@@ -231,6 +233,7 @@ impl ColloquyFlightSql {
                 handle.clone(),
                 Ticketed {
                     handle,
+                    session: session_key.to_owned(),
                     user,
                     sql: sql.to_owned(),
                     schema,
@@ -250,6 +253,7 @@ impl ColloquyFlightSql {
             sql,
             schema,
             pending,
+            ..
         } = t;
         let norm = self.options.normalizer;
         let metrics = self.options.metrics.clone();
@@ -682,7 +686,8 @@ impl FlightSqlService for ColloquyFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let p = Self::principal(&request);
-        let session = self.session_for(&request).await?;
+        let key = Self::session_key(&request);
+        let session = self.session(&key).await?;
         let sql = number_placeholders(&query.query);
         let plan = session
             .ctx
@@ -696,7 +701,7 @@ impl FlightSqlService for ColloquyFlightSql {
             );
         }
         let info = self
-            .plan_result(&session, p.user, &query.query, plan, request.into_inner())
+            .plan_result(&key, &session, p.user, &query.query, plan, request.into_inner())
             .await?;
         Ok(Response::new(info))
     }
@@ -746,7 +751,7 @@ impl FlightSqlService for ColloquyFlightSql {
         };
         let session = self.session(&session_key).await?;
         let info = self
-            .plan_result(&session, p.user, &sql, plan, request.into_inner())
+            .plan_result(&session_key, &session, p.user, &sql, plan, request.into_inner())
             .await?;
         Ok(Response::new(info))
     }
@@ -1294,6 +1299,9 @@ impl FlightSqlService for ColloquyFlightSql {
             }
             "CloseSession" => {
                 self.sessions.lock().await.remove(&key);
+                // Its parked results and prepared statements go with it.
+                self.tickets.lock().map_err(|_| poisoned())?.retain(|_, t| t.session != key);
+                self.prepared.lock().map_err(|_| poisoned())?.retain(|_, p| p.session != key);
                 so::CloseSessionResult { status: so::CLOSED }.encode_to_vec()
             }
             "CancelFlightInfo" => {

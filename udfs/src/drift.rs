@@ -27,7 +27,9 @@ pub struct DriftFunc {
 
 impl DriftFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -46,7 +48,11 @@ fn result_fields() -> Fields {
         Field::new("method", DataType::Utf8, false),
         Field::new("reference_rows", DataType::Int64, false),
         Field::new("current_rows", DataType::Int64, false),
-        Field::new("top_terms", DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))), false),
+        Field::new(
+            "top_terms",
+            DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+            false,
+        ),
     ])
 }
 
@@ -96,7 +102,9 @@ impl AggregateUDFImpl for DriftFunc {
         } else if is_text(value) || value.is_null() {
             DataType::Utf8
         } else {
-            return plan_err!("{NAME}(): argument 1 must be text, a number or a category (string), got {value}");
+            return plan_err!(
+                "{NAME}(): argument 1 must be text, a number or a category (string), got {value}"
+            );
         };
         if !matches!(flag, DataType::Boolean | DataType::Null) {
             return plan_err!("{NAME}(): argument 2 (is_current) must be a boolean, got {flag}");
@@ -104,7 +112,9 @@ impl AggregateUDFImpl for DriftFunc {
         let mut out = vec![value, DataType::Boolean];
         if let Some(kind) = arg_types.get(2) {
             if !(is_text(kind) || kind.is_null()) {
-                return plan_err!("{NAME}(): argument 3 (kind) must be 'text', 'numeric' or 'categorical', got {kind}");
+                return plan_err!(
+                    "{NAME}(): argument 3 (kind) must be 'text', 'numeric' or 'categorical', got {kind}"
+                );
             }
             out.push(DataType::Utf8);
         }
@@ -116,12 +126,24 @@ impl AggregateUDFImpl for DriftFunc {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![Arc::new(Field::new(format!("{}[state]", args.name), DataType::Binary, true))])
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[state]", args.name),
+            DataType::Binary,
+            true,
+        ))])
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let value_type = args.expr_fields.first().map(|f| f.data_type().clone()).unwrap_or(DataType::Utf8);
-        let default = if value_type == DataType::Float64 { Kind::Numeric } else { Kind::Text };
+        let value_type = args
+            .expr_fields
+            .first()
+            .map(|f| f.data_type().clone())
+            .unwrap_or(DataType::Utf8);
+        let default = if value_type == DataType::Float64 {
+            Kind::Numeric
+        } else {
+            Kind::Text
+        };
         let kind = match args.exprs.get(2) {
             None => default,
             Some(e) => {
@@ -130,15 +152,27 @@ impl AggregateUDFImpl for DriftFunc {
                     return plan_err!("{NAME}(): argument 3 (kind) must be a constant");
                 };
                 let text = match lit.value() {
-                    ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s.clone(),
-                    other => return plan_err!("{NAME}(): argument 3 (kind) must be 'text', 'numeric' or 'categorical', got {other}"),
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s)) => s.clone(),
+                    other => {
+                        return plan_err!(
+                            "{NAME}(): argument 3 (kind) must be 'text', 'numeric' or 'categorical', got {other}"
+                        );
+                    }
                 };
                 match Kind::parse(&text) {
                     Some(Kind::Numeric) if value_type != DataType::Float64 => {
-                        return plan_err!("{NAME}(): kind 'numeric' needs a number, got {value_type}");
+                        return plan_err!(
+                            "{NAME}(): kind 'numeric' needs a number, got {value_type}"
+                        );
                     }
                     Some(k) => k,
-                    None => return plan_err!("{NAME}(): unknown kind '{text}': use 'text', 'numeric' or 'categorical'"),
+                    None => {
+                        return plan_err!(
+                            "{NAME}(): unknown kind '{text}': use 'text', 'numeric' or 'categorical'"
+                        );
+                    }
                 }
             }
         };
@@ -160,7 +194,12 @@ struct DriftAccumulator {
 
 impl DriftAccumulator {
     fn new(kind: Kind) -> Self {
-        Self { kind, reference: Side::new(kind), current: Side::new(kind), tokens: Tokens::new() }
+        Self {
+            kind,
+            reference: Side::new(kind),
+            current: Side::new(kind),
+            tokens: Tokens::new(),
+        }
     }
 }
 
@@ -188,7 +227,11 @@ impl Accumulator for DriftAccumulator {
                     if nums.is_null(i) || flag.is_null(i) {
                         continue;
                     }
-                    let side = if flag.value(i) { &mut self.current } else { &mut self.reference };
+                    let side = if flag.value(i) {
+                        &mut self.current
+                    } else {
+                        &mut self.reference
+                    };
                     side.add_f64(nums.value(i));
                 }
             }
@@ -200,7 +243,11 @@ impl Accumulator for DriftAccumulator {
                     if let Some(s) = s
                         && !flag.is_null(i)
                     {
-                        let side = if flag.value(i) { &mut *current } else { &mut *reference };
+                        let side = if flag.value(i) {
+                            &mut *current
+                        } else {
+                            &mut *reference
+                        };
                         side.add_str(s, tokens);
                     }
                     i += 1;
@@ -219,7 +266,9 @@ impl Accumulator for DriftAccumulator {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let Some(states) = states.first() else { return Ok(()) };
+        let Some(states) = states.first() else {
+            return Ok(());
+        };
         let Some(bytes) = states.as_any().downcast_ref::<BinaryArray>() else {
             return exec_err!("{NAME}(): partial state is not binary");
         };
@@ -247,7 +296,9 @@ impl Accumulator for DriftAccumulator {
 }
 
 fn verdict_to_scalar(v: &Verdict) -> Result<ScalarValue> {
-    use datafusion::arrow::array::{BooleanArray, Float64Array, Int64Array, ListArray, StringArray, StructArray};
+    use datafusion::arrow::array::{
+        BooleanArray, Float64Array, Int64Array, ListArray, StringArray, StructArray,
+    };
     let terms = StringArray::from(v.top_terms.clone());
     let list = ListArray::try_new(
         Arc::new(Field::new_list_field(DataType::Utf8, true)),

@@ -5,7 +5,8 @@ use std::sync::LazyLock;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
 use colloquy_textmodels::Scratch;
@@ -22,7 +23,9 @@ pub struct IntentConfidenceFunc {
 
 impl IntentConfidenceFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -66,7 +69,9 @@ impl ScalarUDFImpl for IntentConfidenceFunc {
         let mut scratch = Scratch::default();
         let mut probs = Vec::new();
         text_to_f64(&args.args, args.number_rows, |text| {
-            Some(f64::from(model.classify(text, &mut scratch, &mut probs).confidence))
+            Some(f64::from(
+                model.classify(text, &mut scratch, &mut probs).confidence,
+            ))
         })
     }
 

@@ -2,11 +2,14 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{ArrayRef, Float64Builder, ListBuilder, StringBuilder, StructBuilder};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Builder, ListBuilder, StringBuilder, StructBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
 use colloquy_textmodels::Scratch;
@@ -26,7 +29,9 @@ pub struct IntentScoresFunc {
 
 impl IntentScoresFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -37,7 +42,10 @@ impl Default for IntentScoresFunc {
 }
 
 fn entry_fields() -> Fields {
-    Fields::from(vec![Field::new("label", DataType::Utf8, false), Field::new("score", DataType::Float64, false)])
+    Fields::from(vec![
+        Field::new("label", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, false),
+    ])
 }
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
@@ -65,14 +73,22 @@ impl ScalarUDFImpl for IntentScoresFunc {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
             [text] => Ok(vec![coerce_text(NAME, 1, text)?]),
-            [text, k] if k.is_integer() || k.is_null() => Ok(vec![coerce_text(NAME, 1, text)?, DataType::Int64]),
+            [text, k] if k.is_integer() || k.is_null() => {
+                Ok(vec![coerce_text(NAME, 1, text)?, DataType::Int64])
+            }
             [_, other] => plan_err!("{NAME}(): argument 2 (k) must be an integer, got {other}"),
-            _ => plan_err!("{NAME}() takes the text and, optionally, k; got {} arguments", arg_types.len()),
+            _ => plan_err!(
+                "{NAME}() takes the text and, optionally, k; got {} arguments",
+                arg_types.len()
+            ),
         }
     }
 
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::List(Arc::new(Field::new_list_field(DataType::Struct(entry_fields()), true))))
+        Ok(DataType::List(Arc::new(Field::new_list_field(
+            DataType::Struct(entry_fields()),
+            true,
+        ))))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -80,7 +96,11 @@ impl ScalarUDFImpl for IntentScoresFunc {
         let n = model.labels().len();
         let k = match args.args.get(1) {
             None => DEFAULT_K,
-            Some(ColumnarValue::Scalar(ScalarValue::Int64(Some(k)))) if (1..=n as i64).contains(k) => *k as usize,
+            Some(ColumnarValue::Scalar(ScalarValue::Int64(Some(k))))
+                if (1..=n as i64).contains(k) =>
+            {
+                *k as usize
+            }
             Some(ColumnarValue::Scalar(ScalarValue::Int64(Some(k)))) => {
                 return exec_err!("{NAME}(): k must be between 1 and {n}, got {k}");
             }
@@ -92,7 +112,10 @@ impl ScalarUDFImpl for IntentScoresFunc {
         apply_to_text(&args.args, args.number_rows, |text| {
             let entry = StructBuilder::new(
                 entry_fields(),
-                vec![Box::new(StringBuilder::new()), Box::new(Float64Builder::new())],
+                vec![
+                    Box::new(StringBuilder::new()),
+                    Box::new(Float64Builder::new()),
+                ],
             );
             let mut list = ListBuilder::new(entry).with_field(Arc::new(Field::new_list_field(
                 DataType::Struct(entry_fields()),

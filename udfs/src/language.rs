@@ -5,7 +5,8 @@ use std::sync::LazyLock;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
 use colloquy_textmodels::Scratch;
@@ -22,7 +23,9 @@ pub struct LanguageFunc {
 
 impl LanguageFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -59,7 +62,11 @@ impl ScalarUDFImpl for LanguageFunc {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_text_and_option(NAME, "the candidate languages such as 'en,es,fr'", arg_types)
+        coerce_text_and_option(
+            NAME,
+            "the candidate languages such as 'en,es,fr'",
+            arg_types,
+        )
     }
 
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {

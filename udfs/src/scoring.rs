@@ -20,10 +20,17 @@ pub fn model_error(e: ModelError) -> DataFusionError {
 }
 
 /// Checks `f(text [, option])` where the option is text.
-pub fn coerce_text_and_option(function: &str, option: &str, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+pub fn coerce_text_and_option(
+    function: &str,
+    option: &str,
+    arg_types: &[DataType],
+) -> Result<Vec<DataType>> {
     match arg_types {
         [text] => Ok(vec![coerce_text(function, 1, text)?]),
-        [text, opt] => Ok(vec![coerce_text(function, 1, text)?, coerce_text(function, 2, opt)?]),
+        [text, opt] => Ok(vec![
+            coerce_text(function, 1, text)?,
+            coerce_text(function, 2, opt)?,
+        ]),
         _ => plan_err!(
             "{function}() takes the text and, optionally, {option}; got {} arguments",
             arg_types.len()
@@ -35,12 +42,19 @@ pub fn coerce_text_and_option(function: &str, option: &str, arg_types: &[DataTyp
 pub fn coerce_one_text(function: &str, arg_types: &[DataType]) -> Result<Vec<DataType>> {
     match arg_types {
         [text] => Ok(vec![coerce_text(function, 1, text)?]),
-        _ => plan_err!("{function}() takes one text argument; got {}", arg_types.len()),
+        _ => plan_err!(
+            "{function}() takes one text argument; got {}",
+            arg_types.len()
+        ),
     }
 }
 
 /// The language candidates: the constant second argument if given, else the session setting.
-pub fn language_candidates(function: &str, args: &[ColumnarValue], config: &ConfigOptions) -> Result<Option<Vec<bool>>> {
+pub fn language_candidates(
+    function: &str,
+    args: &[ColumnarValue],
+    config: &ConfigOptions,
+) -> Result<Option<Vec<bool>>> {
     let list = match args.get(1) {
         Some(arg) => match constant_text(function, 2, arg)? {
             Some(list) => list,
@@ -53,14 +67,22 @@ pub fn language_candidates(function: &str, args: &[ColumnarValue], config: &Conf
             .unwrap_or_default(),
     };
     let detector = colloquy_textmodels::builtin::language().map_err(model_error)?;
-    detector.candidates(&list).or_else(|e| exec_err!("{function}(): {e}"))
+    detector
+        .candidates(&list)
+        .or_else(|e| exec_err!("{function}(): {e}"))
 }
 
 /// The intent threshold: the session setting, else the one chosen in training.
 pub fn intent_threshold(function: &str, config: &ConfigOptions, trained: f32) -> Result<f32> {
-    match config.extensions.get::<ColloquyOptions>().and_then(|o| o.intent.threshold) {
+    match config
+        .extensions
+        .get::<ColloquyOptions>()
+        .and_then(|o| o.intent.threshold)
+    {
         Some(t) if (0.0..=1.0).contains(&t) => Ok(t as f32),
-        Some(t) => exec_err!("{function}(): colloquy.intent.threshold must be between 0 and 1, got {t}"),
+        Some(t) => {
+            exec_err!("{function}(): colloquy.intent.threshold must be between 0 and 1, got {t}")
+        }
         None => Ok(trained),
     }
 }

@@ -5,7 +5,8 @@ use std::sync::LazyLock;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
 use colloquy_textmodels::Scratch;
@@ -22,7 +23,9 @@ pub struct SentimentFunc {
 
 impl SentimentFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -32,7 +35,7 @@ impl Default for SentimentFunc {
     }
 }
 
-pub(crate) const UNKNOWN_DOC: &str = "The model is trained on English, Spanish, Portuguese, French, German, Italian, Arabic and Hindi (Devanagari and romanised). Text in which fewer than 30% of the words are words it has seen, and that has no emoji or emoticon, gets NULL rather than a neutral score it could not back up.";
+pub(crate) const UNKNOWN_DOC: &str = "The model is trained on English, Spanish, Portuguese, French, German, Italian, Arabic and Hindi (romanised Hinglish as written on social media; Hindi in Devanagari only through a small lexicon, so expect weak scores there). Text with fewer than half of its words known to the model goes through language(): when it is not one of those eight languages the result is NULL, not a neutral score the model could not back up.";
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
@@ -65,10 +68,19 @@ impl ScalarUDFImpl for SentimentFunc {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let model = builtin::sentiment().map_err(model_error)?;
+        let languages = builtin::language().map_err(model_error)?;
         let mut scratch = Scratch::default();
+        let mut language_scratch = Scratch::default();
         let mut probs = Vec::new();
         text_to_f64(&args.args, args.number_rows, |text| {
-            model.score(text, &mut scratch, &mut probs).map(|s| f64::from(s.score))
+            model
+                .score_with(
+                    text,
+                    &mut scratch,
+                    &mut probs,
+                    Some((languages, &mut language_scratch)),
+                )
+                .map(|s| f64::from(s.score))
         })
     }
 

@@ -5,7 +5,8 @@ use std::sync::LazyLock;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
 use colloquy_textmodels::Scratch;
@@ -23,7 +24,9 @@ pub struct SentimentLabelFunc {
 
 impl SentimentLabelFunc {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -35,8 +38,14 @@ impl Default for SentimentLabelFunc {
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        DocSection { include: true, label: "Text functions", description: None },
-        format!("The most likely of 'positive', 'neutral' and 'negative' for the text. {UNKNOWN_DOC}"),
+        DocSection {
+            include: true,
+            label: "Text functions",
+            description: None,
+        },
+        format!(
+            "The most likely of 'positive', 'neutral' and 'negative' for the text. {UNKNOWN_DOC}"
+        ),
         "sentiment_label(text)",
     )
     .with_argument("text", "The text to classify.")
@@ -64,10 +73,19 @@ impl ScalarUDFImpl for SentimentLabelFunc {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let model = builtin::sentiment().map_err(model_error)?;
+        let languages = builtin::language().map_err(model_error)?;
         let mut scratch = Scratch::default();
+        let mut language_scratch = Scratch::default();
         let mut probs = Vec::new();
         text_to_label(&args.args, args.number_rows, |text| {
-            model.score(text, &mut scratch, &mut probs).map(|s| s.label.as_str())
+            model
+                .score_with(
+                    text,
+                    &mut scratch,
+                    &mut probs,
+                    Some((languages, &mut language_scratch)),
+                )
+                .map(|s| s.label.as_str())
         })
     }
 

@@ -36,6 +36,7 @@ pub struct Config {
 /// expand_views = true          # send Utf8View/BinaryView as Utf8/Binary
 /// memory_limit = "2GB"         # shared by all queries; DataFusion spills where it can
 /// query_timeout_secs = 300
+/// session_idle_secs = 900      # sessions without a call for this long are closed
 /// metrics_bind = "127.0.0.1:9090"   # /metrics (Prometheus) and /health
 /// [server.users]               # basic-auth users (handshake → bearer token)
 /// ana = "s3cret"
@@ -51,6 +52,7 @@ pub struct ServerSection {
     pub expand_views: Option<bool>,
     pub memory_limit: Option<String>,
     pub query_timeout_secs: Option<f64>,
+    pub session_idle_secs: Option<f64>,
     pub metrics_bind: Option<String>,
     #[serde(default)]
     pub users: BTreeMap<String, String>,

@@ -116,6 +116,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         query_timeout: server
             .query_timeout_secs
             .map(std::time::Duration::from_secs_f64),
+        session_idle: std::time::Duration::from_secs_f64(server.session_idle_secs.unwrap_or(900.0)),
         metrics,
     };
     let shutdown = async {

@@ -44,8 +44,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let auth = options.auth.clone();
-    let service = ColloquyFlightSql::new(options)?;
-    let svc = FlightServiceServer::new(service)
+    let idle = options.session_idle;
+    let service = Arc::new(ColloquyFlightSql::new(options)?);
+    let sweeper = {
+        let service = service.clone();
+        let every = (idle / 4).clamp(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_secs(60),
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                service.sweep(idle).await;
+            }
+        })
+    };
+    let svc = FlightServiceServer::from_arc(service)
         .max_decoding_message_size(MAX_DECODING)
         .max_encoding_message_size(usize::MAX);
     let interceptor =
@@ -66,12 +81,13 @@ pub async fn serve(
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(tls.cert, tls.key)))
             .map_err(|e| Error::invalid(format!("TLS certificate or key: {e}")))?;
     }
-    builder
+    let served = builder
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-        .map_err(|e| Error::Internal(format!("server: {e}")))?;
-    Ok(())
+        .map_err(|e| Error::Internal(format!("server: {e}")));
+    sweeper.abort();
+    served
 }
 
 /// A factory from a closure returning a future of a session context.

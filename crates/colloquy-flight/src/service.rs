@@ -68,11 +68,15 @@ pub struct ServiceOptions {
     pub cpu: tokio::runtime::Handle,
     /// Queries running longer are stopped with `DeadlineExceeded`.
     pub query_timeout: Option<std::time::Duration>,
+    /// Sessions without a call for this long are closed, and results not fetched for this long dropped.
+    pub session_idle: std::time::Duration,
     pub metrics: Arc<Metrics>,
 }
 
 struct Session {
     ctx: SessionContext,
+    /// Milliseconds since the service started, at the last call: idle sessions are swept.
+    last_used: AtomicU64,
 }
 
 struct Prepared {
@@ -94,6 +98,7 @@ enum Pending {
 struct Ticketed {
     handle: String,
     session: String,
+    created: Instant,
     user: Arc<str>,
     sql: String,
     schema: SchemaRef,
@@ -108,6 +113,7 @@ pub struct ColloquyFlightSql {
     /// Queries being streamed, by ticket handle, for CancelFlightInfo.
     running: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
     counter: AtomicU64,
+    started: Instant,
     sql_info: SqlInfoData,
     xdbc: XdbcTypeInfoData,
 }
@@ -125,6 +131,7 @@ impl ColloquyFlightSql {
             tickets: Mutex::new(HashMap::new()),
             running: Arc::new(Mutex::new(HashMap::new())),
             counter: AtomicU64::new(1),
+            started: Instant::now(),
             sql_info: sql_info()?,
             xdbc: xdbc_types()?,
         })
@@ -160,12 +167,17 @@ impl ColloquyFlightSql {
     }
 
     async fn session(&self, key: &str) -> Result<Arc<Session>> {
+        let now = self.started.elapsed().as_millis() as u64;
         let mut sessions = self.sessions.lock().await;
         if let Some(s) = sessions.get(key) {
+            s.last_used.store(now, Ordering::Relaxed);
             return Ok(s.clone());
         }
         let ctx = (self.options.factory)().await?;
-        let s = Arc::new(Session { ctx });
+        let s = Arc::new(Session {
+            ctx,
+            last_used: AtomicU64::new(now),
+        });
         sessions.insert(key.to_owned(), s.clone());
         Ok(s)
     }
@@ -234,6 +246,7 @@ impl ColloquyFlightSql {
                 Ticketed {
                     handle,
                     session: session_key.to_owned(),
+                    created: Instant::now(),
                     user,
                     sql: sql.to_owned(),
                     schema,
@@ -321,7 +334,10 @@ impl ColloquyFlightSql {
             running.insert(handle, task.abort_handle());
         }
         let received = futures::stream::unfold((rx, log), |(mut rx, log)| async move {
-            let item = rx.recv().await?;
+            let Some(item) = rx.recv().await else {
+                log.finished.store(true, Ordering::Relaxed);
+                return None;
+            };
             match &item {
                 Ok(b) => log.rows.fetch_add(b.num_rows() as u64, Ordering::Relaxed),
                 Err(_) => log.failed.fetch_add(1, Ordering::Relaxed),
@@ -372,7 +388,7 @@ impl ColloquyFlightSql {
         let ctx = &session.ctx;
         match cmd {
             MetadataCommand::Catalogs(q) => {
-                let mut b = q.clone().into_builder();
+                let mut b = q.into_builder();
                 for c in ctx.catalog_names() {
                     b.append(c);
                 }
@@ -411,7 +427,7 @@ impl ColloquyFlightSql {
                 Ok(b.build()?)
             }
             MetadataCommand::TableTypes(q) => {
-                let mut b = q.clone().into_builder();
+                let mut b = q.into_builder();
                 b.append("TABLE");
                 b.append("VIEW");
                 Ok(b.build()?)
@@ -428,6 +444,8 @@ struct QueryLog {
     started: Instant,
     rows: AtomicU64,
     failed: AtomicU64,
+    /// The stream reached its end (else the client dropped it or it was cancelled).
+    finished: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     handle: String,
     running: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
@@ -448,6 +466,7 @@ impl QueryLog {
             started: Instant::now(),
             rows: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            finished: std::sync::atomic::AtomicBool::new(false),
             metrics,
             handle,
             running,
@@ -477,7 +496,13 @@ impl Drop for QueryLog {
             sql = %self.sql,
             rows,
             duration_ms = self.started.elapsed().as_millis() as u64,
-            status = if failed { "error" } else { "ok" },
+            status = if failed {
+                "error"
+            } else if self.finished.load(Ordering::Relaxed) {
+                "ok"
+            } else {
+                "cancelled"
+            },
             "query"
         );
     }
@@ -499,10 +524,10 @@ fn table_type_name(t: &dyn TableProvider) -> &'static str {
 
 fn metadata_schema(cmd: &MetadataCommand) -> SchemaRef {
     match cmd {
-        MetadataCommand::Catalogs(q) => q.clone().into_builder().schema(),
+        MetadataCommand::Catalogs(q) => q.into_builder().schema(),
         MetadataCommand::Schemas(q) => q.clone().into_builder().schema(),
         MetadataCommand::Tables(q) => q.clone().into_builder().schema(),
-        MetadataCommand::TableTypes(q) => q.clone().into_builder().schema(),
+        MetadataCommand::TableTypes(q) => q.into_builder().schema(),
     }
 }
 
@@ -701,7 +726,14 @@ impl FlightSqlService for ColloquyFlightSql {
             );
         }
         let info = self
-            .plan_result(&key, &session, p.user, &query.query, plan, request.into_inner())
+            .plan_result(
+                &key,
+                &session,
+                p.user,
+                &query.query,
+                plan,
+                request.into_inner(),
+            )
             .await?;
         Ok(Response::new(info))
     }
@@ -751,7 +783,14 @@ impl FlightSqlService for ColloquyFlightSql {
         };
         let session = self.session(&session_key).await?;
         let info = self
-            .plan_result(&session_key, &session, p.user, &sql, plan, request.into_inner())
+            .plan_result(
+                &session_key,
+                &session,
+                p.user,
+                &sql,
+                plan,
+                request.into_inner(),
+            )
             .await?;
         Ok(Response::new(info))
     }
@@ -761,7 +800,7 @@ impl FlightSqlService for ColloquyFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = metadata_schema(&MetadataCommand::Catalogs(query.clone()));
+        let schema = metadata_schema(&MetadataCommand::Catalogs(query));
         Ok(Response::new(info_for(
             &schema,
             query,
@@ -800,7 +839,7 @@ impl FlightSqlService for ColloquyFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = metadata_schema(&MetadataCommand::TableTypes(query.clone()));
+        let schema = metadata_schema(&MetadataCommand::TableTypes(query));
         Ok(Response::new(info_for(
             &schema,
             query,
@@ -826,7 +865,7 @@ impl FlightSqlService for ColloquyFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder(&self.xdbc).schema();
+        let schema = query.into_builder(&self.xdbc).schema();
         Ok(Response::new(info_for(
             &schema,
             query,
@@ -1300,8 +1339,14 @@ impl FlightSqlService for ColloquyFlightSql {
             "CloseSession" => {
                 self.sessions.lock().await.remove(&key);
                 // Its parked results and prepared statements go with it.
-                self.tickets.lock().map_err(|_| poisoned())?.retain(|_, t| t.session != key);
-                self.prepared.lock().map_err(|_| poisoned())?.retain(|_, p| p.session != key);
+                self.tickets
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .retain(|_, t| t.session != key);
+                self.prepared
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .retain(|_, p| p.session != key);
                 so::CloseSessionResult { status: so::CLOSED }.encode_to_vec()
             }
             "CancelFlightInfo" => {
@@ -1345,6 +1390,35 @@ impl FlightSqlService for ColloquyFlightSql {
 }
 
 impl ColloquyFlightSql {
+    /// Forgets sessions idle for longer than `idle` (clients that vanished without CloseSession), with
+    /// their parked results and prepared statements, and results parked longer than `idle` anywhere.
+    pub async fn sweep(&self, idle: std::time::Duration) {
+        let now = self.started.elapsed().as_millis() as u64;
+        let limit = idle.as_millis() as u64;
+        let mut gone: Vec<String> = Vec::new();
+        self.sessions.lock().await.retain(|key, s| {
+            let keep = now.saturating_sub(s.last_used.load(Ordering::Relaxed)) <= limit;
+            if !keep {
+                gone.push(key.clone());
+            }
+            keep
+        });
+        if let Ok(mut tickets) = self.tickets.lock() {
+            tickets.retain(|_, t| !gone.contains(&t.session) && t.created.elapsed() <= idle);
+        }
+        if let Ok(mut prepared) = self.prepared.lock() {
+            prepared.retain(|_, p| !gone.contains(&p.session));
+        }
+        if !gone.is_empty() {
+            tracing::info!(sessions = gone.len(), "closed idle sessions");
+        }
+    }
+
+    /// Sessions open now.
+    pub async fn session_count(&self) -> usize {
+        self.sessions.lock().await.len()
+    }
+
     /// Cancels the query behind a FlightInfo: forgets it if it has not started, stops it if it runs.
     fn cancel(&self, info: Option<&FlightInfo>) -> Result<arrow_flight::CancelStatus> {
         let ticket = info

@@ -25,7 +25,19 @@ impl Server {
         Self::start_with(auth, Some(std::time::Duration::from_secs(60))).await
     }
 
+    async fn start_idle(idle: std::time::Duration) -> Server {
+        Self::start_full(Authenticator::default(), None, idle).await
+    }
+
     async fn start_with(auth: Authenticator, query_timeout: Option<std::time::Duration>) -> Server {
+        Self::start_full(auth, query_timeout, std::time::Duration::from_secs(600)).await
+    }
+
+    async fn start_full(
+        auth: Authenticator,
+        query_timeout: Option<std::time::Duration>,
+        session_idle: std::time::Duration,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let factory = colloquy_flight::factory(|| async {
@@ -41,6 +53,7 @@ impl Server {
             normalizer: Normalizer { expand_views: true },
             cpu: tokio::runtime::Handle::current(),
             query_timeout,
+            session_idle,
             metrics: metrics.clone(),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -441,5 +454,34 @@ async fn slow_queries_hit_the_timeout() {
         e.to_string().contains("longer than the server's limit"),
         "{e}"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_sessions_and_unfetched_results_are_swept() {
+    let server = Server::start_idle(std::time::Duration::from_millis(300)).await;
+    let mut c = server.client().await;
+    let info = c
+        .execute("CREATE VIEW v AS SELECT 1 AS one".into(), None)
+        .await
+        .expect("ddl");
+    fetch(&mut c, info).await;
+    let parked = c
+        .execute("SELECT 42 AS x".into(), None)
+        .await
+        .expect("execute");
+    // No call for a while: the session (with its view) and the unfetched result are dropped.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let ticket = parked.endpoint[0].ticket.clone().expect("ticket");
+    let e = c.do_get(ticket).await.expect_err("swept");
+    assert!(
+        e.to_string().contains("unknown or already used ticket"),
+        "{e}"
+    );
+    let e = c
+        .execute("SELECT one FROM v".into(), None)
+        .await
+        .expect_err("view gone with its session");
+    assert!(e.to_string().to_lowercase().contains("not found"), "{e}");
     server.stop().await;
 }

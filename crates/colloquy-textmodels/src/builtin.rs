@@ -39,16 +39,40 @@ mod tests {
         let mut s = Scratch::default();
         let mut p = Vec::new();
         let lang = language().expect("language model");
-        let d = lang.detect("where is my order, it was due yesterday", None, &mut s, &mut p).expect("detected");
+        let d = lang
+            .detect(
+                "where is my order, it was due yesterday",
+                None,
+                &mut s,
+                &mut p,
+            )
+            .expect("detected");
         assert_eq!(lang.codes()[d.language], "en");
-        let d = lang.detect("¿dónde está mi pedido? llevo una semana esperando", None, &mut s, &mut p);
+        let d = lang.detect(
+            "¿dónde está mi pedido? llevo una semana esperando",
+            None,
+            &mut s,
+            &mut p,
+        );
         assert_eq!(lang.codes()[d.expect("detected").language], "es");
         assert!(lang.detect("👍", None, &mut s, &mut p).is_none());
 
         let sent = sentiment().expect("sentiment model");
-        let good = sent.score("thank you so much, this is great!", &mut s, &mut p).expect("scored");
-        let bad = sent.score("this is terrible, worst service ever", &mut s, &mut p).expect("scored");
+        let good = sent
+            .score("thank you so much, this is great!", &mut s, &mut p)
+            .expect("scored");
+        let bad = sent
+            .score("this is terrible, worst service ever", &mut s, &mut p)
+            .expect("scored");
         assert!(good.score > 0.3 && bad.score < -0.3, "{good:?} {bad:?}");
+        // Finnish is not a language the model knows: no score, with or without the detector's help.
+        let fi = "Tilaukseni ei ole vieläkään saapunut perille";
+        assert!(sent.score(fi, &mut s, &mut p).is_none());
+        let mut ls = Scratch::default();
+        assert!(
+            sent.score_with(fi, &mut s, &mut p, Some((lang, &mut ls)))
+                .is_none()
+        );
 
         let intent = intent().expect("intent model");
         let i = intent.classify("where is my package? tracking says nothing", &mut s, &mut p);

@@ -136,7 +136,10 @@ fn hash_str(family: u8, s: &str) -> FeatureHash {
 /// from its first character.
 fn char_ngrams(word: &str, min: u32, max: u32, bits: u32, out: &mut Vec<u32>) {
     // A 64-letter "word" is a hash, a URL remnant or a run of CJK text: its first 64 letters tell enough.
-    let word = word.char_indices().nth(MAX_WORD_CHARS).map_or(word, |(i, _)| &word[..i]);
+    let word = word
+        .char_indices()
+        .nth(MAX_WORD_CHARS)
+        .map_or(word, |(i, _)| &word[..i]);
     let bytes = word.as_bytes();
     let mut padded = [0u8; 4 * MAX_WORD_CHARS + 2];
     padded[0] = BOUNDARY;
@@ -172,14 +175,79 @@ fn char_ngrams(word: &str, min: u32, max: u32, bits: u32, out: &mut Vec<u32>) {
 fn is_negation(word: &str) -> bool {
     matches!(
         word,
-        "not" | "no" | "never" | "nothing" | "nobody" | "none" | "neither" | "nor" | "cannot" | "don't" | "dont"
-            | "doesn't" | "doesnt" | "didn't" | "didnt" | "isn't" | "isnt" | "wasn't" | "wasnt" | "aren't"
-            | "won't" | "wont" | "can't" | "cant" | "couldn't" | "wouldn't" | "shouldn't" | "haven't" | "hasn't"
-            | "ain't" | "nunca" | "nada" | "nadie" | "ni" | "jamás" | "tampoco" | "não" | "nao" | "nem"
-            | "ninguém" | "ne" | "pas" | "jamais" | "rien" | "personne" | "nicht" | "kein" | "keine"
-            | "keinen" | "keiner" | "nie" | "niemals" | "nichts" | "non" | "mai" | "niente" | "nessuno"
-            | "لا" | "ما" | "لم" | "لن" | "ليس" | "مش" | "مو" | "nahi" | "nahin" | "nhi" | "nai" | "mat"
-            | "नहीं" | "नही" | "मत" | "न"
+        "not"
+            | "no"
+            | "never"
+            | "nothing"
+            | "nobody"
+            | "none"
+            | "neither"
+            | "nor"
+            | "cannot"
+            | "don't"
+            | "dont"
+            | "doesn't"
+            | "doesnt"
+            | "didn't"
+            | "didnt"
+            | "isn't"
+            | "isnt"
+            | "wasn't"
+            | "wasnt"
+            | "aren't"
+            | "won't"
+            | "wont"
+            | "can't"
+            | "cant"
+            | "couldn't"
+            | "wouldn't"
+            | "shouldn't"
+            | "haven't"
+            | "hasn't"
+            | "ain't"
+            | "nunca"
+            | "nada"
+            | "nadie"
+            | "ni"
+            | "jamás"
+            | "tampoco"
+            | "não"
+            | "nao"
+            | "nem"
+            | "ninguém"
+            | "ne"
+            | "pas"
+            | "jamais"
+            | "rien"
+            | "personne"
+            | "nicht"
+            | "kein"
+            | "keine"
+            | "keinen"
+            | "keiner"
+            | "nie"
+            | "niemals"
+            | "nichts"
+            | "non"
+            | "mai"
+            | "niente"
+            | "nessuno"
+            | "لا"
+            | "ما"
+            | "لم"
+            | "لن"
+            | "ليس"
+            | "مش"
+            | "مو"
+            | "nahi"
+            | "nahin"
+            | "nhi"
+            | "nai"
+            | "mat"
+            | "नहीं"
+            | "नही"
+            | "मत"
+            | "न"
     )
 }
 
@@ -216,7 +284,12 @@ mod tests {
 
     #[test]
     fn negation_changes_features() {
-        let spec = FeatureSpec { char_max: 0, words: true, negation: true, ..CHAR_ONLY };
+        let spec = FeatureSpec {
+            char_max: 0,
+            words: true,
+            negation: true,
+            ..CHAR_ONLY
+        };
         let good = feats(&spec, "good");
         let not_good = feats(&spec, "not good");
         assert!(!not_good.contains(&good[0]));

@@ -21,9 +21,15 @@ pub struct Intent {
 
 impl IntentModel {
     pub fn new(model: LinearModel) -> Result<Self, ModelError> {
-        let none = model.label_index("none").ok_or_else(|| ModelError("intent model has no 'none' label".into()))?;
+        let none = model
+            .label_index("none")
+            .ok_or_else(|| ModelError("intent model has no 'none' label".into()))?;
         let threshold = model.param("threshold", 0.5);
-        Ok(Self { model, none, threshold })
+        Ok(Self {
+            model,
+            none,
+            threshold,
+        })
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
@@ -43,15 +49,28 @@ impl IntentModel {
     }
 
     /// The intent of `text` with a given threshold; `probs` receives every label's probability.
-    pub fn classify_with(&self, text: &str, threshold: f32, scratch: &mut Scratch, probs: &mut Vec<f32>) -> Intent {
+    pub fn classify_with(
+        &self,
+        text: &str,
+        threshold: f32,
+        scratch: &mut Scratch,
+        probs: &mut Vec<f32>,
+    ) -> Intent {
         if self.model.logits(text, scratch, probs) == 0 {
             probs.iter_mut().for_each(|p| *p = 0.0);
             probs[self.none] = 1.0;
-            return Intent { label: self.none, confidence: 1.0 };
+            return Intent {
+                label: self.none,
+                confidence: 1.0,
+            };
         }
         softmax(probs, None);
         let (best, confidence) = argmax(probs);
-        let label = if confidence < threshold { self.none } else { best };
+        let label = if confidence < threshold {
+            self.none
+        } else {
+            best
+        };
         Intent { label, confidence }
     }
 

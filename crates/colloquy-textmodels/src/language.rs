@@ -44,7 +44,11 @@ impl LanguageDetector {
         for code in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
             let code = code.to_ascii_lowercase();
             // Bokmål and Nynorsk are reported as `no`; accept their own codes too.
-            let code = if code == "nb" || code == "nn" { "no".to_owned() } else { code };
+            let code = if code == "nb" || code == "nn" {
+                "no".to_owned()
+            } else {
+                code
+            };
             match self.codes().iter().position(|c| *c == code) {
                 Some(i) => {
                     mask[i] = true;
@@ -78,6 +82,9 @@ impl LanguageDetector {
         self.model.logits_of_tokens(scratch, probs);
         softmax(probs, candidates);
         let (language, confidence) = argmax(probs);
-        Some(Detection { language, confidence })
+        Some(Detection {
+            language,
+            confidence,
+        })
     }
 }

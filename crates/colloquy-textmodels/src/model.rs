@@ -61,7 +61,10 @@ impl LinearModel {
 
     /// A training-time parameter, or `default` when the file has none of that name.
     pub fn param(&self, name: &str, default: f32) -> f32 {
-        self.params.iter().find(|(n, _)| n == name).map_or(default, |&(_, v)| v)
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(default, |&(_, v)| v)
     }
 
     /// Tokenises `text` into `scratch` and scores it: `logits` gets one raw score per label. Returns the
@@ -85,9 +88,19 @@ impl LinearModel {
             }
         }
         let n = scratch.features.len();
-        let norm = if n == 0 { 0.0 } else { self.scale / (n as f32).sqrt() };
+        let norm = if n == 0 {
+            0.0
+        } else {
+            self.scale / (n as f32).sqrt()
+        };
         logits.clear();
-        logits.extend(scratch.acc.iter().zip(&self.bias).map(|(&a, &b)| b + a as f32 * norm));
+        logits.extend(
+            scratch
+                .acc
+                .iter()
+                .zip(&self.bias)
+                .map(|(&a, &b)| b + a as f32 * norm),
+        );
         n
     }
 
@@ -151,7 +164,9 @@ impl LinearModel {
         let mut r = Reader { bytes: body, at: 4 };
         let version = r.u32()?;
         if version != VERSION {
-            return Err(ModelError(format!("format version {version}, this build reads {VERSION}")));
+            return Err(ModelError(format!(
+                "format version {version}, this build reads {VERSION}"
+            )));
         }
         let mut words = [0u32; 7];
         for w in &mut words {
@@ -159,7 +174,10 @@ impl LinearModel {
         }
         let spec = FeatureSpec::from_words(words);
         if !(8..=24).contains(&spec.bits) {
-            return Err(ModelError(format!("{} hash bits is out of range", spec.bits)));
+            return Err(ModelError(format!(
+                "{} hash bits is out of range",
+                spec.bits
+            )));
         }
         let n = r.u32()? as usize;
         if n == 0 || n > 1024 {
@@ -173,14 +191,27 @@ impl LinearModel {
         }
         let scale = r.f32()?;
         let bias = (0..n).map(|_| r.f32()).collect::<Result<Vec<_>, _>>()?;
-        let weights = r.take((1usize << spec.bits) * n)?.iter().map(|&b| b as i8).collect();
+        let weights = r
+            .take((1usize << spec.bits) * n)?
+            .iter()
+            .map(|&b| b as i8)
+            .collect();
         let known_bits = r.u32()?;
         if known_bits > 28 {
-            return Err(ModelError(format!("{known_bits} known-word bits is out of range")));
+            return Err(ModelError(format!(
+                "{known_bits} known-word bits is out of range"
+            )));
         }
-        let known_words = if known_bits == 0 { 0 } else { (1usize << known_bits) / 64 };
+        let known_words = if known_bits == 0 {
+            0
+        } else {
+            (1usize << known_bits) / 64
+        };
         let known = (0..known_words)
-            .map(|_| r.take(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())))
+            .map(|_| {
+                r.take(8)
+                    .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let n_params = r.u32()? as usize;
         if n_params > 64 {
@@ -189,13 +220,23 @@ impl LinearModel {
         let mut params = Vec::with_capacity(n_params);
         for _ in 0..n_params {
             let len = r.u32()? as usize;
-            let name = std::str::from_utf8(r.take(len)?).map_err(|_| err("parameter name is not UTF-8"))?;
+            let name = std::str::from_utf8(r.take(len)?)
+                .map_err(|_| err("parameter name is not UTF-8"))?;
             params.push((name.to_owned(), r.f32()?));
         }
         if r.at != body.len() {
             return Err(err("trailing bytes"));
         }
-        Ok(Self { spec, labels, scale, bias, weights, known_bits, known, params })
+        Ok(Self {
+            spec,
+            labels,
+            scale,
+            bias,
+            weights,
+            known_bits,
+            known,
+            params,
+        })
     }
 }
 
@@ -307,7 +348,10 @@ mod tests {
     fn corrupt_files_are_errors() {
         let bytes = tiny().to_bytes();
         for cut in [0, 3, 10, bytes.len() / 2, bytes.len() - 1] {
-            assert!(LinearModel::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                LinearModel::from_bytes(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut flipped = bytes.clone();
         flipped[40] ^= 1;

@@ -1,7 +1,11 @@
 //! Sentiment: negative / neutral / positive probabilities, a score in [-1, 1], and an honest "unknown" for
 //! text in a language the model was not trained on.
 
+use crate::language::LanguageDetector;
 use crate::model::{LinearModel, ModelError, Scratch, argmax, softmax};
+
+/// The languages the sentiment model is trained on.
+pub const SENTIMENT_LANGUAGES: &[&str] = &["ar", "de", "en", "es", "fr", "hi", "it", "pt"];
 
 #[derive(Debug)]
 pub struct SentimentModel {
@@ -9,7 +13,8 @@ pub struct SentimentModel {
     neg: usize,
     neu: usize,
     pos: usize,
-    /// Below this share of known words, and with no emoji or emoticon to go on, the text is "unknown".
+    /// At or above this share of words seen in training, the text is read as is; below it, the language
+    /// detector decides whether the text is in a language the model knows.
     min_known: f32,
 }
 
@@ -42,11 +47,19 @@ pub struct Sentiment {
 impl SentimentModel {
     pub fn new(model: LinearModel) -> Result<Self, ModelError> {
         let idx = |name: &str| {
-            model.label_index(name).ok_or_else(|| ModelError(format!("sentiment model has no '{name}' label")))
+            model
+                .label_index(name)
+                .ok_or_else(|| ModelError(format!("sentiment model has no '{name}' label")))
         };
         let (neg, neu, pos) = (idx("neg")?, idx("neu")?, idx("pos")?);
-        let min_known = model.param("min_known", 0.3);
-        Ok(Self { model, neg, neu, pos, min_known })
+        let min_known = model.param("min_known", 0.5);
+        Ok(Self {
+            model,
+            neg,
+            neu,
+            pos,
+            min_known,
+        })
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
@@ -57,14 +70,50 @@ impl SentimentModel {
         &self.model
     }
 
-    /// Scores `text`; `None` when there is nothing the model can read: no words it knows well enough and
-    /// no emoji or emoticons.
-    pub fn score(&self, text: &str, scratch: &mut Scratch, probs: &mut Vec<f32>) -> Option<Sentiment> {
+    /// [`Self::score_with`] without a language detector.
+    pub fn score(
+        &self,
+        text: &str,
+        scratch: &mut Scratch,
+        probs: &mut Vec<f32>,
+    ) -> Option<Sentiment> {
+        self.score_with(text, scratch, probs, None)
+    }
+
+    /// Scores `text`; `None` when the text is not in a language the model knows, or has nothing to read.
+    ///
+    /// Most text in a known language has at least half of its words in the training vocabulary and is
+    /// scored at once. Text below that share goes through `languages` (a second scratch is used for it):
+    /// scored if it is one of [`SENTIMENT_LANGUAGES`], else `None`. Without a detector, such text is `None`
+    /// unless it carries emoji or emoticons.
+    pub fn score_with(
+        &self,
+        text: &str,
+        scratch: &mut Scratch,
+        probs: &mut Vec<f32>,
+        languages: Option<(&LanguageDetector, &mut Scratch)>,
+    ) -> Option<Sentiment> {
         scratch.tokens.read(text);
         let t = &scratch.tokens;
         let has_signals = !t.symbols.is_empty() || !t.emoticons.is_empty();
-        if !has_signals && (t.is_empty() || self.model.known_share(t) < self.min_known) {
+        if t.is_empty() && !has_signals {
             return None;
+        }
+        if !t.is_empty() && self.model.known_share(t) < self.min_known {
+            let known_language = match languages {
+                Some((detector, lang_scratch)) => {
+                    let mut lang_probs = Vec::new();
+                    detector
+                        .detect(text, None, lang_scratch, &mut lang_probs)
+                        .is_some_and(|d| {
+                            SENTIMENT_LANGUAGES.contains(&detector.codes()[d.language].as_str())
+                        })
+                }
+                None => false,
+            };
+            if !known_language && !has_signals {
+                return None;
+            }
         }
         if self.model.logits_of_tokens(scratch, probs) == 0 {
             return None;
@@ -79,6 +128,10 @@ impl SentimentModel {
             debug_assert_eq!(best, self.neu);
             Polarity::Neutral
         };
-        Some(Sentiment { score: probs[self.pos] - probs[self.neg], label, confidence })
+        Some(Sentiment {
+            score: probs[self.pos] - probs[self.neg],
+            label,
+            confidence,
+        })
     }
 }

@@ -12,8 +12,8 @@ pub const MAX_BYTES: usize = 4096;
 
 /// ASCII emoticons recognised as whole tokens (lowercased).
 pub const EMOTICONS: &[&str] = &[
-    ":)", ":-)", ":]", "=)", ":d", ":-d", "xd", ";)", ";-)", ":p", ":-p", "<3", ":(", ":-(", ":[", ":'(",
-    ":/", ":-/", ":|", ":o", "^^", ":3", "</3", ">:(", "-_-",
+    ":)", ":-)", ":]", "=)", ":d", ":-d", "xd", ";)", ";-)", ":p", ":-p", "<3", ":(", ":-(", ":[",
+    ":'(", ":/", ":-/", ":|", ":o", "^^", ":3", "</3", ">:(", "-_-",
 ];
 
 /// One message after tokenisation. Reused between messages: `clear` keeps the allocations.
@@ -69,7 +69,9 @@ impl Tokens {
     }
 
     pub fn words(&self) -> impl Iterator<Item = &str> {
-        self.words.iter().map(|&(s, e)| &self.buf[s as usize..e as usize])
+        self.words
+            .iter()
+            .map(|&(s, e)| &self.buf[s as usize..e as usize])
     }
 
     /// Tokenises `text` into `self` (cleared first).
@@ -195,7 +197,9 @@ pub fn is_word_char(c: char) -> bool {
         0x0300..=0x036F | 0x0483..=0x0489 | 0x0591..=0x05C7 | 0x0610..=0x061A | 0x064B..=0x065F | 0x0670
         | 0x06D6..=0x06ED | 0x0E31 | 0x0E34..=0x0E3A | 0x0E47..=0x0E4E | 0x200C..=0x200D | 0x3099..=0x309A
         | 0xFE20..=0xFE2F)
-        || ((0x0900..=0x0DFF).contains(&u) && !c.is_numeric() && !matches!(u, 0x0964 | 0x0965 | 0x0970))
+        || ((0x0900..=0x0DFF).contains(&u)
+            && !c.is_numeric()
+            && !matches!(u, 0x0964 | 0x0965 | 0x0970))
 }
 
 fn is_ideographic(c: char) -> bool {
@@ -205,7 +209,10 @@ fn is_ideographic(c: char) -> bool {
 /// Emoji and other pictographs and symbols: non-ASCII, not a letter, digit, mark, space or punctuation.
 fn is_symbol(c: char) -> bool {
     let u = c as u32;
-    u >= 0x2190 && !c.is_alphanumeric() && !c.is_whitespace() && !matches!(u, 0xFE00..=0xFE0F | 0x200D | 0xE0020..=0xE007F)
+    u >= 0x2190
+        && !c.is_alphanumeric()
+        && !c.is_whitespace()
+        && !matches!(u, 0xFE00..=0xFE0F | 0x200D | 0xE0020..=0xE007F)
         && !matches!(u, 0x3000..=0x303F | 0xFF00..=0xFF0F)
 }
 
@@ -221,7 +228,10 @@ mod tests {
 
     #[test]
     fn chat_normalisation() {
-        assert_eq!(words("Soooo GOOD!!! see https://x.io @bob #Happy"), ["soo", "good", "see", "happy"]);
+        assert_eq!(
+            words("Soooo GOOD!!! see https://x.io @bob #Happy"),
+            ["soo", "good", "see", "happy"]
+        );
         assert_eq!(words("don't l’homme 3pm"), ["don't", "l'homme", "pm"]);
         assert_eq!(words("नहीं चाहिए"), ["नहीं", "चाहिए"]);
         assert_eq!(words("mail me at a.b@c.de"), ["mail", "me", "at"]);

@@ -17,7 +17,13 @@ pub struct Example {
 
 impl Example {
     /// Featurises `text`; `None` when it has no features at all.
-    pub fn new(spec: &FeatureSpec, tokens: &mut Tokens, text: &str, label: u16, weight: f32) -> Option<Self> {
+    pub fn new(
+        spec: &FeatureSpec,
+        tokens: &mut Tokens,
+        text: &str,
+        label: u16,
+        weight: f32,
+    ) -> Option<Self> {
         tokens.read(text);
         let mut buckets = Vec::new();
         spec.features(tokens, &mut buckets);
@@ -33,7 +39,11 @@ impl Example {
                 _ => features.push((b, norm)),
             }
         }
-        Some(Self { features, label, weight })
+        Some(Self {
+            features,
+            label,
+            weight,
+        })
     }
 }
 
@@ -48,7 +58,12 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 8, learning_rate: 0.5, l2: 1e-6, seed: 7 }
+        Self {
+            epochs: 8,
+            learning_rate: 0.5,
+            l2: 1e-6,
+            seed: 7,
+        }
     }
 }
 
@@ -122,7 +137,11 @@ pub fn train(
 /// i8 weights and the scale that maps them back. The scale comes from the 99.99th percentile of the
 /// absolute weights, not the maximum, so a handful of extreme weights do not flatten the rest to zero.
 pub fn quantize(weights: &[f32]) -> (f32, Vec<i8>) {
-    let mut abs: Vec<f32> = weights.iter().map(|w| w.abs()).filter(|&a| a > 0.0).collect();
+    let mut abs: Vec<f32> = weights
+        .iter()
+        .map(|w| w.abs())
+        .filter(|&a| a > 0.0)
+        .collect();
     if abs.is_empty() {
         return (1.0, vec![0; weights.len()]);
     }
@@ -130,7 +149,10 @@ pub fn quantize(weights: &[f32]) -> (f32, Vec<i8>) {
     let k = k.min(abs.len() - 1);
     let (_, top, _) = abs.select_nth_unstable_by(k, f32::total_cmp);
     let scale = (*top / 127.0).max(f32::MIN_POSITIVE);
-    let q = weights.iter().map(|&w| (w / scale).round().clamp(-127.0, 127.0) as i8).collect();
+    let q = weights
+        .iter()
+        .map(|&w| (w / scale).round().clamp(-127.0, 127.0) as i8)
+        .collect();
     (scale, q)
 }
 
@@ -176,9 +198,14 @@ mod tests {
             ("el perro y el gato", 1),
         ];
         let mut t = Tokens::new();
-        let ex: Vec<_> =
-            data.iter().filter_map(|&(s, y)| Example::new(&spec, &mut t, s, y, 1.0)).collect();
-        let cfg = TrainConfig { epochs: 30, ..TrainConfig::default() };
+        let ex: Vec<_> = data
+            .iter()
+            .filter_map(|&(s, y)| Example::new(&spec, &mut t, s, y, 1.0))
+            .collect();
+        let cfg = TrainConfig {
+            epochs: 30,
+            ..TrainConfig::default()
+        };
         let trained = train(&spec, 2, &ex, &cfg, None, |_, _| {});
         let (scale, weights) = quantize(&trained.weights);
         let model = LinearModel {

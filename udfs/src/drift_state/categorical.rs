@@ -44,7 +44,11 @@ impl CategoryCounts {
         let old = std::mem::take(&mut self.counts);
         self.folded = true;
         for (k, c) in old {
-            let name = if k.starts_with("#bucket") { k } else { folded_name(&k) };
+            let name = if k.starts_with("#bucket") {
+                k
+            } else {
+                folded_name(&k)
+            };
             *self.counts.entry(name).or_default() += c;
         }
     }
@@ -94,7 +98,11 @@ impl CategoryCounts {
             let k = r.str()?;
             counts.insert(k, r.u64()?);
         }
-        Ok(Self { count, counts, folded })
+        Ok(Self {
+            count,
+            counts,
+            folded,
+        })
     }
 }
 

@@ -40,7 +40,9 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
         let Some(end) = end else {
-            return Err(DataFusionError::Internal("drift(): truncated partial state".into()));
+            return Err(DataFusionError::Internal(
+                "drift(): truncated partial state".into(),
+            ));
         };
         let s = &self.bytes[self.at..end];
         self.at = end;
@@ -70,7 +72,8 @@ impl<'a> Reader<'a> {
     }
     pub fn str(&mut self) -> Result<String> {
         let n = self.u32()? as usize;
-        String::from_utf8(self.take(n)?.to_vec())
-            .map_err(|_| DataFusionError::Internal("drift(): partial state holds invalid UTF-8".into()))
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| {
+            DataFusionError::Internal("drift(): partial state holds invalid UTF-8".into())
+        })
     }
 }

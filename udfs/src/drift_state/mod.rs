@@ -200,7 +200,9 @@ pub fn verdict(reference: &Side, current: &Side) -> Verdict {
         (Side::Text(a), Side::Text(b)) => {
             v.method = "domain_classifier";
             v.top_terms = text::moved_terms(a, b, TOP_TERMS);
-            let Some(t) = text::domain_classifier(a, b) else { return v };
+            let Some(t) = text::domain_classifier(a, b) else {
+                return v;
+            };
             let (n1, n2) = (t.held_out.0 as f64, t.held_out.1 as f64);
             // The AUC of a classifier that cannot tell the sides apart is the Mann–Whitney null.
             let sigma = ((n1 + n2 + 1.0) / (12.0 * n1 * n2)).sqrt();
@@ -232,5 +234,9 @@ fn moved_categories(a: &CategoryCounts, b: &CategoryCounts) -> Vec<String> {
         .filter(|(d, _)| *d != 0.0)
         .collect();
     moved.sort_by(|x, y| y.0.abs().total_cmp(&x.0.abs()).then(x.1.cmp(y.1)));
-    moved.into_iter().take(TOP_TERMS).map(|(d, k)| format!("{}{k}", if d > 0.0 { '+' } else { '-' })).collect()
+    moved
+        .into_iter()
+        .take(TOP_TERMS)
+        .map(|(d, k)| format!("{}{k}", if d > 0.0 { '+' } else { '-' }))
+        .collect()
 }

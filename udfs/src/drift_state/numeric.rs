@@ -65,12 +65,19 @@ impl NumericSketch {
             return 0.0;
         }
         let n = self.count as f64;
-        ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0)).max(0.0).sqrt()
+        ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0))
+            .max(0.0)
+            .sqrt()
     }
 
     /// (value, count) in ascending order of value.
     pub fn points(&self) -> Vec<(f64, u64)> {
-        let mut out: Vec<(f64, u64)> = self.neg.iter().rev().map(|(&k, &c)| (-value(k), c)).collect();
+        let mut out: Vec<(f64, u64)> = self
+            .neg
+            .iter()
+            .rev()
+            .map(|(&k, &c)| (-value(k), c))
+            .collect();
         if self.zero > 0 {
             out.push((0.0, self.zero));
         }
@@ -97,7 +104,13 @@ impl NumericSketch {
     }
 
     pub fn read(r: &mut Reader<'_>) -> Result<Self> {
-        let mut s = Self { count: r.u64()?, sum: r.f64()?, sum_sq: r.f64()?, zero: r.u64()?, ..Self::default() };
+        let mut s = Self {
+            count: r.u64()?,
+            sum: r.f64()?,
+            sum_sq: r.f64()?,
+            zero: r.u64()?,
+            ..Self::default()
+        };
         for i in 0..2 {
             let n = r.u32()?;
             for _ in 0..n {

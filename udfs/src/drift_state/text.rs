@@ -28,7 +28,12 @@ impl TextSample {
     pub fn add(&mut self, text: &str, tokens: &mut Tokens) {
         self.count += 1;
         let h = checksum(text.as_bytes());
-        if self.items.len() >= SAMPLE_SIZE && self.items.last_key_value().is_some_and(|(&max, _)| h >= max) {
+        if self.items.len() >= SAMPLE_SIZE
+            && self
+                .items
+                .last_key_value()
+                .is_some_and(|(&max, _)| h >= max)
+        {
             return;
         }
         if self.items.contains_key(&h) {
@@ -64,7 +69,11 @@ impl TextSample {
     }
 
     pub fn bytes(&self) -> usize {
-        32 + self.items.values().map(|w| 48 + w.iter().map(|s| s.len() + 24).sum::<usize>()).sum::<usize>()
+        32 + self
+            .items
+            .values()
+            .map(|w| 48 + w.iter().map(|s| s.len() + 24).sum::<usize>())
+            .sum::<usize>()
     }
 
     pub fn write(&self, w: &mut Writer) {
@@ -132,7 +141,10 @@ pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option
             }
         }
     }
-    let held = (test.iter().filter(|t| !t.1).count(), test.iter().filter(|t| t.1).count());
+    let held = (
+        test.iter().filter(|t| !t.1).count(),
+        test.iter().filter(|t| t.1).count(),
+    );
     if held.0 < 5 || held.1 < 5 {
         return None;
     }
@@ -141,7 +153,10 @@ pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option
     let n_train = train.len().max(1) as f32;
     let pos = train.iter().filter(|t| t.1 > 0.5).count() as f32;
     // Class weights so that unequal sample sizes do not bias the scores.
-    let (w_pos, w_neg) = (n_train / (2.0 * pos.max(1.0)), n_train / (2.0 * (n_train - pos).max(1.0)));
+    let (w_pos, w_neg) = (
+        n_train / (2.0 * pos.max(1.0)),
+        n_train / (2.0 * (n_train - pos).max(1.0)),
+    );
     let mut weights = vec![0.0f32; 1 << FEATURE_BITS];
     let mut bias = 0.0f32;
     let mut f = Vec::new();
@@ -166,11 +181,21 @@ pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option
         .iter()
         .map(|(words, y)| {
             features(words, &mut f);
-            let norm = if f.is_empty() { 0.0 } else { 1.0 / (f.len() as f32).sqrt() };
-            (f.iter().map(|&b| weights[b as usize]).sum::<f32>() * norm, *y)
+            let norm = if f.is_empty() {
+                0.0
+            } else {
+                1.0 / (f.len() as f32).sqrt()
+            };
+            (
+                f.iter().map(|&b| weights[b as usize]).sum::<f32>() * norm,
+                *y,
+            )
         })
         .collect();
-    Some(DomainTest { auc: roc_auc(&mut scored), held_out: held })
+    Some(DomainTest {
+        auc: roc_auc(&mut scored),
+        held_out: held,
+    })
 }
 
 /// ROC AUC by the rank-sum formula, ties given their average rank.
@@ -205,14 +230,20 @@ pub fn moved_terms(reference: &TextSample, current: &TextSample, k: usize) -> Ve
         m
     }
     let (a, b) = (df(reference), df(current));
-    let (na, nb) = (reference.items.len().max(1) as f64, current.items.len().max(1) as f64);
+    let (na, nb) = (
+        reference.items.len().max(1) as f64,
+        current.items.len().max(1) as f64,
+    );
     let mut moved: Vec<(f64, &str, bool)> = a
         .keys()
         .chain(b.keys())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .filter_map(|w| {
-            let (ca, cb) = (a.get(w).copied().unwrap_or(0), b.get(w).copied().unwrap_or(0));
+            let (ca, cb) = (
+                a.get(w).copied().unwrap_or(0),
+                b.get(w).copied().unwrap_or(0),
+            );
             if ca + cb < 3 {
                 return None;
             }
@@ -221,7 +252,11 @@ pub fn moved_terms(reference: &TextSample, current: &TextSample, k: usize) -> Ve
         })
         .collect();
     moved.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(y.1)));
-    moved.into_iter().take(k).map(|(_, w, up)| format!("{}{w}", if up { '+' } else { '-' })).collect()
+    moved
+        .into_iter()
+        .take(k)
+        .map(|(_, w, up)| format!("{}{w}", if up { '+' } else { '-' }))
+        .collect()
 }
 
 #[cfg(test)]
@@ -237,7 +272,9 @@ mod tests {
 
     #[test]
     fn bottom_k_is_partition_independent() {
-        let texts: Vec<String> = (0..6000).map(|i| format!("message number {i} about things")).collect();
+        let texts: Vec<String> = (0..6000)
+            .map(|i| format!("message number {i} about things"))
+            .collect();
         let whole = sample(texts.iter().cloned());
         let mut a = sample(texts.iter().step_by(2).cloned());
         let b = sample(texts.iter().skip(1).step_by(2).cloned());
@@ -257,7 +294,10 @@ mod tests {
         let n = domain_classifier(&a, &same).expect("enough texts");
         assert!(n.auc < 0.6, "{}", n.auc);
         let terms = moved_terms(&a, &b, 16);
-        assert!(terms.contains(&"-order".to_owned()) && terms.contains(&"+thanks".to_owned()), "{terms:?}");
+        assert!(
+            terms.contains(&"-order".to_owned()) && terms.contains(&"+thanks".to_owned()),
+            "{terms:?}"
+        );
     }
 
     #[test]

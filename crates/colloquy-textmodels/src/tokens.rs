@@ -84,13 +84,13 @@ impl Tokens {
     }
 
     fn read_raw(&mut self, raw: &str) {
-        let lower_ascii = raw.len() <= 4 && raw.is_ascii();
-        if lower_ascii {
-            let l = raw.to_ascii_lowercase();
-            if let Some(i) = EMOTICONS.iter().position(|e| *e == l) {
-                self.emoticons.push(i as u8);
-                return;
-            }
+        // Emoticons are short and mostly punctuation: the test is skipped for ordinary words.
+        if raw.len() <= 4
+            && (raw.bytes().any(|b| b.is_ascii_punctuation()) || raw.eq_ignore_ascii_case("xd"))
+            && let Some(i) = EMOTICONS.iter().position(|e| e.eq_ignore_ascii_case(raw))
+        {
+            self.emoticons.push(i as u8);
+            return;
         }
         if is_link_or_mention(raw) {
             return;
@@ -114,7 +114,13 @@ impl Tokens {
                 if is_ideographic(c) {
                     self.ideographs += 1;
                 }
-                for l in c.to_lowercase() {
+                // ASCII letters, most of chat text, lowercase without the Unicode tables.
+                let lower = if c.is_ascii() {
+                    LowerChars::One(c.to_ascii_lowercase())
+                } else {
+                    LowerChars::Many(c.to_lowercase())
+                };
+                for l in lower {
                     if Some(l) == last {
                         run += 1;
                     } else {
@@ -161,6 +167,26 @@ impl Tokens {
             self.elongated += 1;
         }
         self.words.push((start as u32, end as u32));
+    }
+}
+
+enum LowerChars {
+    One(char),
+    Many(std::char::ToLowercase),
+}
+
+impl Iterator for LowerChars {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        match self {
+            Self::One(c) => {
+                let out = *c;
+                *c = '\0';
+                (out != '\0').then_some(out)
+            }
+            Self::Many(it) => it.next(),
+        }
     }
 }
 

@@ -130,14 +130,17 @@ pub struct DomainTest {
 pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option<DomainTest> {
     // The hash decides the half, so the split is as deterministic as the sample.
     let split = |h: u64| (h >> 29) & 1 == 1;
-    let mut train: Vec<(&Vec<String>, f32)> = Vec::new();
-    let mut test: Vec<(&Vec<String>, bool)> = Vec::new();
+    // Features are computed once per text, not once per epoch.
+    let mut f = Vec::new();
+    let mut train: Vec<(u64, Vec<u32>, f32)> = Vec::new();
+    let mut test: Vec<(Vec<u32>, bool)> = Vec::new();
     for (sample, y) in [(reference, false), (current, true)] {
         for (&h, words) in &sample.items {
+            features(words, &mut f);
             if split(h) {
-                test.push((words, y));
+                test.push((f.clone(), y));
             } else {
-                train.push((words, if y { 1.0 } else { 0.0 }));
+                train.push((h, f.clone(), if y { 1.0 } else { 0.0 }));
             }
         }
     }
@@ -148,10 +151,11 @@ pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option
     if held.0 < 5 || held.1 < 5 {
         return None;
     }
-    // Interleave the two sides in a fixed pseudo-random order (by content hash of the first word list).
-    train.sort_by_key(|(w, y)| (checksum(w.join(" ").as_bytes()), (*y * 2.0) as u8));
+    // Interleave the two sides in a fixed pseudo-random order: by content hash (a text in both samples
+    // has the same hash; the side breaks the tie).
+    train.sort_by_key(|(h, _, y)| (h.rotate_left(17), (*y * 2.0) as u8));
     let n_train = train.len().max(1) as f32;
-    let pos = train.iter().filter(|t| t.1 > 0.5).count() as f32;
+    let pos = train.iter().filter(|t| t.2 > 0.5).count() as f32;
     // Class weights so that unequal sample sizes do not bias the scores.
     let (w_pos, w_neg) = (
         n_train / (2.0 * pos.max(1.0)),
@@ -159,11 +163,9 @@ pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option
     );
     let mut weights = vec![0.0f32; 1 << FEATURE_BITS];
     let mut bias = 0.0f32;
-    let mut f = Vec::new();
     for epoch in 0..5 {
         let lr = 0.5 / (1.0 + epoch as f32);
-        for (words, y) in &train {
-            features(words, &mut f);
+        for (_, f, y) in &train {
             if f.is_empty() {
                 continue;
             }
@@ -172,15 +174,14 @@ pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option
             let p = 1.0 / (1.0 + (-z).exp());
             let g = (p - y) * if *y > 0.5 { w_pos } else { w_neg };
             bias -= lr * g * 0.1;
-            for &b in &f {
+            for &b in f.iter() {
                 weights[b as usize] -= lr * g * norm;
             }
         }
     }
     let mut scored: Vec<(f32, bool)> = test
         .iter()
-        .map(|(words, y)| {
-            features(words, &mut f);
+        .map(|(f, y)| {
             let norm = if f.is_empty() {
                 0.0
             } else {

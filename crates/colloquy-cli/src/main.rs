@@ -42,7 +42,7 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
     #[arg(long, value_name = "HOST:PORT")]
     bind: Option<String>,
-    /// A TOML file declaring archives, session settings and the [server] section (users, tokens, TLS).
+    /// A TOML file declaring archives, session settings and the `[server]` section (users, tokens, TLS).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Serve the demo archive as the table `messages`.

@@ -554,6 +554,11 @@ fn one_batch(schema: SchemaRef, batch: RecordBatch) -> DoGetStream {
     )
 }
 
+/// The answer to the key commands: colloquy tables declare no keys, so the spec's schema with no rows.
+fn empty_result(schema: SchemaRef) -> DoGetStream {
+    one_batch(schema.clone(), RecordBatch::new_empty(schema))
+}
+
 fn primary_keys_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("catalog_name", DataType::Utf8, true),
@@ -1002,11 +1007,7 @@ impl FlightSqlService for ColloquyFlightSql {
         _query: CommandGetPrimaryKeys,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let schema = primary_keys_schema();
-        Ok(Response::new(one_batch(
-            schema.clone(),
-            RecordBatch::new_empty(schema),
-        )))
+        Ok(Response::new(empty_result(primary_keys_schema())))
     }
 
     async fn do_get_exported_keys(
@@ -1014,11 +1015,7 @@ impl FlightSqlService for ColloquyFlightSql {
         _query: CommandGetExportedKeys,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let schema = foreign_keys_schema();
-        Ok(Response::new(one_batch(
-            schema.clone(),
-            RecordBatch::new_empty(schema),
-        )))
+        Ok(Response::new(empty_result(foreign_keys_schema())))
     }
 
     async fn do_get_imported_keys(
@@ -1026,11 +1023,7 @@ impl FlightSqlService for ColloquyFlightSql {
         _query: CommandGetImportedKeys,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let schema = foreign_keys_schema();
-        Ok(Response::new(one_batch(
-            schema.clone(),
-            RecordBatch::new_empty(schema),
-        )))
+        Ok(Response::new(empty_result(foreign_keys_schema())))
     }
 
     async fn do_get_cross_reference(
@@ -1038,11 +1031,7 @@ impl FlightSqlService for ColloquyFlightSql {
         _query: CommandGetCrossReference,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let schema = foreign_keys_schema();
-        Ok(Response::new(one_batch(
-            schema.clone(),
-            RecordBatch::new_empty(schema),
-        )))
+        Ok(Response::new(empty_result(foreign_keys_schema())))
     }
 
     async fn do_put_statement_update(

@@ -20,6 +20,8 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 
+pub mod analytics;
+
 pub use colloquy_archive as archive;
 pub use datafusion;
 

@@ -6,6 +6,7 @@
 pub mod options;
 pub mod pii;
 
+mod current_setting;
 mod drift;
 mod drift_state;
 mod intent;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
+pub use current_setting::CurrentSettingFunc;
 pub use drift::DriftFunc;
 pub use intent::IntentFunc;
 pub use intent_confidence::IntentConfidenceFunc;
@@ -49,6 +51,7 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(IntentFunc::new())),
         Arc::new(ScalarUDF::new_from_impl(IntentConfidenceFunc::new())),
         Arc::new(ScalarUDF::new_from_impl(IntentScoresFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(CurrentSettingFunc::new())),
     ]
 }
 

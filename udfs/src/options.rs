@@ -1,5 +1,6 @@
 //! Session settings of the text functions: `SET colloquy.language.candidates = 'en,es,fr'` and
-//! `SET colloquy.intent.threshold = 0.6`.
+//! `SET colloquy.intent.threshold = 0.6`, and those of the analytics views
+//! (`SET colloquy.analytics.fcr_window_days = 3`).
 
 use datafusion::common::config::ConfigExtension;
 use datafusion::common::{config_namespace, extensions_options};
@@ -20,6 +21,19 @@ config_namespace! {
     }
 }
 
+config_namespace! {
+    /// Settings of the conversation-analytics views in `sql/views/` (read through colloquy_setting()).
+    pub struct AnalyticsOptions {
+        /// Minutes of silence after which the next message in a chat starts a new conversation.
+        pub conversation_gap_minutes: u64, default = 120
+        /// Days within which a customer coming back about the same intent means the first conversation
+        /// did not resolve it (first-contact resolution).
+        pub fcr_window_days: u64, default = 7
+        /// Sentiment below which a customer message counts toward a routing alert (routing_alerts).
+        pub alert_threshold: f64, default = -0.3
+    }
+}
+
 extensions_options! {
     /// colloquy's settings, under the `colloquy.` prefix.
     pub struct ColloquyOptions {
@@ -27,6 +41,8 @@ extensions_options! {
         pub language: LanguageOptions, default = LanguageOptions::default()
         /// intent() settings.
         pub intent: IntentOptions, default = IntentOptions::default()
+        /// Settings of the analytics views.
+        pub analytics: AnalyticsOptions, default = AnalyticsOptions::default()
     }
 }
 

@@ -160,6 +160,7 @@ async fn run_sql(args: SqlArgs) -> anyhow::Result<()> {
         let dir = demo::ensure_cached().await?;
         demo::register(&ctx, &dir).await?;
     }
+    colloquy::analytics::install_views_and_warn(&ctx).await?;
     let show_progress = args.format == OutputFormat::Table && std::io::stderr().is_terminal();
     let runner = runner::Runner::new(ctx, args.format, show_progress);
     if args.commands.is_empty() && args.files.is_empty() {

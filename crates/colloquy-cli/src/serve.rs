@@ -66,6 +66,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
             }
+            colloquy::analytics::install_views_and_warn(&ctx).await?;
             Ok(ctx)
         }
     });

@@ -206,10 +206,14 @@ impl ColloquyFlightSql {
                 | LogicalPlan::Statement(_)
                 | LogicalPlan::Copy(_)
         );
+        let refresh_views = colloquy::analytics::affects_views(&plan);
         let df = session.ctx.execute_logical_plan(plan).await?;
         let (schema, pending) = if is_command {
             let arrow_schema: Schema = df.schema().as_arrow().clone();
             let rows = df.collect().await?;
+            if refresh_views {
+                colloquy::analytics::install_views_and_warn(&session.ctx).await?;
+            }
             let schema = self.options.normalizer.schema(&arrow_schema);
             tracing::info!(target: "colloquy::query", user = %user, sql, kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
             (schema, Pending::Rows(rows))
@@ -1104,6 +1108,7 @@ impl FlightSqlService for ColloquyFlightSql {
                     let table = MemTable::try_new(target, vec![all]).map_err(Error::from)?;
                     ctx.register_table(name.as_str(), Arc::new(table))
                         .map_err(Error::from)?;
+                    refresh_views_after_ingest(ctx, &name).await?;
                     return Ok(rows as i64);
                 }
                 TableExistsOption::Replace => {
@@ -1119,6 +1124,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let table = MemTable::try_new(schema, vec![all]).map_err(Error::from)?;
         ctx.register_table(name.as_str(), Arc::new(table))
             .map_err(Error::from)?;
+        refresh_views_after_ingest(ctx, &name).await?;
         Ok(rows as i64)
     }
 
@@ -1457,4 +1463,16 @@ mod tests {
         assert_eq!(affected_rows(&[b]), 3);
         assert_eq!(affected_rows(&[]), 0);
     }
+}
+
+/// Ingesting into `messages` or `customer_identities` replaces the table the analytics views were planned
+/// against: plan them again.
+async fn refresh_views_after_ingest(
+    ctx: &SessionContext,
+    name: &str,
+) -> Result<(), Error> {
+    if colloquy::analytics::is_input_table(&datafusion::common::TableReference::from(name)) {
+        colloquy::analytics::install_views_and_warn(ctx).await?;
+    }
+    Ok(())
 }

@@ -1,0 +1,96 @@
+-- conversation_messages: every message of `messages` with the conversation it belongs to.
+--
+-- Definition
+--   A chat is one (channel, conversation_id) of the archive; in Slack also one thread (a reply's reply_to
+--   names its thread's root, as Slack's thread_ts does). A chat is cut into conversations wherever a
+--   message comes more than `colloquy.analytics.conversation_gap_minutes` (default 120) after the
+--   previous one. Messages with equal timestamps keep the order of the export (source, source_line).
+--   Messages without a timestamp cannot be placed and are left out.
+--   A customer is (channel, sender_id), or the customer_id that the optional table
+--   customer_identities(channel, sender_id, customer_id) gives that pair (one customer across channels).
+--   sentiment and intent are scored for customer messages only (NULL for the others); like every column
+--   here they cost nothing unless a query reads them.
+--
+-- Inputs: messages; customer_identities when it exists.
+-- Outputs, one row per message:
+--   conversation_key   text       unique id: channel/conversation_id[/thread]#n (n-th conversation of the chat)
+--   channel, conversation_id, message_id, ts, sender_id, sender_name, sender_role, text: as in messages
+--   customer_id        text       the customer, on customer messages (NULL on the others)
+--   position           bigint     1 for the conversation's first message, 2 for the next, ...
+--   conversation_size  bigint     messages in the conversation
+--   started_at         timestamp  the conversation's first message
+--   after_customer     boolean    a customer message came earlier in the conversation
+--   last_bot_at        timestamp  the latest earlier bot message of the conversation (NULL: none)
+--   sentiment          double     sentiment(text) of customer messages
+--   intent             text       intent(text) of customer messages
+CREATE OR REPLACE VIEW conversation_messages AS
+WITH chat_messages AS (
+    SELECT
+        m.channel,
+        m.conversation_id,
+        CASE WHEN m.channel = 'slack' THEN coalesce(m.reply_to, m.message_id, '') ELSE '' END AS thread,
+        m.message_id,
+        m.ts,
+        m.sender_id,
+        m.sender_name,
+        m.sender_role,
+        m.text,
+        m.source,
+        m.source_line,
+        CASE
+            WHEN m.sender_role = 'customer'
+            THEN coalesce(ci.customer_id, m.channel || ':' || coalesce(m.sender_id, m.sender_name, '?'))
+        END AS customer_id,
+        date_part('epoch', m.ts) AS ts_s
+    FROM messages AS m
+    LEFT JOIN customer_identities AS ci ON ci.channel = m.channel AND ci.sender_id = m.sender_id
+    WHERE m.ts IS NOT NULL
+),
+starts AS (
+    SELECT
+        *,
+        CASE
+            WHEN lag(ts_s) OVER chat IS NULL THEN 1
+            WHEN ts_s - lag(ts_s) OVER chat
+                > 60 * CAST(current_setting('colloquy.analytics.conversation_gap_minutes') AS DOUBLE) THEN 1
+            ELSE 0
+        END AS starts_conversation
+    FROM chat_messages
+    WINDOW chat AS (PARTITION BY channel, conversation_id, thread ORDER BY ts, source, source_line)
+),
+numbered AS (
+    SELECT
+        *,
+        channel || '/' || conversation_id || CASE WHEN thread = '' THEN '' ELSE '/' || thread END
+            || '#' || CAST(sum(starts_conversation) OVER (
+                PARTITION BY channel, conversation_id, thread ORDER BY ts, source, source_line
+                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+            ) AS VARCHAR) AS conversation_key
+    FROM starts
+)
+SELECT
+    conversation_key,
+    channel,
+    conversation_id,
+    message_id,
+    ts,
+    sender_id,
+    sender_name,
+    sender_role,
+    text,
+    customer_id,
+    row_number() OVER conv AS position,
+    count(*) OVER (PARTITION BY conversation_key) AS conversation_size,
+    min(ts) OVER (PARTITION BY conversation_key) AS started_at,
+    coalesce(max(CASE WHEN sender_role = 'customer' THEN 1 ELSE 0 END) OVER (
+        PARTITION BY conversation_key ORDER BY ts, source, source_line
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+    ), 0) = 1 AS after_customer,
+    max(CASE WHEN sender_role = 'bot' THEN ts END) OVER (
+        PARTITION BY conversation_key ORDER BY ts, source, source_line
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+    ) AS last_bot_at,
+    CASE WHEN sender_role = 'customer' THEN sentiment(text) END AS sentiment,
+    CASE WHEN sender_role = 'customer' THEN intent(text) END AS intent
+FROM numbered
+WINDOW conv AS (PARTITION BY conversation_key ORDER BY ts, source, source_line);

@@ -19,9 +19,20 @@ impl sqllogictest::AsyncDB for Colloquy {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
-        let df = self.ctx.sql(sql).await?;
+        // As the CLI and the server do: the analytics views follow `messages` and `customer_identities`.
+        let plan = self.ctx.state().create_logical_plan(sql).await?;
+        let refresh_views = colloquy::analytics::affects_views(&plan);
+        let df = self.ctx.execute_logical_plan(plan).await?;
         let schema = df.schema().as_arrow().clone();
         let batches = df.collect().await?;
+        if refresh_views {
+            let installed = colloquy::analytics::install_views(&self.ctx).await?;
+            if let Some((name, e)) = installed.failed.into_iter().next() {
+                return Err(DataFusionError::Plan(format!(
+                    "the analytics view {name} was not created: {e}"
+                )));
+            }
+        }
         if schema.fields().is_empty() {
             return Ok(DBOutput::StatementComplete(0));
         }

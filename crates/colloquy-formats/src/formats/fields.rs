@@ -129,6 +129,26 @@ impl Mapping {
         Self { fields }
     }
 
+    /// Resolves the columns still without a field from a later record: optional fields such as
+    /// reply_to or attachments are often absent from a log's first records.
+    pub fn complete(&mut self, has_field: impl Fn(&str) -> bool) {
+        for (col, chosen) in self.fields.iter_mut().filter(|(_, f)| f.is_none()) {
+            let aliases = ALIASES
+                .iter()
+                .find(|(c, _)| c == col)
+                .map_or(&[][..], |(_, a)| *a);
+            *chosen = aliases
+                .iter()
+                .find(|a| has_field(a))
+                .map(|a| (*a).to_string());
+        }
+    }
+
+    /// True when some column has no field yet (see [`Mapping::complete`]).
+    pub fn incomplete(&self) -> bool {
+        self.fields.iter().any(|(_, f)| f.is_none())
+    }
+
     pub fn field(&self, col: &str) -> Option<&str> {
         self.fields
             .iter()

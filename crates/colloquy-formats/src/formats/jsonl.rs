@@ -86,9 +86,16 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
             sink.bad_record(line, Some(1), "expected a JSON object per line")?;
             continue;
         }
-        // Field names are resolved on the first record; later records may omit optional fields.
-        let m =
-            mapping.get_or_insert_with(|| Mapping::resolve(ctx, |f| lookup(&record, f).is_some()));
+        // Field names are resolved on the first record, and the ones it lacks on later records.
+        let m = match &mut mapping {
+            Some(m) => {
+                if m.incomplete() {
+                    m.complete(|f| lookup(&record, f).is_some());
+                }
+                m
+            }
+            None => mapping.insert(Mapping::resolve(ctx, |f| lookup(&record, f).is_some())),
+        };
         match m.message(ctx, &conversation, line, |f| {
             lookup(&record, f).and_then(to_value)
         }) {

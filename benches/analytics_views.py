@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Times the whole analytics library (every view in sql/views/) over a demo archive.
+
+    benches/analytics_views.py --colloquy target/release/colloquy --conversations 150000 [--work DIR]
+
+Writes the demo archive with `colloquy demo` (150,000 conversations is about 1.1M messages), then, in one
+`colloquy sql` process, materialises each view with CREATE TABLE ... AS SELECT * (every column computed,
+nothing pruned) and prints the time of each and the total. The archive is read from its files by every
+view, as a user's queries would read it.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+VIEWS = [
+    "conversation_messages",
+    "conversations",
+    "first_contact_resolution",
+    "response_times",
+    "escalations",
+    "escalation_rates",
+    "sentiment_trajectory",
+    "sentiment_outcomes",
+    "intent_trends",
+    "agent_scorecards",
+    "language_mix",
+    "drift_weekly",
+    "routing_alerts",
+]
+
+REGISTER = (
+    "CREATE EXTERNAL TABLE messages STORED AS ARCHIVE LOCATION '{dir}/' OPTIONS "
+    "('timezone' 'Europe/Berlin', 'agents' '*| Acme Support,*(Acme)', 'bots' 'Acme Bot')"
+)
+
+
+def run_sql(binary, statements):
+    args = [binary, "sql", "--format", "csv"]
+    for s in statements:
+        args += ["-c", s]
+    started = time.perf_counter()
+    out = subprocess.run(args, check=True, capture_output=True, text=True)
+    return time.perf_counter() - started, out.stdout
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--colloquy", required=True)
+    p.add_argument("--conversations", type=int, default=150_000)
+    p.add_argument("--work", help="keep the archive here (reused when it exists)")
+    args = p.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="colloquy-views-")
+    archive = os.path.join(work, f"demo-{args.conversations}")
+    if not os.path.isdir(archive):
+        subprocess.run([args.colloquy, "demo", "--out", archive, "--conversations", str(args.conversations)],
+                       check=True, stdout=subprocess.DEVNULL)
+    register = REGISTER.format(dir=archive)
+    _, out = run_sql(args.colloquy, [register, "SELECT count(*) AS n FROM messages"])
+    messages = int(re.findall(r"\d+", out)[-1])
+    base, _ = run_sql(args.colloquy, [register, "CREATE TABLE scan AS SELECT * FROM messages"])
+    print(f"{messages} messages in {archive}; scanning them into memory alone: {base:.2f} s", flush=True)
+    total = 0.0
+    for v in VIEWS:
+        secs, _ = run_sql(args.colloquy, [register, f"CREATE TABLE out AS SELECT * FROM {v}"])
+        _, out = run_sql(args.colloquy, [register, f"SELECT count(*) FROM {v}"])
+        rows = int(re.findall(r"\d+", out)[-1])
+        total += secs
+        print(f"{v:26s} {secs:7.2f} s  {rows:>9d} rows", flush=True)
+    print(f"{'whole library':26s} {total:7.2f} s  (each view a separate process, archive read each time)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

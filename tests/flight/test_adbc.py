@@ -106,6 +106,36 @@ def test_ingest_get_objects_and_table_schema(server):
         assert schema.field("text").type == pa.string()
 
 
+def test_analytics_views_follow_messages(server):
+    fixture = os.path.join(os.path.dirname(__file__), "..", "fixtures", "analytics")
+    with flight_sql.connect(server) as conn, conn.cursor() as cur:
+        # No messages table yet: no views.
+        with pytest.raises(adbc_driver_manager.Error):
+            cur.execute("SELECT * FROM conversations")
+        cur.execute(
+            f"CREATE EXTERNAL TABLE messages STORED AS ARCHIVE LOCATION '{os.path.abspath(fixture)}/' "
+            "OPTIONS ('timezone' 'Europe/Berlin')"
+        )
+        cur.fetchall()
+        cur.execute("SELECT count(*) FROM conversations")
+        assert cur.fetchall() == [(10,)]
+        cur.execute("SELECT channel, fcr_rate FROM first_contact_resolution WHERE week = DATE '2026-03-02' ORDER BY channel")
+        assert cur.fetchall() == [("slack", 1.0), ("sms", 1.0), ("webchat", 1.0), ("whatsapp", 0.0)]
+        # Bulk ingest replacing messages re-plans the views over the new rows.
+        ts = pa.array([1772445600_000000, 1772445660_000000], pa.timestamp("us", tz="UTC"))
+        table = pa.table({
+            "channel": ["sms", "sms"], "conversation_id": ["c", "c"], "message_id": ["1", "2"], "ts": ts,
+            "sender_id": ["+1", "a"], "sender_name": ["Zoe", "Agent"], "sender_role": ["customer", "agent"],
+            "text": ["where is my order?", "on its way"], "reply_to": pa.array([None, None], pa.string()),
+            "source": ["upload", "upload"], "source_line": pa.array([1, 2], pa.int64()),
+        })
+        cur.execute("DROP TABLE messages")
+        cur.fetchall()
+        assert cur.adbc_ingest("messages", table, mode="create") == 2
+        cur.execute("SELECT customer_id, first_response_s FROM conversations")
+        assert cur.fetchall() == [("sms:+1", 60.0)]
+
+
 def test_large_result_streams(server):
     with flight_sql.connect(server) as conn, conn.cursor() as cur:
         cur.execute("SELECT value, value % 7 AS m FROM generate_series(1, 5000000)")

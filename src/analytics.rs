@@ -161,7 +161,11 @@ mod tests {
             .expect("conversation_messages");
         assert_eq!(base.sql.matches(IDENTITIES_JOIN).count(), 1);
         for v in VIEWS.iter().filter(|v| v.name != "conversation_messages") {
-            assert!(!v.sql.contains(IDENTITIES_TABLE), "{} reads {IDENTITIES_TABLE}", v.name);
+            assert!(
+                !v.sql.contains(IDENTITIES_TABLE),
+                "{} reads {IDENTITIES_TABLE}",
+                v.name
+            );
         }
     }
 }

@@ -1451,6 +1451,15 @@ impl ColloquyFlightSql {
     }
 }
 
+/// Ingesting into `messages` or `customer_identities` replaces the table the analytics views were planned
+/// against: plan them again.
+async fn refresh_views_after_ingest(ctx: &SessionContext, name: &str) -> Result<(), Error> {
+    if colloquy::analytics::is_input_table(&datafusion::common::TableReference::from(name)) {
+        colloquy::analytics::install_views_and_warn(ctx).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1463,16 +1472,4 @@ mod tests {
         assert_eq!(affected_rows(&[b]), 3);
         assert_eq!(affected_rows(&[]), 0);
     }
-}
-
-/// Ingesting into `messages` or `customer_identities` replaces the table the analytics views were planned
-/// against: plan them again.
-async fn refresh_views_after_ingest(
-    ctx: &SessionContext,
-    name: &str,
-) -> Result<(), Error> {
-    if colloquy::analytics::is_input_table(&datafusion::common::TableReference::from(name)) {
-        colloquy::analytics::install_views_and_warn(ctx).await?;
-    }
-    Ok(())
 }

@@ -70,16 +70,19 @@ pub fn new_context_with_runtime(
     {
         config = config.with_option_extension(colloquy_udfs::ColloquyOptions::default());
     }
-    let mut state = SessionStateBuilder::new()
+    let builder = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_default_features()
-        .build();
+        .with_default_features();
+    // CREATE FUNCTION ... LANGUAGE ONNX
+    let (builder, models) = colloquy_onnx::with_factory(builder);
+    let mut state = builder.build();
     let log = ErrorLog::default();
     colloquy_archive::add_table_factory(&mut state, &log);
     let ctx = SessionContext::new_with_state(state);
     colloquy_archive::register_functions(&ctx, &log);
     colloquy_udfs::register_all(&ctx);
+    colloquy_onnx::register(&ctx, models);
     ctx
 }
 

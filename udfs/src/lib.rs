@@ -19,7 +19,7 @@ mod redact_pii;
 mod scoring;
 mod sentiment;
 mod sentiment_label;
-mod strings;
+pub mod strings;
 
 use std::sync::Arc;
 

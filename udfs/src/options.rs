@@ -34,6 +34,14 @@ config_namespace! {
     }
 }
 
+config_namespace! {
+    /// Settings of functions created with CREATE FUNCTION ... LANGUAGE ONNX.
+    pub struct OnnxOptions {
+        /// ONNX Runtime threads per inference session (queries already run one session per partition).
+        pub intra_threads: usize, default = 1
+    }
+}
+
 extensions_options! {
     /// colloquy's settings, under the `colloquy.` prefix.
     pub struct ColloquyOptions {
@@ -43,6 +51,8 @@ extensions_options! {
         pub intent: IntentOptions, default = IntentOptions::default()
         /// Settings of the analytics views.
         pub analytics: AnalyticsOptions, default = AnalyticsOptions::default()
+        /// Settings of ONNX model functions.
+        pub onnx: OnnxOptions, default = OnnxOptions::default()
     }
 }
 

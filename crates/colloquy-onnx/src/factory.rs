@@ -1,0 +1,146 @@
+//! `CREATE [OR REPLACE] FUNCTION name(TEXT) RETURNS <type> LANGUAGE ONNX AS '<url>'`: DataFusion's
+//! FunctionFactory for ONNX models read from any object store colloquy can read archives from.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::execution::context::{FunctionFactory, RegisterFunction, SessionState};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{CreateFunction, Expr, ScalarUDF};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+use colloquy_archive::store::ArchiveUrl;
+use colloquy_udfs::ColloquyOptions;
+
+use crate::error::OnnxError;
+use crate::model::OnnxModel;
+use crate::registry::ModelRegistry;
+use crate::udf::OnnxFunc;
+
+/// Creates ONNX-backed functions and records them in the session's [`ModelRegistry`].
+#[derive(Debug, Default)]
+pub struct OnnxFunctionFactory {
+    registry: Arc<ModelRegistry>,
+}
+
+impl OnnxFunctionFactory {
+    pub fn new(registry: Arc<ModelRegistry>) -> Self {
+        Self { registry }
+    }
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
+#[async_trait]
+impl FunctionFactory for OnnxFunctionFactory {
+    async fn create(&self, state: &SessionState, stmt: CreateFunction) -> Result<RegisterFunction> {
+        // Unquoted names are looked up in lower case.
+        let name = stmt.name.to_ascii_lowercase();
+        let language = stmt
+            .params
+            .language
+            .as_ref()
+            .map(|l| l.value.to_ascii_lowercase());
+        if language.as_deref() != Some("onnx") {
+            return plan_err!(
+                "CREATE FUNCTION {name}: colloquy creates functions from ONNX models only (LANGUAGE ONNX AS '<url of the .onnx file>'), got LANGUAGE {}",
+                language.as_deref().unwrap_or("(none)")
+            );
+        }
+        if let Some(args) = &stmt.args {
+            if args.len() != 1 || !is_text(&args[0].data_type) {
+                let got: Vec<String> = args.iter().map(|a| a.data_type.to_string()).collect();
+                return plan_err!(
+                    "CREATE FUNCTION {name}: an ONNX function takes one text argument, e.g. {name}(TEXT); got ({})",
+                    got.join(", ")
+                );
+            }
+        }
+        let Some(return_type) = stmt.return_type.clone() else {
+            return plan_err!(
+                "CREATE FUNCTION {name}: RETURNS is required (a string type for the label, a floating type for the score, FLOAT[] or FLOAT[n] for probabilities or embeddings)"
+            );
+        };
+        let url = match &stmt.params.function_body {
+            Some(Expr::Literal(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)),
+                _,
+            )) => s.clone(),
+            _ => {
+                return plan_err!(
+                    "CREATE FUNCTION {name}: give the model as AS '<url>' (a path or an s3://, gs://, az://, http(s):// URL of the .onnx file)"
+                );
+            }
+        };
+        if !stmt.or_replace && state.scalar_functions().contains_key(&name) {
+            return plan_err!(
+                "CREATE FUNCTION {name}: a function named {name} already exists (CREATE OR REPLACE FUNCTION replaces it)"
+            );
+        }
+        let threads = state
+            .config_options()
+            .extensions
+            .get::<ColloquyOptions>()
+            .map_or(1, |o| o.onnx.intra_threads);
+        let location = ArchiveUrl::parse(&url).map_err(|e| OnnxError::Statement(e.to_string()))?;
+        let store = state
+            .runtime_env()
+            .object_store(ObjectStoreUrl::parse(location.store_url().as_str())?)?;
+        let bytes = fetch(&store, &location.prefix, &url)
+            .await?
+            .ok_or_else(|| OnnxError::Fetch {
+                url: url.clone(),
+                reason: "no such object".into(),
+            })?;
+        // A transformer's tokenizer (and a classifier's labels) sit next to the model, as Hugging Face
+        // exports them.
+        let sibling = |file: &str| {
+            let p = location.prefix.as_ref();
+            let dir = p.rsplit_once('/').map_or("", |(d, _)| d);
+            Path::from(if dir.is_empty() {
+                file.to_string()
+            } else {
+                format!("{dir}/{file}")
+            })
+        };
+        let tokenizer = fetch(&store, &sibling("tokenizer.json"), &url).await?;
+        let config = fetch(&store, &sibling("config.json"), &url).await?;
+        let (n, u, rt) = (name.clone(), url.clone(), return_type.clone());
+        // Opening a session compiles the graph (up to a second for a transformer): not on an IO thread.
+        let model = tokio::task::spawn_blocking(move || {
+            OnnxModel::load(&n, &u, bytes, tokenizer, config, &rt, threads)
+        })
+        .await
+        .map_err(|e| OnnxError::model(&url, format!("loading was interrupted: {e}")))??;
+        let model = Arc::new(model);
+        self.registry.record(&model, &return_type);
+        tracing::info!(function = %name, source = %url, checksum = %model.checksum, "registered ONNX model");
+        Ok(RegisterFunction::Scalar(Arc::new(
+            ScalarUDF::new_from_impl(OnnxFunc::new(model, return_type)),
+        )))
+    }
+}
+
+/// The bytes of one object, `None` when it does not exist.
+async fn fetch(
+    store: &Arc<dyn object_store::ObjectStore>,
+    path: &Path,
+    url: &str,
+) -> Result<Option<Vec<u8>>, OnnxError> {
+    let fail = |e: object_store::Error| OnnxError::Fetch {
+        url: url.to_string(),
+        reason: e.to_string(),
+    };
+    match store.get(path).await {
+        Ok(r) => Ok(Some(r.bytes().await.map_err(fail)?.to_vec())),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(fail(e)),
+    }
+}

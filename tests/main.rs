@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     tests.extend(support::stores::tests());
     tests.extend(support::differential::tests());
     tests.extend(support::demo::tests());
+    tests.extend(support::onnx::tests());
 
     let selected: Vec<_> = tests
         .into_iter()

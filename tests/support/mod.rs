@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod differential;
+pub mod onnx;
 pub mod s3;
 pub mod slt;
 pub mod stores;

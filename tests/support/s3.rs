@@ -17,11 +17,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::{Test, files_under, fixtures, root, rows};
 
-const BUCKET: &str = "colloquy-test";
+pub const BUCKET: &str = "colloquy-test";
 
-struct Moto {
+pub struct Moto {
     child: Option<Child>,
-    endpoint: String,
+    pub endpoint: String,
 }
 
 impl Drop for Moto {
@@ -33,7 +33,7 @@ impl Drop for Moto {
     }
 }
 
-fn start_server() -> anyhow::Result<Moto> {
+pub fn start_server() -> anyhow::Result<Moto> {
     if let Ok(endpoint) = std::env::var("COLLOQUY_TEST_S3_ENDPOINT") {
         return Ok(Moto {
             child: None,
@@ -69,7 +69,7 @@ fn start_server() -> anyhow::Result<Moto> {
 }
 
 /// object_store cannot create buckets; moto accepts an unsigned CreateBucket.
-fn create_bucket(endpoint: &str) -> anyhow::Result<()> {
+pub fn create_bucket(endpoint: &str) -> anyhow::Result<()> {
     let hostport = endpoint.trim_start_matches("http://");
     let mut s = TcpStream::connect(hostport)?;
     write!(
@@ -87,7 +87,7 @@ fn create_bucket(endpoint: &str) -> anyhow::Result<()> {
 }
 
 /// A client of the test bucket, for uploading fixtures.
-fn client(endpoint: &str) -> object_store::Result<object_store::aws::AmazonS3> {
+pub fn client(endpoint: &str) -> object_store::Result<object_store::aws::AmazonS3> {
     AmazonS3Builder::new()
         .with_endpoint(endpoint)
         .with_allow_http(true)

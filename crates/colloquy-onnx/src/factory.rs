@@ -52,14 +52,14 @@ impl FunctionFactory for OnnxFunctionFactory {
                 language.as_deref().unwrap_or("(none)")
             );
         }
-        if let Some(args) = &stmt.args {
-            if args.len() != 1 || !is_text(&args[0].data_type) {
-                let got: Vec<String> = args.iter().map(|a| a.data_type.to_string()).collect();
-                return plan_err!(
-                    "CREATE FUNCTION {name}: an ONNX function takes one text argument, e.g. {name}(TEXT); got ({})",
-                    got.join(", ")
-                );
-            }
+        if let Some(args) = &stmt.args
+            && (args.len() != 1 || !is_text(&args[0].data_type))
+        {
+            let got: Vec<String> = args.iter().map(|a| a.data_type.to_string()).collect();
+            return plan_err!(
+                "CREATE FUNCTION {name}: an ONNX function takes one text argument, e.g. {name}(TEXT); got ({})",
+                got.join(", ")
+            );
         }
         let Some(return_type) = stmt.return_type.clone() else {
             return plan_err!(

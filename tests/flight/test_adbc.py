@@ -23,11 +23,16 @@ def start_server(binary, tmp_path, config=None, demo=False):
     if demo:
         args.append("--demo")
     env = dict(os.environ, COLLOQUY_CACHE_DIR=str(tmp_path / "cache"))
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # The server logs a line per query to stderr: into a file, because a pipe nobody reads fills up
+    # (64 KiB) and then blocks the server's next log write.
+    log = tmp_path / "server-stderr.log"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     line = proc.stdout.readline()
     if "listening on" not in line:
         proc.kill()
-        raise RuntimeError(f"server did not start: {line!r} {proc.stderr.read()}")
+        proc.wait(timeout=30)
+        raise RuntimeError(f"server did not start: {line!r} {log.read_text()}")
     return proc, line.strip().rsplit(" ", 1)[-1]
 
 

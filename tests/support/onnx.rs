@@ -420,6 +420,67 @@ async fn model_from_s3() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A statement the way the CLI and the server run it: the analytics views follow DDL.
+async fn run_as_front_end(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> anyhow::Result<()> {
+    let plan = ctx.state().create_logical_plan(sql).await?;
+    let refresh = colloquy::analytics::affects_views(&plan);
+    ctx.execute_logical_plan(plan).await?.collect().await?;
+    if refresh {
+        let installed = colloquy::analytics::install_views(ctx).await?;
+        ensure!(
+            installed.failed.is_empty(),
+            "views failed: {:?}",
+            installed.failed
+        );
+    }
+    Ok(())
+}
+
+/// CREATE OR REPLACE FUNCTION intent(...) puts a model in place of the built-in, views included.
+async fn a_model_replaces_a_built_in() -> anyhow::Result<()> {
+    let dir = fixtures_dir()?;
+    let ctx = colloquy::new_context();
+    run_as_front_end(
+        &ctx,
+        "CREATE EXTERNAL TABLE messages STORED AS ARCHIVE LOCATION 'tests/fixtures/analytics/' OPTIONS ('timezone' 'Europe/Berlin')",
+    )
+    .await?;
+    let before = rows(
+        &ctx,
+        "SELECT DISTINCT opening_intent FROM conversations ORDER BY 1",
+    )
+    .await?;
+    ensure!(before.iter().any(|r| r[0] == "track_order"), "{before:?}");
+    run_as_front_end(
+        &ctx,
+        &format!(
+            "CREATE OR REPLACE FUNCTION intent(TEXT) RETURNS TEXT LANGUAGE ONNX AS {}",
+            quote(&dir.join("intent_tfidf.onnx").to_string_lossy())
+        ),
+    )
+    .await?;
+    let after = rows(
+        &ctx,
+        "SELECT DISTINCT opening_intent FROM conversations ORDER BY 1",
+    )
+    .await?;
+    let allowed = ["billing", "other", "returns", "shipping", "none"];
+    ensure!(
+        !after.is_empty() && after.iter().all(|r| allowed.contains(&r[0].as_str())),
+        "the views should use the model's labels now: {after:?}"
+    );
+    let direct = rows(
+        &ctx,
+        "SELECT intent('I was charged twice for the same invoice')",
+    )
+    .await?;
+    ensure!(direct == vec![vec!["billing"]], "{direct:?}");
+    Ok(())
+}
+
 pub fn tests() -> Vec<Test> {
     vec![
         Test::new(
@@ -435,5 +496,9 @@ pub fn tests() -> Vec<Test> {
             bad_models_and_statements_are_clear_errors,
         ),
         Test::new("onnx::model_from_s3", model_from_s3),
+        Test::new(
+            "onnx::a_model_replaces_a_built_in",
+            a_model_replaces_a_built_in,
+        ),
     ]
 }

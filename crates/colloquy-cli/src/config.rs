@@ -8,6 +8,11 @@
 //! name = "support"
 //! location = "s3://acme/exports/"
 //! options = { timezone = "Europe/Berlin", agents = "Acme Support" }
+//!
+//! [[model]]                    # CREATE OR REPLACE FUNCTION name(TEXT) RETURNS ... LANGUAGE ONNX AS location
+//! name = "toxicity"
+//! location = "s3://models/toxicity.onnx"
+//! returns = "DOUBLE"           # TEXT (label), DOUBLE (score), FLOAT[] or FLOAT[384] (vector)
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,6 +29,9 @@ pub struct Config {
     pub settings: BTreeMap<String, String>,
     #[serde(default)]
     pub archive: Vec<ArchiveEntry>,
+    /// ONNX models registered as SQL functions in every session.
+    #[serde(default)]
+    pub model: Vec<ModelEntry>,
     /// `colloquy serve` settings.
     pub server: Option<ServerSection>,
 }
@@ -69,6 +77,14 @@ pub struct ArchiveEntry {
     pub options: BTreeMap<String, String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    pub location: String,
+    pub returns: String,
+}
+
 pub fn load(path: &Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
@@ -91,6 +107,17 @@ pub async fn apply(ctx: &SessionContext, path: &Path) -> anyhow::Result<()> {
         colloquy::register_archive(ctx, &a.name, &a.location, &opts)
             .await
             .with_context(|| format!("config {}: archive '{}'", path.display(), a.name))?;
+    }
+    for m in &config.model {
+        let sql = format!(
+            "CREATE OR REPLACE FUNCTION \"{}\"(TEXT) RETURNS {} LANGUAGE ONNX AS '{}'",
+            m.name.replace('"', "\"\""),
+            m.returns,
+            m.location.replace('\'', "''")
+        );
+        ctx.sql(&sql)
+            .await
+            .with_context(|| format!("config {}: model '{}'", path.display(), m.name))?;
     }
     Ok(())
 }

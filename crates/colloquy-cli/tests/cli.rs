@@ -203,3 +203,60 @@ fn demo_writes_the_archive_and_prints_headlines_and_sql_demo_uses_the_cache() {
         "the demo is cached for the next run"
     );
 }
+
+/// The ONNX fixtures `scripts/test` builds (see tests/support/onnx.rs); never skipped.
+fn onnx_fixtures() -> PathBuf {
+    let dir = std::env::var_os("COLLOQUY_ONNX_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-onnx/fixtures")
+        });
+    assert!(
+        dir.join("intent_tfidf.onnx").exists(),
+        "{} is missing: run ./scripts/test, which builds the ONNX fixtures and exports ORT_DYLIB_PATH",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn config_file_registers_onnx_models_and_a_missing_runtime_says_how_to_install_it() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cfg = cache.path().join("colloquy.toml");
+    let model = onnx_fixtures().join("intent_tfidf.onnx");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[model]]\nname = \"topic\"\nlocation = \"{}\"\nreturns = \"TEXT\"\n",
+            model.display()
+        ),
+    )
+    .expect("write config");
+    let args = [
+        "sql",
+        "--config",
+        &cfg.display().to_string(),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT topic('where is my parcel, tracking shows nothing') AS t, (SELECT count(*) FROM onnx_models()) AS n",
+    ];
+    let out = colloquy(&args, cache.path());
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "t,n\nshipping,1\n");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(args)
+        .env("COLLOQUY_CACHE_DIR", cache.path())
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .expect("run colloquy");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("model 'topic'")
+            && err.contains("ONNX Runtime is not available")
+            && err.contains("pip install onnxruntime"),
+        "stderr: {err}"
+    );
+}

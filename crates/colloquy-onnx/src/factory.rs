@@ -1,7 +1,8 @@
 //! `CREATE [OR REPLACE] FUNCTION name(TEXT) RETURNS <type> LANGUAGE ONNX AS '<url>'`: DataFusion's
 //! FunctionFactory for ONNX models read from any object store colloquy can read archives from.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
@@ -93,12 +94,6 @@ impl FunctionFactory for OnnxFunctionFactory {
         let store = state
             .runtime_env()
             .object_store(ObjectStoreUrl::parse(location.store_url().as_str())?)?;
-        let bytes = fetch(&store, &location.prefix, &url)
-            .await?
-            .ok_or_else(|| OnnxError::Fetch {
-                url: url.clone(),
-                reason: "no such object".into(),
-            })?;
         // A transformer's tokenizer (and a classifier's labels) sit next to the model, as Hugging Face
         // exports them.
         let sibling = |file: &str| {
@@ -110,21 +105,79 @@ impl FunctionFactory for OnnxFunctionFactory {
                 format!("{dir}/{file}")
             })
         };
-        let tokenizer = fetch(&store, &sibling("tokenizer.json"), &url).await?;
-        let config = fetch(&store, &sibling("config.json"), &url).await?;
-        let (n, u, rt) = (name.clone(), url.clone(), return_type.clone());
-        // Opening a session compiles the graph (up to a second for a transformer): not on an IO thread.
-        let model = tokio::task::spawn_blocking(move || {
-            OnnxModel::load(&n, &u, bytes, tokenizer, config, &rt, threads)
-        })
-        .await
-        .map_err(|e| OnnxError::model(&url, format!("loading was interrupted: {e}")))??;
-        let model = Arc::new(model);
+        let (tokenizer_path, config_path) = (sibling("tokenizer.json"), sibling("config.json"));
+        // Every client session of the server has a context of its own: the same files, unchanged, under
+        // the same name and type, give the model already in memory.
+        let Some(model_version) = version(&store, &location.prefix, &url).await? else {
+            return Err(OnnxError::Fetch {
+                url: url.clone(),
+                reason: "no such object".into(),
+            }
+            .into());
+        };
+        let key = format!(
+            "{name}|{url}|{return_type}|{threads}|{model_version}|{:?}|{:?}",
+            version(&store, &tokenizer_path, &url).await?,
+            version(&store, &config_path, &url).await?
+        );
+        let cached = LOADED
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).and_then(Weak::upgrade));
+        let model = match cached {
+            Some(m) => m,
+            None => {
+                let bytes = fetch(&store, &location.prefix, &url)
+                    .await?
+                    .ok_or_else(|| OnnxError::Fetch {
+                        url: url.clone(),
+                        reason: "no such object".into(),
+                    })?;
+                let tokenizer = fetch(&store, &tokenizer_path, &url).await?;
+                let config = fetch(&store, &config_path, &url).await?;
+                let (n, u, rt) = (name.clone(), url.clone(), return_type.clone());
+                // Opening a session compiles the graph (up to a second for a transformer): not on an IO
+                // thread.
+                let model = tokio::task::spawn_blocking(move || {
+                    OnnxModel::load(&n, &u, bytes, tokenizer, config, &rt, threads)
+                })
+                .await
+                .map_err(|e| OnnxError::model(&url, format!("loading was interrupted: {e}")))??;
+                let model = Arc::new(model);
+                if let Ok(mut m) = LOADED.lock() {
+                    m.retain(|_, w| w.strong_count() > 0);
+                    m.insert(key, Arc::downgrade(&model));
+                }
+                model
+            }
+        };
         self.registry.record(&model, &return_type);
         tracing::info!(function = %name, source = %url, checksum = %model.checksum, "registered ONNX model");
         Ok(RegisterFunction::Scalar(Arc::new(
             ScalarUDF::new_from_impl(OnnxFunc::new(model, return_type)),
         )))
+    }
+}
+
+/// Models loaded in this process, by name, source, type, threads and the versions of their files.
+static LOADED: LazyLock<Mutex<HashMap<String, Weak<OnnxModel>>>> = LazyLock::new(Default::default);
+
+/// An object's version (ETag, modification time, size), `None` when it does not exist.
+async fn version(
+    store: &Arc<dyn object_store::ObjectStore>,
+    path: &Path,
+    url: &str,
+) -> Result<Option<String>, OnnxError> {
+    match store.head(path).await {
+        Ok(m) => Ok(Some(format!(
+            "{:?}/{}/{}",
+            m.e_tag, m.last_modified, m.size
+        ))),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(OnnxError::Fetch {
+            url: url.to_string(),
+            reason: e.to_string(),
+        }),
     }
 }
 

@@ -130,8 +130,18 @@ fn tensor_info(t: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
     }
 }
 
-pub fn new_session(bytes: &[u8], threads: usize) -> ort::Result<Session> {
-    let env = crate::runtime::environment().map_err(|e| ort::Error::new(e.to_string()))?;
+/// A session over the model's bytes. The runtime is checked first: every `ort` call, even building an
+/// `ort::Error`, needs the library loaded.
+pub fn new_session(bytes: &[u8], threads: usize) -> Result<Session> {
+    let env = crate::runtime::environment()?;
+    open_session(env, bytes, threads).map_err(|e| OnnxError::Runtime(e.to_string()))
+}
+
+fn open_session(
+    env: &ort::environment::Environment,
+    bytes: &[u8],
+    threads: usize,
+) -> ort::Result<Session> {
     Session::builder(env)?
         .with_intra_threads(threads.max(1))?
         .with_optimization_level(GraphOptimizationLevel::Level3)?

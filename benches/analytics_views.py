@@ -17,21 +17,9 @@ import sys
 import tempfile
 import time
 
-VIEWS = [
-    "conversation_messages",
-    "conversations",
-    "first_contact_resolution",
-    "response_times",
-    "escalations",
-    "escalation_rates",
-    "sentiment_trajectory",
-    "sentiment_outcomes",
-    "intent_trends",
-    "agent_scorecards",
-    "language_mix",
-    "drift_weekly",
-    "routing_alerts",
-]
+# Every view of the library, as the binary has them (sql/views/<name>.sql creates <name>).
+VIEWS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sql", "views")
+VIEWS = sorted(f[:-4] for f in os.listdir(VIEWS_DIR) if f.endswith(".sql"))
 
 REGISTER = (
     "CREATE EXTERNAL TABLE messages STORED AS ARCHIVE LOCATION '{dir}/' OPTIONS "

@@ -5,8 +5,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, FixedSizeListBuilder, Float32Builder, Float64Builder, LargeListBuilder,
-    ListBuilder, StringBuilder,
+    Array, ArrayRef, FixedSizeListBuilder, Float32Builder, Float64Builder, GenericListBuilder,
+    OffsetSizeTrait, StringBuilder,
 };
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err, plan_err};
@@ -147,14 +147,13 @@ fn build(t: &DataType, answers: &Answers, present: &[bool]) -> Result<ArrayRef> 
             DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _),
             Answers::Vectors(v),
         ) => {
-            let mut values = Float32Builder::new();
             let mut rows: Vec<Option<&Vec<f32>>> = Vec::with_capacity(present.len());
             for &p in present {
                 rows.push(p.then(|| &v[take()]));
             }
             let list: ArrayRef = match t {
                 DataType::FixedSizeList(_, size) => {
-                    let mut b = FixedSizeListBuilder::new(std::mem::take(&mut values), *size);
+                    let mut b = FixedSizeListBuilder::new(Float32Builder::new(), *size);
                     for r in rows {
                         match r {
                             Some(r) if r.len() == *size as usize => {
@@ -175,32 +174,8 @@ fn build(t: &DataType, answers: &Answers, present: &[bool]) -> Result<ArrayRef> 
                     }
                     Arc::new(b.finish())
                 }
-                DataType::LargeList(_) => {
-                    let mut b = LargeListBuilder::new(std::mem::take(&mut values));
-                    for r in rows {
-                        match r {
-                            Some(r) => {
-                                b.values().append_slice(r);
-                                b.append(true);
-                            }
-                            None => b.append(false),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                _ => {
-                    let mut b = ListBuilder::new(std::mem::take(&mut values));
-                    for r in rows {
-                        match r {
-                            Some(r) => {
-                                b.values().append_slice(r);
-                                b.append(true);
-                            }
-                            None => b.append(false),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
+                DataType::LargeList(_) => variable_list::<i64>(&rows),
+                _ => variable_list::<i32>(&rows),
             };
             // The declared element type and field (name, nullability) win.
             datafusion::arrow::compute::cast(&list, t)?
@@ -212,6 +187,21 @@ fn build(t: &DataType, answers: &Answers, present: &[bool]) -> Result<ArrayRef> 
             );
         }
     })
+}
+
+/// A `List` or `LargeList` of the vectors, NULL where there is none.
+fn variable_list<O: OffsetSizeTrait>(rows: &[Option<&Vec<f32>>]) -> ArrayRef {
+    let mut b = GenericListBuilder::<O, _>::new(Float32Builder::new());
+    for r in rows {
+        match r {
+            Some(r) => {
+                b.values().append_slice(r);
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
 }
 
 fn f_kind(a: &Answers) -> &'static str {

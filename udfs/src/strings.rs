@@ -35,6 +35,17 @@ pub fn for_each_text(array: &ArrayRef, mut f: impl FnMut(Option<&str>)) -> Resul
     Ok(())
 }
 
+/// The values of a text array, borrowed from it (`None` for NULL): for callers that need them all at once.
+pub fn text_values(array: &ArrayRef) -> Result<Vec<Option<&str>>> {
+    Ok(match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().collect(),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().collect(),
+        DataType::Utf8View => array.as_string_view().iter().collect(),
+        DataType::Null => vec![None; array.len()],
+        other => return exec_err!("expected a text column, got {other}"),
+    })
+}
+
 /// A constant text argument (such as a list of types), or an error naming the function and the argument.
 pub fn constant_text(
     function: &str,

@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, FixedSizeListBuilder, Float32Builder, Float64Builder, GenericListBuilder,
+    ArrayRef, FixedSizeListBuilder, Float32Builder, Float64Builder, GenericListBuilder,
     OffsetSizeTrait, StringBuilder,
 };
 use datafusion::arrow::datatypes::DataType;
@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use colloquy_udfs::strings::{coerce_text, for_each_text};
+use colloquy_udfs::strings::{coerce_text, text_values};
 
 use crate::model::{Answers, OnnxModel};
 
@@ -90,20 +90,9 @@ impl ScalarUDFImpl for OnnxFunc {
             return exec_err!("{}() takes one argument", self.model.name);
         };
         let array = arg.to_array(n)?;
-        let mut texts: Vec<&str> = Vec::with_capacity(array.len());
-        let mut present: Vec<bool> = Vec::with_capacity(array.len());
-        // The texts borrow from `array`, which lives to the end of this call.
-        let owned: Vec<Option<String>> = {
-            let mut v = Vec::with_capacity(array.len());
-            for_each_text(&array, |t| v.push(t.map(str::to_string)))?;
-            v
-        };
-        for t in &owned {
-            present.push(t.is_some());
-            if let Some(t) = t {
-                texts.push(t.as_str());
-            }
-        }
+        let values = text_values(&array)?;
+        let present: Vec<bool> = values.iter().map(Option::is_some).collect();
+        let texts: Vec<&str> = values.into_iter().flatten().collect();
         let answers = self.model.run(&texts)?;
         let out = build(&self.return_type, &answers, &present)?;
         Ok(ColumnarValue::Array(out))

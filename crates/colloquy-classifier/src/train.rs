@@ -1,0 +1,424 @@
+//! Vocabulary, TF-IDF rows and the softmax regression fitted over them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use crate::error::{ClassifierError, Result};
+use crate::features::{Branch, Featurizer, Scratch, key_len};
+use crate::options::Options;
+
+/// The n-grams of one tokenizer that became features, in the order of the ONNX pool (by length, then by
+/// key), with their inverse document frequencies.
+#[derive(Debug, Clone, Default)]
+pub struct Vocabulary {
+    pub keys: Vec<String>,
+    pub idf: Vec<f32>,
+    index: HashMap<String, u32>,
+}
+
+impl Vocabulary {
+    fn new(keys: Vec<String>, idf: Vec<f32>) -> Self {
+        let index = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i as u32))
+            .collect();
+        Self { keys, idf, index }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// A trained classifier: features, weights and labels.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    pub labels: Vec<String>,
+    pub options: Options,
+    pub words: Vocabulary,
+    pub chars: Vocabulary,
+    /// `features × labels`, one row per feature (words first, then characters).
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub report: TrainReport,
+}
+
+/// What training saw and how long it took.
+#[derive(Debug, Clone, Default)]
+pub struct TrainReport {
+    pub rows: usize,
+    pub skipped_rows: usize,
+    pub featurize_seconds: f64,
+    pub fit_seconds: f64,
+    /// Mean cross-entropy over the training rows in the last epoch.
+    pub final_loss: f64,
+}
+
+/// One training row: sparse TF-IDF features (each tokenizer's part L2-normalised) and its label.
+struct Row {
+    features: Vec<(u32, f32)>,
+    label: u32,
+}
+
+/// Trains a classifier on `texts` and their `labels` (same length; pairs with an empty label are skipped).
+pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Classifier> {
+    if texts.len() != labels.len() {
+        return Err(ClassifierError::Data(format!(
+            "{} texts but {} labels",
+            texts.len(),
+            labels.len()
+        )));
+    }
+    let started = Instant::now();
+    let classes: Vec<String> = labels
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if classes.len() < 2 {
+        return Err(ClassifierError::Data(format!(
+            "needs rows of at least two different labels, got {} labelled rows with {} label(s){}",
+            labels.iter().filter(|l| !l.is_empty()).count(),
+            classes.len(),
+            classes
+                .first()
+                .map(|c| format!(" ('{c}')"))
+                .unwrap_or_default()
+        )));
+    }
+    let class_of: HashMap<&str, u32> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i as u32))
+        .collect();
+    let featurizer = Featurizer::new(options.word_ngrams, options.char_ngrams);
+
+    // Pass 1: every n-gram gets an id; each text keeps its ids with counts; document frequencies.
+    let mut interned: [HashMap<String, u32>; 2] = Default::default();
+    let mut df: [Vec<u32>; 2] = Default::default();
+    let mut docs: Vec<([Vec<(u32, u32)>; 2], u32)> = Vec::with_capacity(texts.len());
+    let mut scratch = Scratch::default();
+    let mut ids: [Vec<u32>; 2] = Default::default();
+    let mut skipped = 0;
+    for (text, label) in texts.iter().zip(labels) {
+        let Some(&label) = class_of.get(label) else {
+            skipped += 1;
+            continue;
+        };
+        ids[0].clear();
+        ids[1].clear();
+        featurizer.grams(text, &mut scratch, |branch, key| {
+            let b = branch as usize;
+            let id = match interned[b].get(key) {
+                Some(&id) => id,
+                None => {
+                    let id = interned[b].len() as u32;
+                    interned[b].insert(key.to_string(), id);
+                    df[b].push(0);
+                    id
+                }
+            };
+            ids[b].push(id);
+        });
+        let mut counted: [Vec<(u32, u32)>; 2] = Default::default();
+        for b in 0..2 {
+            ids[b].sort_unstable();
+            for &id in &ids[b] {
+                match counted[b].last_mut() {
+                    Some((last, n)) if *last == id => *n += 1,
+                    _ => {
+                        counted[b].push((id, 1));
+                        df[b][id as usize] += 1;
+                    }
+                }
+            }
+        }
+        docs.push((counted, label));
+    }
+    let n_docs = docs.len();
+
+    // The features: frequent enough, the most frequent first, then in pool order.
+    let mut vocab: [Vocabulary; 2] = Default::default();
+    let mut feature_of: [Vec<u32>; 2] = Default::default();
+    for (b, (branch, limit)) in [
+        (Branch::Word, options.max_word_features),
+        (Branch::Char, options.max_char_features),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut keys: Vec<(&String, u32)> = interned[b]
+            .iter()
+            .map(|(k, &id)| (k, id))
+            .filter(|&(_, id)| df[b][id as usize] >= options.min_df)
+            .collect();
+        keys.sort_unstable_by(|a, c| {
+            df[b][c.1 as usize]
+                .cmp(&df[b][a.1 as usize])
+                .then(a.0.cmp(c.0))
+        });
+        keys.truncate(limit);
+        keys.sort_unstable_by(|a, c| {
+            key_len(branch, a.0)
+                .cmp(&key_len(branch, c.0))
+                .then(a.0.cmp(c.0))
+        });
+        feature_of[b] = vec![u32::MAX; interned[b].len()];
+        let mut names = Vec::with_capacity(keys.len());
+        let mut idf = Vec::with_capacity(keys.len());
+        for (i, (key, id)) in keys.into_iter().enumerate() {
+            feature_of[b][id as usize] = i as u32;
+            names.push(key.clone());
+            // scikit-learn's smoothed idf, so that the features mean what its users expect.
+            idf.push(
+                ((1.0 + n_docs as f64) / (1.0 + f64::from(df[b][id as usize]))).ln() as f32 + 1.0,
+            );
+        }
+        vocab[b] = Vocabulary::new(names, idf);
+    }
+    drop(interned);
+    let offset = vocab[0].len() as u32;
+    let rows: Vec<Row> = docs
+        .into_iter()
+        .map(|(counted, label)| {
+            let mut features = Vec::new();
+            for b in 0..2 {
+                let from = features.len();
+                for &(id, count) in &counted[b] {
+                    let f = feature_of[b][id as usize];
+                    if f != u32::MAX {
+                        let shift = if b == 0 { 0 } else { offset };
+                        features.push((f + shift, count as f32 * vocab[b].idf[f as usize]));
+                    }
+                }
+                normalise(&mut features[from..]);
+            }
+            Row { features, label }
+        })
+        .collect();
+    let featurize_seconds = started.elapsed().as_secs_f64();
+
+    let fit_started = Instant::now();
+    let n_features = vocab[0].len() + vocab[1].len();
+    let (weights, bias, final_loss) = fit(&rows, n_features, classes.len(), options);
+    let [words, chars] = vocab;
+    Ok(Classifier {
+        labels: classes,
+        options: options.clone(),
+        words,
+        chars,
+        weights,
+        bias,
+        report: TrainReport {
+            rows: rows.len(),
+            skipped_rows: skipped,
+            featurize_seconds,
+            fit_seconds: fit_started.elapsed().as_secs_f64(),
+            final_loss,
+        },
+    })
+}
+
+fn normalise(features: &mut [(u32, f32)]) {
+    let norm = features.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for (_, v) in features {
+            *v /= norm;
+        }
+    }
+}
+
+/// Multinomial logistic regression by SGD with AdaGrad step sizes: one accumulator per feature (shared by
+/// its class weights) keeps the update to two passes over the touched rows.
+fn fit(
+    rows: &[Row],
+    n_features: usize,
+    n_classes: usize,
+    o: &Options,
+) -> (Vec<f32>, Vec<f32>, f64) {
+    let c = n_classes;
+    let mut w = vec![0.0f32; n_features * c];
+    let mut g2 = vec![0.0f32; n_features];
+    let mut bias = vec![0.0f32; c];
+    let mut bias_g2 = vec![0.0f32; c];
+    let mut p = vec![0.0f32; c];
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    let mut rng = o.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut loss = 0.0f64;
+    for _ in 0..o.epochs {
+        // Fisher–Yates with xorshift: deterministic for a seed.
+        for i in (1..order.len()).rev() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            order.swap(i, (rng % (i as u64 + 1)) as usize);
+        }
+        loss = 0.0;
+        for &i in &order {
+            let row = &rows[i];
+            p.copy_from_slice(&bias);
+            for &(f, v) in &row.features {
+                for (pj, wj) in p.iter_mut().zip(&w[f as usize * c..][..c]) {
+                    *pj += wj * v;
+                }
+            }
+            softmax(&mut p);
+            let y = row.label as usize;
+            loss -= f64::from(p[y].max(1e-12).ln());
+            p[y] -= 1.0;
+            for j in 0..c {
+                bias_g2[j] += p[j] * p[j];
+                bias[j] -= o.learning_rate * p[j] / (bias_g2[j].sqrt() + 1e-6);
+            }
+            let mean_g2 = p.iter().map(|g| g * g).sum::<f32>() / c as f32;
+            for &(f, v) in &row.features {
+                let f = f as usize;
+                g2[f] += mean_g2 * v * v;
+                let step = o.learning_rate / (g2[f].sqrt() + 1e-6);
+                for (wj, pj) in w[f * c..][..c].iter_mut().zip(&p) {
+                    *wj -= step * pj * v;
+                }
+            }
+        }
+    }
+    (w, bias, loss / rows.len().max(1) as f64)
+}
+
+pub(crate) fn softmax(p: &mut [f32]) {
+    let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for x in p.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    for x in p.iter_mut() {
+        *x /= sum;
+    }
+}
+
+impl Classifier {
+    /// Class probabilities for `text`, in the order of [`Classifier::labels`].
+    pub fn probabilities(&self, text: &str) -> Vec<f32> {
+        let featurizer = Featurizer::new(self.options.word_ngrams, self.options.char_ngrams);
+        let mut parts: [Vec<(u32, f32)>; 2] = Default::default();
+        featurizer.grams(text, &mut Scratch::default(), |branch, key| {
+            let b = branch as usize;
+            let vocab = if b == 0 { &self.words } else { &self.chars };
+            if let Some(&f) = vocab.index.get(key) {
+                parts[b].push((f, vocab.idf[f as usize]));
+            }
+        });
+        let c = self.labels.len();
+        let mut p = self.bias.clone();
+        for (b, part) in parts.iter_mut().enumerate() {
+            // Repeated n-grams add up before the norm, as counts do in training and in ONNX.
+            part.sort_unstable_by_key(|&(f, _)| f);
+            part.dedup_by(|next, kept| {
+                let same = next.0 == kept.0;
+                if same {
+                    kept.1 += next.1;
+                }
+                same
+            });
+            normalise(part);
+            let shift = if b == 0 { 0 } else { self.words.len() };
+            for &(f, v) in part.iter() {
+                for (pj, wj) in p
+                    .iter_mut()
+                    .zip(&self.weights[(f as usize + shift) * c..][..c])
+                {
+                    *pj += wj * v;
+                }
+            }
+        }
+        softmax(&mut p);
+        p
+    }
+
+    /// The predicted label of `text`, the out-of-scope label when the top probability is below the
+    /// threshold.
+    pub fn predict(&self, text: &str) -> &str {
+        let p = self.probabilities(text);
+        let (best, top) =
+            p.iter().enumerate().fold(
+                (0, f32::NEG_INFINITY),
+                |a, (i, &x)| if x > a.1 { (i, x) } else { a },
+            );
+        match self.options.oos_threshold {
+            Some(t) if top < t => &self.options.oos_label,
+            _ => &self.labels[best],
+        }
+    }
+
+    /// The model as ONNX bytes.
+    pub fn to_onnx(&self) -> Vec<u8> {
+        crate::onnx::export(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> (Vec<&'static str>, Vec<&'static str>) {
+        let rows = [
+            ("where is my parcel", "shipping"),
+            ("my parcel has not arrived", "shipping"),
+            ("tracking number for my delivery", "shipping"),
+            ("delivery is late again", "shipping"),
+            ("I was charged twice", "billing"),
+            ("refund the double charge", "billing"),
+            ("wrong amount on my invoice", "billing"),
+            ("invoice shows a charge I do not know", "billing"),
+        ];
+        rows.iter().map(|&(t, l)| (t, l)).unzip()
+    }
+
+    #[test]
+    fn learns_the_training_rows_and_generalises_a_little() {
+        let (texts, labels) = data();
+        let o = Options::parse("epochs=30, learning_rate=0.5").unwrap();
+        let m = train(&texts, &labels, &o).unwrap();
+        assert_eq!(m.labels, ["billing", "shipping"]);
+        for (t, l) in texts.iter().zip(&labels) {
+            assert_eq!(m.predict(t), *l, "{t}");
+        }
+        assert_eq!(m.predict("is my parcel late?"), "shipping");
+        assert_eq!(m.predict("a charge on the invoice"), "billing");
+        let p = m.probabilities("");
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert_eq!(m.report.rows, 8);
+    }
+
+    #[test]
+    fn too_few_labels_is_a_clear_error() {
+        let e = train(&["a", "b"], &["x", "x"], &Options::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("at least two different labels") && e.contains("'x'"),
+            "{e}"
+        );
+        let e = train(&["a"], &["x", "y"], &Options::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1 texts but 2 labels"), "{e}");
+    }
+
+    #[test]
+    fn out_of_scope_below_the_threshold() {
+        let (texts, labels) = data();
+        let o =
+            Options::parse("epochs=30, learning_rate=0.5, oos_threshold=0.99, oos_label=unknown")
+                .unwrap();
+        let m = train(&texts, &labels, &o).unwrap();
+        assert_eq!(m.predict("qqq zzz"), "unknown");
+    }
+}

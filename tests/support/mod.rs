@@ -45,7 +45,14 @@ pub async fn rows(
     ctx: &datafusion::prelude::SessionContext,
     sql: &str,
 ) -> anyhow::Result<Vec<Vec<String>>> {
-    let batches = ctx.sql(sql).await?.collect().await?;
+    use anyhow::Context;
+    let batches = ctx
+        .sql(sql)
+        .await
+        .with_context(|| sql.to_string())?
+        .collect()
+        .await
+        .with_context(|| sql.to_string())?;
     Ok(render(&batches)?)
 }
 

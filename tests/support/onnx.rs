@@ -481,8 +481,148 @@ async fn a_model_replaces_a_built_in() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A classifier trained in SQL: registered straight from the query, saved as bytes, and the saved model
+/// gives the same labels in Python onnxruntime as in SQL.
+async fn classifier_trained_in_sql_runs_in_onnxruntime() -> anyhow::Result<()> {
+    fixtures_dir()?;
+    let ctx = colloquy::new_context();
+    run(
+        &ctx,
+        "CREATE EXTERNAL TABLE labelled STORED AS CSV LOCATION 'tests/fixtures/onnx/intents.csv' OPTIONS ('format.has_header' 'true')",
+    )
+    .await?;
+    let train = "SELECT train_classifier(text, label, 'epochs=40, learning_rate=0.5') FROM labelled";
+    run(
+        &ctx,
+        &format!("CREATE FUNCTION topic(TEXT) RETURNS TEXT LANGUAGE ONNX RETURN ({train})"),
+    )
+    .await?;
+    let accuracy = rows(
+        &ctx,
+        "SELECT CAST(avg(CASE WHEN topic(text) = label THEN 1.0 ELSE 0.0 END) >= 0.95 AS VARCHAR), count(*) FROM labelled",
+    )
+    .await?;
+    ensure!(accuracy == vec![vec!["true", "92"]], "training accuracy: {accuracy:?}");
+
+    // The same query twice gives the same bytes (a fixed seed), and they are a model ONNX Runtime runs.
+    let bytes = |batches: Vec<datafusion::arrow::record_batch::RecordBatch>| -> anyhow::Result<Vec<u8>> {
+        let b = batches.first().context("no batch")?;
+        Ok(b.column(0).as_binary::<i32>().value(0).to_vec())
+    };
+    let first = bytes(ctx.sql(train).await?.collect().await?)?;
+    let second = bytes(ctx.sql(train).await?.collect().await?)?;
+    ensure!(first == second, "training is not deterministic");
+    let tmp = tempfile::tempdir()?;
+    let path = tmp.path().join("topic.onnx");
+    std::fs::write(&path, &first)?;
+    run(
+        &ctx,
+        &format!(
+            "CREATE FUNCTION topic_probabilities(TEXT) RETURNS FLOAT[] LANGUAGE ONNX AS {}",
+            quote(&path.to_string_lossy())
+        ),
+    )
+    .await?;
+    let texts = [
+        "my parcel never arrived",
+        "I was billed twice",
+        "I'd like to return these shoes",
+        "",
+        "Ünïcödé ТЕКСТ 123 !!",
+        "thanks, bye",
+    ];
+    let mut sql_labels = Vec::new();
+    for t in texts {
+        let r = rows(
+            &ctx,
+            &format!(
+                "SELECT topic({q}), CAST(array_length(topic_probabilities({q})) AS VARCHAR)",
+                q = quote(t)
+            ),
+        )
+        .await?;
+        ensure!(r[0][1] == "4", "four classes expected: {r:?}");
+        sql_labels.push(r[0][0].clone());
+    }
+    let python = root().join(".venv-onnx").join("bin").join("python");
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sys, json, numpy as np, onnxruntime as ort\n\
+             s = ort.InferenceSession(sys.argv[1])\n\
+             texts = json.loads(sys.argv[2])\n\
+             print(json.dumps([str(x) for x in s.run(['label'], {'text': np.array(texts, dtype=object).reshape(-1, 1)})[0]]))",
+        )
+        .arg(&path)
+        .arg(serde_json::to_string(&texts)?)
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    ensure!(
+        out.status.success(),
+        "python onnxruntime failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python_labels: Vec<String> = serde_json::from_slice(&out.stdout)?;
+    ensure!(
+        python_labels == sql_labels,
+        "onnxruntime {python_labels:?} vs SQL {sql_labels:?}"
+    );
+    ensure!(sql_labels[..3] == ["shipping", "billing", "returns"], "{sql_labels:?}");
+
+    // One model per group, and an out-of-scope label below the threshold.
+    let groups = rows(
+        &ctx,
+        "SELECT CAST(count(*) AS VARCHAR), CAST(min(length(encode(m, 'hex'))) > 2000 AS VARCHAR) FROM (SELECT length(text) % 2 AS g, train_classifier(text, label) AS m FROM labelled GROUP BY 1)",
+    )
+    .await?;
+    ensure!(groups == vec![vec!["2", "true"]], "{groups:?}");
+    run(
+        &ctx,
+        "CREATE FUNCTION topic_or_oos(TEXT) RETURNS TEXT LANGUAGE ONNX RETURN (SELECT train_classifier(text, label, 'epochs=40, learning_rate=0.5, oos_threshold=0.9, oos_label=unknown') FROM labelled)",
+    )
+    .await?;
+    let oos = rows(
+        &ctx,
+        "SELECT topic_or_oos('qqq zzz'), topic_or_oos('I was charged twice for my last order')",
+    )
+    .await?;
+    ensure!(oos == vec![vec!["unknown", "billing"]], "{oos:?}");
+
+    // Clear errors.
+    for (sql, expect) in [
+        (
+            "SELECT train_classifier(text, 'same') FROM labelled",
+            "at least two different labels",
+        ),
+        (
+            "SELECT train_classifier(text, label, 'epochs=lots') FROM labelled",
+            "epochs=lots: expected a whole number above 0",
+        ),
+        (
+            "SELECT train_classifier(text, label, 'colour=red') FROM labelled",
+            "unknown option 'colour'",
+        ),
+        (
+            "CREATE FUNCTION broken(TEXT) RETURNS TEXT LANGUAGE ONNX RETURN (SELECT 'not a model')",
+            "must return the model as BINARY",
+        ),
+        (
+            "CREATE FUNCTION two(TEXT) RETURNS TEXT LANGUAGE ONNX RETURN (SELECT train_classifier(text, label) FROM labelled GROUP BY length(text) % 2)",
+            "one row with one column",
+        ),
+    ] {
+        let e = error_of(&ctx, sql).await;
+        ensure!(e.contains(expect), "{sql}: {e}");
+    }
+    Ok(())
+}
+
 pub fn tests() -> Vec<Test> {
     vec![
+        Test::new(
+            "onnx::classifier_trained_in_sql_runs_in_onnxruntime",
+            classifier_trained_in_sql_runs_in_onnxruntime,
+        ),
         Test::new(
             "onnx::scikit_learn_pipeline_matches_onnxruntime",
             scikit_learn_pipeline_matches_onnxruntime,

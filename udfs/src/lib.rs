@@ -20,6 +20,7 @@ mod scoring;
 mod sentiment;
 mod sentiment_label;
 pub mod strings;
+mod train_classifier;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub use pii_types::PiiTypes;
 pub use redact_pii::RedactPii;
 pub use sentiment::SentimentFunc;
 pub use sentiment_label::SentimentLabelFunc;
+pub use train_classifier::TrainClassifierFunc;
 
 /// Every scalar function of this crate.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
@@ -57,7 +59,10 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
 
 /// Every aggregate function of this crate.
 pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
-    vec![Arc::new(AggregateUDF::new_from_impl(DriftFunc::new()))]
+    vec![
+        Arc::new(AggregateUDF::new_from_impl(DriftFunc::new())),
+        Arc::new(AggregateUDF::new_from_impl(TrainClassifierFunc::new())),
+    ]
 }
 
 /// Registers every text function with the session.

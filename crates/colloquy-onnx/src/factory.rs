@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use async_trait::async_trait;
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{FunctionFactory, RegisterFunction, SessionState};
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::{CreateFunction, Expr, ScalarUDF};
+use datafusion::logical_expr::{CreateFunction, Expr, LogicalPlan, ScalarUDF};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
@@ -67,16 +69,17 @@ impl FunctionFactory for OnnxFunctionFactory {
                 "CREATE FUNCTION {name}: RETURNS is required (a string type for the label, a floating type for the score, FLOAT[] or FLOAT[n] for probabilities or embeddings)"
             );
         };
-        let url = match &stmt.params.function_body {
+        let source = match &stmt.params.function_body {
             Some(Expr::Literal(
                 ScalarValue::Utf8(Some(s))
                 | ScalarValue::Utf8View(Some(s))
                 | ScalarValue::LargeUtf8(Some(s)),
                 _,
-            )) => s.clone(),
+            )) => Source::Url(s.clone()),
+            Some(Expr::ScalarSubquery(q)) => Source::Query(q.subquery.as_ref().clone()),
             _ => {
                 return plan_err!(
-                    "CREATE FUNCTION {name}: give the model as AS '<url>' (a path or an s3://, gs://, az://, http(s):// URL of the .onnx file)"
+                    "CREATE FUNCTION {name}: give the model as AS '<url>' (a path or an s3://, gs://, az://, http(s):// URL of the .onnx file) or RETURN (SELECT train_classifier(text, label) FROM ...)"
                 );
             }
         };
@@ -90,73 +93,139 @@ impl FunctionFactory for OnnxFunctionFactory {
             .extensions
             .get::<ColloquyOptions>()
             .map_or(1, |o| o.onnx.intra_threads);
-        let location = ArchiveUrl::parse(&url).map_err(|e| OnnxError::Statement(e.to_string()))?;
-        let store = state
-            .runtime_env()
-            .object_store(ObjectStoreUrl::parse(location.store_url().as_str())?)?;
-        // A transformer's tokenizer (and a classifier's labels) sit next to the model, as Hugging Face
-        // exports them.
-        let sibling = |file: &str| {
-            let p = location.prefix.as_ref();
-            let dir = p.rsplit_once('/').map_or("", |(d, _)| d);
-            Path::from(if dir.is_empty() {
-                file.to_string()
-            } else {
-                format!("{dir}/{file}")
-            })
-        };
-        let (tokenizer_path, config_path) = (sibling("tokenizer.json"), sibling("config.json"));
-        // Every client session of the server has a context of its own: the same files, unchanged, under
-        // the same name and type, give the model already in memory.
-        let Some(model_version) = version(&store, &location.prefix, &url).await? else {
-            return Err(OnnxError::Fetch {
-                url: url.clone(),
-                reason: "no such object".into(),
-            }
-            .into());
-        };
-        let key = format!(
-            "{name}|{url}|{return_type}|{threads}|{model_version}|{:?}|{:?}",
-            version(&store, &tokenizer_path, &url).await?,
-            version(&store, &config_path, &url).await?
-        );
-        let cached = LOADED
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).and_then(Weak::upgrade));
-        let model = match cached {
-            Some(m) => m,
-            None => {
-                let bytes = fetch(&store, &location.prefix, &url)
-                    .await?
-                    .ok_or_else(|| OnnxError::Fetch {
-                        url: url.clone(),
-                        reason: "no such object".into(),
-                    })?;
-                let tokenizer = fetch(&store, &tokenizer_path, &url).await?;
-                let config = fetch(&store, &config_path, &url).await?;
-                let (n, u, rt) = (name.clone(), url.clone(), return_type.clone());
-                // Opening a session compiles the graph (up to a second for a transformer): not on an IO
-                // thread.
-                let model = tokio::task::spawn_blocking(move || {
-                    OnnxModel::load(&n, &u, bytes, tokenizer, config, &rt, threads)
-                })
-                .await
-                .map_err(|e| OnnxError::model(&url, format!("loading was interrupted: {e}")))??;
-                let model = Arc::new(model);
-                if let Ok(mut m) = LOADED.lock() {
-                    m.retain(|_, w| w.strong_count() > 0);
-                    m.insert(key, Arc::downgrade(&model));
-                }
-                model
-            }
+        let model = match source {
+            Source::Url(url) => from_url(state, &name, url, &return_type, threads).await?,
+            Source::Query(plan) => from_query(state, &name, plan, &return_type, threads).await?,
         };
         self.registry.record(&model, &return_type);
-        tracing::info!(function = %name, source = %url, checksum = %model.checksum, "registered ONNX model");
+        tracing::info!(function = %name, source = %model.source, checksum = %model.checksum, "registered ONNX model");
         Ok(RegisterFunction::Scalar(Arc::new(
             ScalarUDF::new_from_impl(OnnxFunc::new(model, return_type)),
         )))
     }
+}
+
+/// Where the model of a CREATE FUNCTION comes from.
+enum Source {
+    Url(String),
+    /// A query returning the model's bytes, e.g. `SELECT train_classifier(text, label) FROM t`.
+    Query(LogicalPlan),
+}
+
+/// Reads the model (and a transformer's tokenizer.json and config.json beside it) from an object store.
+async fn from_url(
+    state: &SessionState,
+    name: &str,
+    url: String,
+    return_type: &DataType,
+    threads: usize,
+) -> Result<Arc<OnnxModel>> {
+    let name = name.to_string();
+    let return_type = return_type.clone();
+    let location = ArchiveUrl::parse(&url).map_err(|e| OnnxError::Statement(e.to_string()))?;
+    let store = state
+        .runtime_env()
+        .object_store(ObjectStoreUrl::parse(location.store_url().as_str())?)?;
+    // A transformer's tokenizer (and a classifier's labels) sit next to the model, as Hugging Face
+    // exports them.
+    let sibling = |file: &str| {
+        let p = location.prefix.as_ref();
+        let dir = p.rsplit_once('/').map_or("", |(d, _)| d);
+        Path::from(if dir.is_empty() {
+            file.to_string()
+        } else {
+            format!("{dir}/{file}")
+        })
+    };
+    let (tokenizer_path, config_path) = (sibling("tokenizer.json"), sibling("config.json"));
+    // Every client session of the server has a context of its own: the same files, unchanged, under
+    // the same name and type, give the model already in memory.
+    let Some(model_version) = version(&store, &location.prefix, &url).await? else {
+        return Err(OnnxError::Fetch {
+            url: url.clone(),
+            reason: "no such object".into(),
+        }
+        .into());
+    };
+    let key = format!(
+        "{name}|{url}|{return_type}|{threads}|{model_version}|{:?}|{:?}",
+        version(&store, &tokenizer_path, &url).await?,
+        version(&store, &config_path, &url).await?
+    );
+    let cached = LOADED
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&key).and_then(Weak::upgrade));
+    let model = match cached {
+        Some(m) => m,
+        None => {
+            let bytes = fetch(&store, &location.prefix, &url)
+                .await?
+                .ok_or_else(|| OnnxError::Fetch {
+                    url: url.clone(),
+                    reason: "no such object".into(),
+                })?;
+            let tokenizer = fetch(&store, &tokenizer_path, &url).await?;
+            let config = fetch(&store, &config_path, &url).await?;
+            let (n, u, rt) = (name.clone(), url.clone(), return_type.clone());
+            // Opening a session compiles the graph (up to a second for a transformer): not on an IO
+            // thread.
+            let model = tokio::task::spawn_blocking(move || {
+                OnnxModel::load(&n, &u, bytes, tokenizer, config, &rt, threads)
+            })
+            .await
+            .map_err(|e| OnnxError::model(&url, format!("loading was interrupted: {e}")))??;
+            let model = Arc::new(model);
+            if let Ok(mut m) = LOADED.lock() {
+                m.retain(|_, w| w.strong_count() > 0);
+                m.insert(key, Arc::downgrade(&model));
+            }
+            model
+        }
+    };
+    Ok(model)
+}
+
+/// Runs the query and loads the one binary value it returns.
+async fn from_query(
+    state: &SessionState,
+    name: &str,
+    plan: LogicalPlan,
+    return_type: &DataType,
+    threads: usize,
+) -> Result<Arc<OnnxModel>> {
+    let batches = DataFrame::new(state.clone(), plan).collect().await?;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let columns = batches.first().map_or(0, |b| b.num_columns());
+    if rows != 1 || columns != 1 {
+        return plan_err!(
+            "CREATE FUNCTION {name}: the query must return one row with one column (the model's bytes, e.g. SELECT train_classifier(text, label) FROM t); it returned {rows} row(s) of {columns} column(s)"
+        );
+    }
+    let Some(batch) = batches.iter().find(|b| b.num_rows() == 1) else {
+        return plan_err!("CREATE FUNCTION {name}: the query returned no row");
+    };
+    let column = batch.column(0);
+    let bytes = match column.data_type() {
+        DataType::Binary => column.as_binary::<i32>(),
+        other => {
+            return plan_err!(
+                "CREATE FUNCTION {name}: the query must return the model as BINARY (what train_classifier returns), got {other}"
+            );
+        }
+    };
+    if bytes.is_null(0) {
+        return plan_err!("CREATE FUNCTION {name}: the query returned NULL instead of a model");
+    }
+    let bytes = bytes.value(0).to_vec();
+    let source = format!("query ({} bytes of ONNX)", bytes.len());
+    let (n, rt) = (name.to_string(), return_type.clone());
+    let model = tokio::task::spawn_blocking(move || {
+        OnnxModel::load(&n, &source, bytes, None, None, &rt, threads)
+    })
+    .await
+    .map_err(|e| OnnxError::model("query", format!("loading was interrupted: {e}")))??;
+    Ok(Arc::new(model))
 }
 
 /// Models loaded in this process, by name, source, type, threads and the versions of their files.

@@ -103,6 +103,9 @@ impl std::fmt::Debug for OnnxModel {
 
 /// Texts per run of a transformer: padding is to the longest text of the run, so small runs waste less.
 const TRANSFORMER_BATCH: usize = 32;
+/// Texts per run of a string-tensor model: TF-IDF graphs build a dense `[rows, vocabulary]` matrix, so a
+/// whole 8,192-row Arrow batch against a 60,000-n-gram vocabulary would need 2 GB.
+const TEXT_BATCH: usize = 256;
 
 fn describe(name: &str, t: &ValueType) -> String {
     match t {
@@ -398,21 +401,12 @@ impl OnnxModel {
                 rank,
                 label,
                 scores,
-            } => self.run_text(&mut session, texts, input, *rank, label, scores),
-            Kind::Transformer { .. } => {
-                let mut all: Option<Answers> = None;
-                let mut result = Ok(());
-                for chunk in texts.chunks(TRANSFORMER_BATCH) {
-                    match self.run_transformer(&mut session, chunk) {
-                        Ok(a) => all = Some(append(all, a)),
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                }
-                result.map(|()| all.unwrap_or(Answers::Labels(Vec::new())))
-            }
+            } => in_chunks(texts, TEXT_BATCH, |chunk| {
+                self.run_text(&mut session, chunk, input, *rank, label, scores)
+            }),
+            Kind::Transformer { .. } => in_chunks(texts, TRANSFORMER_BATCH, |chunk| {
+                self.run_transformer(&mut session, chunk)
+            }),
         };
         if let Ok(mut p) = self.pool.lock() {
             p.push(session);
@@ -583,6 +577,19 @@ impl OnnxModel {
             .cloned()
             .unwrap_or_else(|| format!("LABEL_{i}"))
     }
+}
+
+/// Runs `run` over `texts` in chunks of `size` and joins the answers; the first error stops it.
+fn in_chunks<'a>(
+    texts: &[&'a str],
+    size: usize,
+    mut run: impl FnMut(&[&'a str]) -> Result<Answers>,
+) -> Result<Answers> {
+    let mut all: Option<Answers> = None;
+    for chunk in texts.chunks(size) {
+        all = Some(append(all, run(chunk)?));
+    }
+    Ok(all.unwrap_or(Answers::Labels(Vec::new())))
 }
 
 fn append(acc: Option<Answers>, next: Answers) -> Answers {

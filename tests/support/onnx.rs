@@ -491,7 +491,8 @@ async fn classifier_trained_in_sql_runs_in_onnxruntime() -> anyhow::Result<()> {
         "CREATE EXTERNAL TABLE labelled STORED AS CSV LOCATION 'tests/fixtures/onnx/intents.csv' OPTIONS ('format.has_header' 'true')",
     )
     .await?;
-    let train = "SELECT train_classifier(text, label, 'epochs=40, learning_rate=0.5') FROM labelled";
+    let train =
+        "SELECT train_classifier(text, label, 'epochs=40, learning_rate=0.5') FROM labelled";
     run(
         &ctx,
         &format!("CREATE FUNCTION topic(TEXT) RETURNS TEXT LANGUAGE ONNX RETURN ({train})"),
@@ -502,13 +503,17 @@ async fn classifier_trained_in_sql_runs_in_onnxruntime() -> anyhow::Result<()> {
         "SELECT CAST(avg(CASE WHEN topic(text) = label THEN 1.0 ELSE 0.0 END) >= 0.95 AS VARCHAR), count(*) FROM labelled",
     )
     .await?;
-    ensure!(accuracy == vec![vec!["true", "92"]], "training accuracy: {accuracy:?}");
+    ensure!(
+        accuracy == vec![vec!["true", "92"]],
+        "training accuracy: {accuracy:?}"
+    );
 
     // The same query twice gives the same bytes (a fixed seed), and they are a model ONNX Runtime runs.
-    let bytes = |batches: Vec<datafusion::arrow::record_batch::RecordBatch>| -> anyhow::Result<Vec<u8>> {
-        let b = batches.first().context("no batch")?;
-        Ok(b.column(0).as_binary::<i32>().value(0).to_vec())
-    };
+    let bytes =
+        |batches: Vec<datafusion::arrow::record_batch::RecordBatch>| -> anyhow::Result<Vec<u8>> {
+            let b = batches.first().context("no batch")?;
+            Ok(b.column(0).as_binary::<i32>().value(0).to_vec())
+        };
     let first = bytes(ctx.sql(train).await?.collect().await?)?;
     let second = bytes(ctx.sql(train).await?.collect().await?)?;
     ensure!(first == second, "training is not deterministic");
@@ -567,7 +572,10 @@ async fn classifier_trained_in_sql_runs_in_onnxruntime() -> anyhow::Result<()> {
         python_labels == sql_labels,
         "onnxruntime {python_labels:?} vs SQL {sql_labels:?}"
     );
-    ensure!(sql_labels[..3] == ["shipping", "billing", "returns"], "{sql_labels:?}");
+    ensure!(
+        sql_labels[..3] == ["shipping", "billing", "returns"],
+        "{sql_labels:?}"
+    );
 
     // One model per group, and an out-of-scope label below the threshold.
     let groups = rows(

@@ -5,6 +5,7 @@ mod demo;
 mod output;
 mod progress;
 mod runner;
+mod save_model;
 mod serve;
 mod shell;
 
@@ -35,6 +36,8 @@ enum Command {
     Demo(DemoArgs),
     /// Serve SQL over Arrow Flight SQL (ADBC, JDBC, BI tools, notebooks).
     Serve(ServeArgs),
+    /// Run a query that returns a model (e.g. train_classifier) and write its bytes to a file or object store.
+    SaveModel(save_model::SaveModelArgs),
 }
 
 #[derive(clap::Args)]
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
             Command::Sql(args) => run_sql(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::SaveModel(args) => save_model::run(args).await,
         }
     });
     match result {

@@ -1,6 +1,6 @@
 //! The `colloquy` binary as a user runs it: output formats, exit codes, config files and the demo.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fixtures() -> PathBuf {
@@ -258,5 +258,75 @@ fn config_file_registers_onnx_models_and_a_missing_runtime_says_how_to_install_i
             && err.contains("ONNX Runtime is not available")
             && err.contains("pip install onnxruntime"),
         "stderr: {err}"
+    );
+}
+
+#[test]
+fn save_model_writes_a_trained_classifier_that_registers_by_path() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let model = cache.path().join("models").join("topic.onnx");
+    let labelled = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/onnx/intents.csv")
+        .display()
+        .to_string();
+    let setup = format!(
+        "CREATE EXTERNAL TABLE labelled STORED AS CSV LOCATION '{labelled}' OPTIONS ('format.has_header' 'true')"
+    );
+    let out = colloquy(
+        &[
+            "save-model",
+            "-c",
+            &setup,
+            "--sql",
+            "SELECT train_classifier(text, label, 'epochs=40, learning_rate=0.5') FROM labelled",
+            "--to",
+            &model.display().to_string(),
+        ],
+        cache.path(),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bytes to"),
+        "{}",
+        text(&out.stderr)
+    );
+    let register = format!(
+        "CREATE FUNCTION topic(TEXT) RETURNS TEXT LANGUAGE ONNX AS '{}'",
+        model.display()
+    );
+    let out = colloquy(
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            &register,
+            "-c",
+            "SELECT topic('my parcel is late') AS t",
+        ],
+        cache.path(),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).ends_with("t\nshipping\n"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = colloquy(
+        &[
+            "save-model",
+            "--sql",
+            "SELECT 1",
+            "--to",
+            &model.display().to_string(),
+        ],
+        cache.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("must return BINARY"),
+        "{}",
+        text(&out.stderr)
     );
 }

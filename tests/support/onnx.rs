@@ -625,8 +625,181 @@ async fn classifier_trained_in_sql_runs_in_onnxruntime() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// intent(text, labels) with MiniLM registered: zero-shot labels; the one-argument built-in is unchanged.
+async fn zero_shot_intent_with_an_embedding_model() -> anyhow::Result<()> {
+    let dir = fixtures_dir()?;
+    let ctx = colloquy::new_context();
+    let e = error_of(
+        &ctx,
+        "SELECT intent('my parcel is late', ['billing', 'shipping'])",
+    )
+    .await;
+    ensure!(e.contains("needs a sentence-embedding model"), "{e}");
+    run(
+        &ctx,
+        &format!(
+            "CREATE FUNCTION embed(TEXT) RETURNS FLOAT[384] LANGUAGE ONNX AS {}",
+            quote(&dir.join("model.onnx").to_string_lossy())
+        ),
+    )
+    .await?;
+    let got = rows(
+        &ctx,
+        "SELECT t, intent(t, ['billing', 'shipping', 'product_return']), intent(t) FROM (VALUES \
+         ('my package still has not arrived, where is it?'), \
+         ('I was charged twice on my credit card'), \
+         ('I want to send the shoes back, they do not fit'), \
+         (NULL)) AS v(t) ORDER BY t NULLS LAST",
+    )
+    .await?;
+    let expected = [
+        ["I was charged twice on my credit card", "billing"],
+        [
+            "I want to send the shoes back, they do not fit",
+            "product_return",
+        ],
+        ["my package still has not arrived, where is it?", "shipping"],
+    ];
+    for (row, want) in got.iter().zip(&expected) {
+        ensure!(row[0] == want[0] && row[1] == want[1], "{got:?}");
+    }
+    ensure!(got[3][1] == "NULL", "{got:?}");
+    ensure!(
+        got[2][2] == "track_order",
+        "the built-in must be unchanged: {got:?}"
+    );
+    // Per-row label lists.
+    let per_row = rows(
+        &ctx,
+        "SELECT intent(t, l) FROM (VALUES ('cancel my order please', ['cancel order', 'weather']), ('is it going to rain tomorrow', ['cancel order', 'weather'])) AS v(t, l)",
+    )
+    .await?;
+    ensure!(
+        per_row == vec![vec!["cancel order"], vec!["weather"]],
+        "{per_row:?}"
+    );
+    let e = error_of(&ctx, "SELECT intent('x', 'billing')").await;
+    ensure!(e.contains("labels must be a list of strings"), "{e}");
+    run(
+        &ctx,
+        &format!(
+            "CREATE FUNCTION embed2(TEXT) RETURNS FLOAT[] LANGUAGE ONNX AS {}",
+            quote(&dir.join("model.onnx").to_string_lossy())
+        ),
+    )
+    .await?;
+    let e = error_of(&ctx, "SELECT intent('x', ['a', 'b'])").await;
+    ensure!(
+        e.contains("several sentence-embedding functions") && e.contains("embed2"),
+        "{e}"
+    );
+    run(&ctx, "SET colloquy.intent.embedding_model = 'embed2'").await?;
+    let got = rows(
+        &ctx,
+        "SELECT intent('refund my money', ['refund', 'greeting'])",
+    )
+    .await?;
+    ensure!(got == vec![vec!["refund"]], "{got:?}");
+    Ok(())
+}
+
+/// drift() over embeddings from a registered encoder: a change of topic is drift, a reshuffle is not.
+async fn drift_over_embeddings() -> anyhow::Result<()> {
+    let dir = fixtures_dir()?;
+    let ctx = colloquy::new_context();
+    run(
+        &ctx,
+        &format!(
+            "CREATE FUNCTION embed(TEXT) RETURNS FLOAT[384] LANGUAGE ONNX AS {}",
+            quote(&dir.join("model.onnx").to_string_lossy())
+        ),
+    )
+    .await?;
+    let items = [
+        "parcel",
+        "package",
+        "order",
+        "delivery",
+        "shipment",
+        "box",
+        "courier",
+        "tracking number",
+    ];
+    let problems = [
+        "is late",
+        "never arrived",
+        "went to the wrong address",
+        "is stuck",
+        "was lost",
+        "has not moved",
+    ];
+    let bills = [
+        "invoice",
+        "bill",
+        "card payment",
+        "subscription fee",
+        "refund",
+        "charge",
+        "receipt",
+        "direct debit",
+    ];
+    let issues = [
+        "is wrong",
+        "was taken twice",
+        "is too high",
+        "did not go through",
+        "is missing",
+        "was declined",
+    ];
+    let mut values = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        for (j, p) in problems.iter().enumerate() {
+            let k = i * problems.len() + j;
+            values.push(format!("({k}, 'week 1', 'my {item} {p}')"));
+            values.push(format!("({k}, 'week 2', 'my {} {}')", bills[i], issues[j]));
+        }
+    }
+    run(
+        &ctx,
+        &format!(
+            "CREATE TABLE m AS SELECT column1 AS k, column2 AS week, column3 AS text FROM (VALUES {})",
+            values.join(", ")
+        ),
+    )
+    .await?;
+    let got = rows(
+        &ctx,
+        "SELECT CAST(d['drifted'] AS VARCHAR), d['method'], CAST(d['reference_rows'] AS VARCHAR), CAST(d['score'] > 0.9 AS VARCHAR) FROM \
+         (SELECT drift(embed(text), week = 'week 2') AS d FROM m)",
+    )
+    .await?;
+    ensure!(
+        got == vec![vec!["true", "domain_classifier", "48", "true"]],
+        "topic change: {got:?}"
+    );
+    // The same texts split by parity instead of by week: no drift.
+    let same = rows(
+        &ctx,
+        "SELECT CAST(drift(embed(text), k % 2 = 1, 'embedding')['drifted'] AS VARCHAR) FROM m",
+    )
+    .await?;
+    ensure!(same == vec![vec!["false"]], "no change: {same:?}");
+    let e = error_of(
+        &ctx,
+        "SELECT drift(text, week = 'week 2', 'embedding') FROM m",
+    )
+    .await;
+    ensure!(e.contains("does not fit"), "{e}");
+    Ok(())
+}
+
 pub fn tests() -> Vec<Test> {
     vec![
+        Test::new("onnx::drift_over_embeddings", drift_over_embeddings),
+        Test::new(
+            "onnx::zero_shot_intent_with_an_embedding_model",
+            zero_shot_intent_with_an_embedding_model,
+        ),
         Test::new(
             "onnx::classifier_trained_in_sql_runs_in_onnxruntime",
             classifier_trained_in_sql_runs_in_onnxruntime,

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float32Type, Float64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -60,6 +60,23 @@ fn is_numeric(t: &DataType) -> bool {
     t.is_numeric() || matches!(t, DataType::Boolean)
 }
 
+/// An embedding: a list of floating-point numbers.
+fn is_vector(t: &DataType) -> bool {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            matches!(
+                f.data_type(),
+                DataType::Float16 | DataType::Float32 | DataType::Float64
+            )
+        }
+        _ => false,
+    }
+}
+
+fn vector_type() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Float32, true)))
+}
+
 fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
         || matches!(t, DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
@@ -68,12 +85,12 @@ fn is_text(t: &DataType) -> bool {
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DocSection { include: true, label: "Text functions", description: None },
-        "Compares the values of the reference rows (is_current false) with those of the current rows (is_current true) and says whether their distribution drifted. Returns a struct: score, threshold, p_value, drifted, method, reference_rows, current_rows, top_terms. Numbers: Kolmogorov-Smirnov (p < 0.05) up to 1,000 rows a side, else the Wasserstein distance in reference standard deviations (drift at 0.1). Categories: chi-square (p < 0.05) up to 1,000 rows a side, else the Jensen-Shannon distance (drift at 0.1); top_terms lists the categories whose share moved most (+ rose, - fell). Text: a classifier trained to tell the sides apart on a 2,048-text sample of each; its ROC AUC on held-out texts is the score (drift above 0.55 past 1,000 rows a side, else above the 1% significance level); top_terms lists the words whose share of texts moved most. Rows where value or is_current is NULL are skipped. The state per group is bounded (at most 2,048 texts, 4,096 categories or a 1% histogram a side), so it works under GROUP BY over any number of rows.",
+        "Compares the values of the reference rows (is_current false) with those of the current rows (is_current true) and says whether their distribution drifted. Returns a struct: score, threshold, p_value, drifted, method, reference_rows, current_rows, top_terms. Numbers: Kolmogorov-Smirnov (p < 0.05) up to 1,000 rows a side, else the Wasserstein distance in reference standard deviations (drift at 0.1). Categories: chi-square (p < 0.05) up to 1,000 rows a side, else the Jensen-Shannon distance (drift at 0.1); top_terms lists the categories whose share moved most (+ rose, - fell). Text: a classifier trained to tell the sides apart on a 2,048-text sample of each; its ROC AUC on held-out texts is the score (drift above 0.55 past 1,000 rows a side, else above the 1% significance level); top_terms lists the words whose share of texts moved most. Embeddings (FLOAT[]): the same domain-classifier test on a 1,024-vector sample of each side. Rows where value or is_current is NULL are skipped. The state per group is bounded (at most 2,048 texts, 4,096 categories or a 1% histogram a side), so it works under GROUP BY over any number of rows.",
         "drift(value, is_current [, kind])",
     )
-    .with_argument("value", "Text, a number or a category.")
+    .with_argument("value", "Text, a number, a category, or an embedding (FLOAT[], e.g. from a registered ONNX encoder).")
     .with_argument("is_current", "Boolean: true for the rows of the period under test, false for the reference period.")
-    .with_argument("kind", "Optional constant 'text', 'numeric' or 'categorical'. Default: numbers are numeric, strings are text.")
+    .with_argument("kind", "Optional constant 'text', 'numeric', 'categorical' or 'embedding'. Default: numbers are numeric, strings are text, FLOAT[] embeddings are embedding.")
     .with_sql_example("SELECT channel, drift(text, ts >= TIMESTAMP '2026-10-01')['drifted'] FROM messages GROUP BY channel;\nSELECT drift(intent(text), week = 42, 'categorical')['top_terms'] FROM m;")
     .build()
 });
@@ -101,9 +118,11 @@ impl AggregateUDFImpl for DriftFunc {
             DataType::Float64
         } else if is_text(value) || value.is_null() {
             DataType::Utf8
+        } else if is_vector(value) {
+            vector_type()
         } else {
             return plan_err!(
-                "{NAME}(): argument 1 must be text, a number or a category (string), got {value}"
+                "{NAME}(): argument 1 must be text, a number, a category (string) or an embedding (FLOAT[]), got {value}"
             );
         };
         if !matches!(flag, DataType::Boolean | DataType::Null) {
@@ -141,6 +160,8 @@ impl AggregateUDFImpl for DriftFunc {
             .unwrap_or(DataType::Utf8);
         let default = if value_type == DataType::Float64 {
             Kind::Numeric
+        } else if is_vector(&value_type) {
+            Kind::Embedding
         } else {
             Kind::Text
         };
@@ -162,6 +183,11 @@ impl AggregateUDFImpl for DriftFunc {
                     }
                 };
                 match Kind::parse(&text) {
+                    Some(k) if (k == Kind::Embedding) != is_vector(&value_type) => {
+                        return plan_err!(
+                            "{NAME}(): kind '{text}' does not fit a value of type {value_type} (embeddings are FLOAT[] and take kind 'embedding')"
+                        );
+                    }
                     Some(Kind::Numeric) if value_type != DataType::Float64 => {
                         return plan_err!(
                             "{NAME}(): kind 'numeric' needs a number, got {value_type}"
@@ -170,7 +196,7 @@ impl AggregateUDFImpl for DriftFunc {
                     Some(k) => k,
                     None => {
                         return plan_err!(
-                            "{NAME}(): unknown kind '{text}': use 'text', 'numeric' or 'categorical'"
+                            "{NAME}(): unknown kind '{text}': use 'text', 'numeric', 'categorical' or 'embedding'"
                         );
                     }
                 }
@@ -221,6 +247,27 @@ impl Accumulator for DriftAccumulator {
         let converted = numbers_as_strings(self.kind, v)?;
         let v = converted.as_ref().unwrap_or(v);
         match v.data_type() {
+            DataType::List(_) => {
+                let lists = v.as_list::<i32>();
+                for i in 0..lists.len() {
+                    if lists.is_null(i) || flag.is_null(i) {
+                        continue;
+                    }
+                    let values = lists.value(i);
+                    let Some(floats) = values.as_primitive_opt::<Float32Type>() else {
+                        return exec_err!("{NAME}(): embeddings must be FLOAT[]");
+                    };
+                    if floats.null_count() > 0 {
+                        continue;
+                    }
+                    let side = if flag.value(i) {
+                        &mut self.current
+                    } else {
+                        &mut self.reference
+                    };
+                    side.add_vector(floats.values())?;
+                }
+            }
             DataType::Float64 => {
                 let nums = v.as_primitive::<Float64Type>();
                 for i in 0..nums.len() {

@@ -18,6 +18,9 @@ config_namespace! {
     pub struct IntentOptions {
         /// Top probability below which intent() answers 'none' (empty: the threshold chosen in training).
         pub threshold: Option<f64>, default = None
+        /// The registered sentence-embedding function (CREATE FUNCTION ... RETURNS FLOAT[] LANGUAGE ONNX)
+        /// that intent(text, [labels]) uses for zero-shot classification (empty: the only one registered).
+        pub embedding_model: String, default = String::new()
     }
 }
 

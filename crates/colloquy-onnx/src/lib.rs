@@ -19,6 +19,7 @@ pub mod model;
 pub mod registry;
 pub mod runtime;
 pub mod udf;
+pub mod zero_shot;
 
 use std::sync::Arc;
 
@@ -38,7 +39,12 @@ pub fn with_factory(builder: SessionStateBuilder) -> (SessionStateBuilder, Arc<M
     (builder, registry)
 }
 
-/// Registers `onnx_models()` over the session's registry.
+/// Registers `onnx_models()` over the session's registry, and `intent(text, labels)` (zero-shot with a
+/// registered embedding model) next to the built-in `intent(text)`.
 pub fn register(ctx: &SessionContext, registry: Arc<ModelRegistry>) {
-    ctx.register_udtf("onnx_models", Arc::new(OnnxModelsFunc::new(registry)));
+    ctx.register_udtf(
+        "onnx_models",
+        Arc::new(OnnxModelsFunc::new(Arc::clone(&registry))),
+    );
+    zero_shot::register(ctx, registry);
 }

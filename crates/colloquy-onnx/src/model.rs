@@ -381,6 +381,12 @@ impl OnnxModel {
         }
     }
 
+    /// A transformer encoder answering mean-pooled, normalised sentence embeddings.
+    pub fn is_sentence_encoder(&self) -> bool {
+        matches!(self.kind, Kind::Transformer { output_rank: 3, .. })
+            && matches!(self.output, Output::Vector)
+    }
+
     /// Runs the model over `texts` (no NULLs: the caller skips them) and returns one answer per text.
     pub fn run(&self, texts: &[&str]) -> Result<Answers> {
         if texts.is_empty() {

@@ -7,6 +7,7 @@
 
 mod categorical;
 mod codec;
+mod embedding;
 mod numeric;
 mod stats;
 mod text;
@@ -16,6 +17,7 @@ use datafusion::common::{Result, exec_err};
 
 pub use categorical::CategoryCounts;
 pub use codec::{Reader, Writer};
+pub use embedding::EmbeddingSample;
 pub use numeric::NumericSketch;
 pub use text::TextSample;
 
@@ -33,6 +35,7 @@ pub enum Kind {
     Numeric,
     Categorical,
     Text,
+    Embedding,
 }
 
 impl Kind {
@@ -41,6 +44,7 @@ impl Kind {
             Self::Numeric => 0,
             Self::Categorical => 1,
             Self::Text => 2,
+            Self::Embedding => 3,
         }
     }
 
@@ -49,6 +53,7 @@ impl Kind {
             "numeric" => Some(Self::Numeric),
             "categorical" => Some(Self::Categorical),
             "text" => Some(Self::Text),
+            "embedding" => Some(Self::Embedding),
             _ => None,
         }
     }
@@ -59,6 +64,7 @@ pub enum Side {
     Numeric(NumericSketch),
     Categorical(CategoryCounts),
     Text(TextSample),
+    Embedding(EmbeddingSample),
 }
 
 impl Side {
@@ -67,6 +73,7 @@ impl Side {
             Kind::Numeric => Self::Numeric(NumericSketch::default()),
             Kind::Categorical => Self::Categorical(CategoryCounts::default()),
             Kind::Text => Self::Text(TextSample::default()),
+            Kind::Embedding => Self::Embedding(EmbeddingSample::default()),
         }
     }
 
@@ -75,7 +82,14 @@ impl Side {
             Self::Categorical(c) => c.add(v, 1),
             Self::Text(t) => t.add(v, tokens),
             // A number column never reaches here: the kind follows the input type.
-            Self::Numeric(_) => {}
+            Self::Numeric(_) | Self::Embedding(_) => {}
+        }
+    }
+
+    pub fn add_vector(&mut self, v: &[f32]) -> Result<()> {
+        match self {
+            Self::Embedding(e) => e.add(v),
+            _ => Ok(()),
         }
     }
 
@@ -90,6 +104,7 @@ impl Side {
             Self::Numeric(n) => n.count,
             Self::Categorical(c) => c.count,
             Self::Text(t) => t.count,
+            Self::Embedding(e) => e.count,
         }
     }
 
@@ -98,6 +113,7 @@ impl Side {
             Self::Numeric(n) => n.bytes(),
             Self::Categorical(c) => c.bytes(),
             Self::Text(t) => t.bytes(),
+            Self::Embedding(e) => e.bytes(),
         }
     }
 
@@ -106,6 +122,7 @@ impl Side {
             (Self::Numeric(a), Self::Numeric(b)) => a.merge(b),
             (Self::Categorical(a), Self::Categorical(b)) => a.merge(b),
             (Self::Text(a), Self::Text(b)) => a.merge(b),
+            (Self::Embedding(a), Self::Embedding(b)) => a.merge(b)?,
             _ => return exec_err!("drift(): partial states of different kinds cannot be merged"),
         }
         Ok(())
@@ -116,6 +133,7 @@ impl Side {
             Self::Numeric(n) => n.write(w),
             Self::Categorical(c) => c.write(w),
             Self::Text(t) => t.write(w),
+            Self::Embedding(e) => e.write(w),
         }
     }
 
@@ -124,6 +142,7 @@ impl Side {
             Kind::Numeric => Self::Numeric(NumericSketch::read(r)?),
             Kind::Categorical => Self::Categorical(CategoryCounts::read(r)?),
             Kind::Text => Self::Text(TextSample::read(r)?),
+            Kind::Embedding => Self::Embedding(EmbeddingSample::read(r)?),
         })
     }
 }
@@ -200,22 +219,32 @@ pub fn verdict(reference: &Side, current: &Side) -> Verdict {
         (Side::Text(a), Side::Text(b)) => {
             v.method = "domain_classifier";
             v.top_terms = text::moved_terms(a, b, TOP_TERMS);
-            let Some(t) = text::domain_classifier(a, b) else {
-                return v;
-            };
-            let (n1, n2) = (t.held_out.0 as f64, t.held_out.1 as f64);
-            // The AUC of a classifier that cannot tell the sides apart is the Mann–Whitney null.
-            let sigma = ((n1 + n2 + 1.0) / (12.0 * n1 * n2)).sqrt();
-            let p = stats::normal_sf((t.auc - 0.5) / sigma);
-            let threshold = if large { 0.55 } else { 0.5 + TEXT_Z * sigma };
-            v.score = Some(t.auc);
-            v.p_value = Some(p);
-            v.threshold = Some(threshold);
-            v.drifted = t.auc > threshold;
+            domain_verdict(&mut v, text::domain_classifier(a, b), large);
+        }
+        (Side::Embedding(a), Side::Embedding(b)) => {
+            v.method = "domain_classifier";
+            domain_verdict(&mut v, embedding::domain_classifier(a, b), large);
         }
         _ => {}
     }
     v
+}
+
+/// The domain-classifier verdict: drift when the AUC is above 0.55 past 1,000 rows a side, else above
+/// the 1% level of the AUC of a classifier that cannot tell the sides apart.
+fn domain_verdict(v: &mut Verdict, test: Option<text::DomainTest>, large: bool) {
+    let Some(t) = test else {
+        return;
+    };
+    let (n1, n2) = (t.held_out.0 as f64, t.held_out.1 as f64);
+    // The AUC of a classifier that cannot tell the sides apart is the Mann–Whitney null.
+    let sigma = ((n1 + n2 + 1.0) / (12.0 * n1 * n2)).sqrt();
+    let p = stats::normal_sf((t.auc - 0.5) / sigma);
+    let threshold = if large { 0.55 } else { 0.5 + TEXT_Z * sigma };
+    v.score = Some(t.auc);
+    v.p_value = Some(p);
+    v.threshold = Some(threshold);
+    v.drifted = t.auc > threshold;
 }
 
 /// Categories whose share changed most, as `+value` / `-value`.

@@ -200,7 +200,7 @@ pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option
 }
 
 /// ROC AUC by the rank-sum formula, ties given their average rank.
-fn roc_auc(scored: &mut [(f32, bool)]) -> f64 {
+pub(super) fn roc_auc(scored: &mut [(f32, bool)]) -> f64 {
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (mut rank_sum, mut i) = (0.0f64, 0);
     while i < scored.len() {

@@ -645,7 +645,7 @@ async fn zero_shot_intent_with_an_embedding_model() -> anyhow::Result<()> {
     .await?;
     let got = rows(
         &ctx,
-        "SELECT t, intent(t, ['billing', 'shipping', 'product_return']), intent(t) FROM (VALUES \
+        "SELECT t, intent(t, ['delivery_problem', 'payment problem', 'return or exchange']), intent(t) FROM (VALUES \
          ('my package still has not arrived, where is it?'), \
          ('I was charged twice on my credit card'), \
          ('I want to send the shoes back, they do not fit'), \
@@ -653,12 +653,15 @@ async fn zero_shot_intent_with_an_embedding_model() -> anyhow::Result<()> {
     )
     .await?;
     let expected = [
-        ["I was charged twice on my credit card", "billing"],
         [
             "I want to send the shoes back, they do not fit",
-            "product_return",
+            "return or exchange",
         ],
-        ["my package still has not arrived, where is it?", "shipping"],
+        ["I was charged twice on my credit card", "payment problem"],
+        [
+            "my package still has not arrived, where is it?",
+            "delivery_problem",
+        ],
     ];
     for (row, want) in got.iter().zip(&expected) {
         ensure!(row[0] == want[0] && row[1] == want[1], "{got:?}");
@@ -777,10 +780,10 @@ async fn drift_over_embeddings() -> anyhow::Result<()> {
         got == vec![vec!["true", "domain_classifier", "48", "true"]],
         "topic change: {got:?}"
     );
-    // The same texts split by parity instead of by week: no drift.
+    // The same texts split so that each side has every item and every problem: no drift.
     let same = rows(
         &ctx,
-        "SELECT CAST(drift(embed(text), k % 2 = 1, 'embedding')['drifted'] AS VARCHAR) FROM m",
+        "SELECT CAST(drift(embed(text), (k / 6 + k % 6) % 2 = 1, 'embedding')['drifted'] AS VARCHAR) FROM m",
     )
     .await?;
     ensure!(same == vec![vec!["false"]], "no change: {same:?}");

@@ -27,6 +27,7 @@ EXPECTED_PNGS = {
     "01-quickstart.ipynb": 0,
     "02-channel-kpis.ipynb": 4,
     "03-sentiment-and-drift.ipynb": 6,
+    "04-extending-with-onnx.ipynb": 1,
 }
 
 # Text that must appear in a notebook's outputs: computed by the notebook, so a wrong answer fails here.
@@ -47,6 +48,14 @@ EXPECTED_TEXT = {
         "largest fall: whatsapp, week of 2026-03-02",
         "top: track_order",
         "whatsapp weeks with intent and sentiment drift: 2026-03-02",
+    ],
+    "04-extending-with-onnx.ipynb": [
+        "topic('my parcel has not arrived yet') = shipping",
+        "track_order messages the trained model calls shipping:",
+        "opening intents with the swapped model: billing,",
+        "return or exchange   <- can I swap this jacket for a bigger size",
+        "incident week 2026-03-02: AUC 0.65, threshold 0.60, drifted True",
+        "quiet week 2026-02-23: AUC 0.59, threshold 0.61, drifted False",
     ],
 }
 

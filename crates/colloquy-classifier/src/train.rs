@@ -59,6 +59,9 @@ pub struct TrainReport {
     pub final_loss: f64,
 }
 
+/// A text's n-gram ids with their counts, per tokenizer (words, characters), and its label.
+type CountedDoc = ([Vec<(u32, u32)>; 2], u32);
+
 /// One training row: sparse TF-IDF features (each tokenizer's part L2-normalised) and its label.
 struct Row {
     features: Vec<(u32, f32)>,
@@ -103,7 +106,7 @@ pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Class
     // Pass 1: every n-gram gets an id; each text keeps its ids with counts; document frequencies.
     let mut interned: [HashMap<String, u32>; 2] = Default::default();
     let mut df: [Vec<u32>; 2] = Default::default();
-    let mut docs: Vec<([Vec<(u32, u32)>; 2], u32)> = Vec::with_capacity(texts.len());
+    let mut docs: Vec<CountedDoc> = Vec::with_capacity(texts.len());
     let mut scratch = Scratch::default();
     let mut ids: [Vec<u32>; 2] = Default::default();
     let mut skipped = 0;

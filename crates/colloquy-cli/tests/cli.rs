@@ -7,7 +7,7 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
-fn colloquy(args: &[&str], cache: &std::path::Path) -> Output {
+fn colloquy(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_colloquy"))
         .args(args)
         .env("COLLOQUY_CACHE_DIR", cache)

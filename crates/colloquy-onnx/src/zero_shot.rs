@@ -194,7 +194,8 @@ fn vectors(model: &OnnxModel, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
 fn zero_shot(model: &OnnxModel, texts: &ArrayRef, labels: &ArrayRef) -> Result<ArrayRef> {
     let texts = text_values(texts)?;
     let lists = labels.as_list::<i32>();
-    let mut by_list: HashMap<Vec<String>, (Vec<String>, Vec<Vec<f32>>)> = HashMap::new();
+    // Label list → the embeddings of its labels.
+    let mut by_list: HashMap<Vec<String>, Vec<Vec<f32>>> = HashMap::new();
     // Which rows need an answer, and their label list.
     let mut row_lists: Vec<Option<Vec<String>>> = Vec::with_capacity(texts.len());
     for (row, text) in texts.iter().enumerate() {
@@ -215,7 +216,7 @@ fn zero_shot(model: &OnnxModel, texts: &ArrayRef, labels: &ArrayRef) -> Result<A
             let prompts: Vec<String> = names.iter().map(|l| l.replace('_', " ")).collect();
             let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
             let v = vectors(model, &refs)?;
-            by_list.insert(names.clone(), (names.clone(), v));
+            by_list.insert(names.clone(), v);
         }
         row_lists.push(Some(names));
     }
@@ -232,7 +233,7 @@ fn zero_shot(model: &OnnxModel, texts: &ArrayRef, labels: &ArrayRef) -> Result<A
             out.append_null();
             continue;
         };
-        let Some((names, label_vectors)) = by_list.get(list) else {
+        let Some(label_vectors) = by_list.get(list) else {
             out.append_null();
             continue;
         };
@@ -245,7 +246,7 @@ fn zero_shot(model: &OnnxModel, texts: &ArrayRef, labels: &ArrayRef) -> Result<A
                 |b, (i, s)| if s > b.1 { (i, s) } else { b },
             )
             .0;
-        out.append_value(&names[best]);
+        out.append_value(&list[best]);
     }
     Ok(Arc::new(out.finish()))
 }

@@ -15,6 +15,6 @@ mod options;
 mod train;
 
 pub use error::{ClassifierError, Result};
-pub use features::{CHAR_PATTERN_DOC, WORD_PATTERN};
+pub use features::{CHAR_PATTERN_DOC, Scratch, WORD_PATTERN};
 pub use options::Options;
 pub use train::{Classifier, TrainReport, train};

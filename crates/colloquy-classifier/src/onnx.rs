@@ -12,6 +12,7 @@
 use prost::Message;
 
 use crate::features::{Branch, PAD, WORD_PATTERN, key_len, key_tokens};
+use crate::options::Options;
 use crate::train::{Classifier, Vocabulary};
 
 #[derive(Clone, PartialEq, Message)]
@@ -434,7 +435,7 @@ pub(crate) fn export(m: &Classifier) -> Vec<u8> {
     let labels = serde_json::to_string(&m.labels).unwrap_or_default();
     let model = ModelProto {
         ir_version: 8,
-        producer_name: "colloquy train_classifier".into(),
+        producer_name: PRODUCER.into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc_string: format!(
             "TF-IDF word and character n-grams + softmax regression, trained on {} rows",
@@ -471,4 +472,96 @@ pub(crate) fn export(m: &Classifier) -> Vec<u8> {
         ],
     };
     model.encode_to_vec()
+}
+
+const PRODUCER: &str = "colloquy train_classifier";
+
+/// Reads back a model that [`export`] wrote: the vocabulary from the TfIdfVectorizer pools, the idf from
+/// their weights, the weights from the LinearClassifier, the options from the metadata. `None` for a
+/// model from anywhere else or one that does not have the expected shape.
+pub(crate) fn import(bytes: &[u8]) -> Option<Classifier> {
+    let model = ModelProto::decode(bytes).ok()?;
+    if model.producer_name != PRODUCER {
+        return None;
+    }
+    let meta = |key: &str| {
+        model
+            .metadata_props
+            .iter()
+            .find(|p| p.key == key)
+            .map(|p| p.value.as_str())
+    };
+    let options = Options::parse(meta("options")?).ok()?;
+    let graph = model.graph.as_ref()?;
+    let node = |output: &str| {
+        graph
+            .node
+            .iter()
+            .find(|n| n.output.first().is_some_and(|o| o == output))
+    };
+    let attr = |n: &NodeProto, name: &str| n.attribute.iter().find(|a| a.name == name).cloned();
+    let vocabulary = |branch: Branch, output: &str, range: (usize, usize)| -> Option<Vocabulary> {
+        if range.1 == 0 {
+            return Some(Vocabulary::default());
+        }
+        let Some(n) = node(output) else {
+            // A branch without features is left out of the graph.
+            return Some(Vocabulary::default());
+        };
+        let pool: Vec<String> = attr(n, "pool_strings")?
+            .strings
+            .into_iter()
+            .map(String::from_utf8)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let counts = attr(n, "ngram_counts")?.ints;
+        let idf = attr(n, "weights")?.floats;
+        let indexes = attr(n, "ngram_indexes")?.ints;
+        let mut keys = Vec::with_capacity(idf.len());
+        for (i, &start) in counts.iter().enumerate() {
+            let len = i + 1;
+            let end = counts.get(i + 1).map_or(pool.len() as i64, |&e| e) as usize;
+            let start = start as usize;
+            if start > end || end > pool.len() || !(end - start).is_multiple_of(len) {
+                return None;
+            }
+            for gram in pool[start..end].chunks(len) {
+                keys.push(match branch {
+                    Branch::Word => gram.join(" "),
+                    Branch::Char => gram.concat(),
+                });
+            }
+        }
+        let in_order = indexes.iter().enumerate().all(|(i, &x)| x == i as i64);
+        (keys.len() == idf.len() && indexes.len() == keys.len() && in_order)
+            .then(|| Vocabulary::new(keys, idf))
+    };
+    let words = vocabulary(Branch::Word, "word_tfidf", options.word_ngrams)?;
+    let chars = vocabulary(Branch::Char, "char_tfidf", options.char_ngrams)?;
+    let classifier = graph
+        .node
+        .iter()
+        .find(|n| n.op_type == "LinearClassifier")?;
+    let labels: Vec<String> = attr(classifier, "classlabels_strings")?
+        .strings
+        .into_iter()
+        .map(String::from_utf8)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let coefficients = attr(classifier, "coefficients")?.floats;
+    let bias = attr(classifier, "intercepts")?.floats;
+    let (c, f) = (labels.len(), words.len() + chars.len());
+    if c < 2 || coefficients.len() != c * f || bias.len() != c {
+        return None;
+    }
+    // Back to one row per feature.
+    let mut weights = vec![0.0f32; f * c];
+    for j in 0..c {
+        for i in 0..f {
+            weights[i * c + j] = coefficients[j * f + i];
+        }
+    }
+    Some(Classifier::from_parts(
+        labels, options, words, chars, weights, bias,
+    ))
 }

@@ -151,14 +151,17 @@ mod tests {
 
     #[test]
     fn parses_and_rejects() {
-        let o =
-            Options::parse("epochs=3, char_ngrams=3-4, oos_threshold=0.4,oos_label=other").unwrap();
+        let o = Options::parse("epochs=3, char_ngrams=3-4, oos_threshold=0.4,oos_label=other")
+            .expect("valid in this test");
         assert_eq!(
             (o.epochs, o.char_ngrams, o.oos_threshold),
             (3, (3, 4), Some(0.4))
         );
         assert_eq!(o.oos_label, "other");
-        assert_eq!(Options::parse("").unwrap(), Options::default());
+        assert_eq!(
+            Options::parse("").expect("valid in this test"),
+            Options::default()
+        );
         for bad in [
             "epochs=0",
             "colour=red",
@@ -167,11 +170,13 @@ mod tests {
             "oos_threshold=2",
             "word_ngrams=0-0,char_ngrams=0-0",
         ] {
-            let e = Options::parse(bad).unwrap_err().to_string();
+            let e = Options::parse(bad)
+                .expect_err("must be rejected")
+                .to_string();
             assert!(e.starts_with("train_classifier options:"), "{bad}: {e}");
         }
         assert_eq!(
-            Options::parse(&Options::default().describe()).unwrap(),
+            Options::parse(&Options::default().describe()).expect("valid in this test"),
             Options::default()
         );
     }

@@ -17,7 +17,7 @@ pub struct Vocabulary {
 }
 
 impl Vocabulary {
-    fn new(keys: Vec<String>, idf: Vec<f32>) -> Self {
+    pub(crate) fn new(keys: Vec<String>, idf: Vec<f32>) -> Self {
         let index = keys
             .iter()
             .enumerate()
@@ -46,6 +46,7 @@ pub struct Classifier {
     pub weights: Vec<f32>,
     pub bias: Vec<f32>,
     pub report: TrainReport,
+    featurizer: Featurizer,
 }
 
 /// What training saw and how long it took.
@@ -101,7 +102,7 @@ pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Class
         .enumerate()
         .map(|(i, c)| (c.as_str(), i as u32))
         .collect();
-    let featurizer = Featurizer::new(options.word_ngrams, options.char_ngrams);
+    let grams = Featurizer::new(options.word_ngrams, options.char_ngrams);
 
     // Pass 1: every n-gram gets an id; each text keeps its ids with counts; document frequencies.
     let mut interned: [HashMap<String, u32>; 2] = Default::default();
@@ -117,7 +118,7 @@ pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Class
         };
         ids[0].clear();
         ids[1].clear();
-        featurizer.grams(text, &mut scratch, |branch, key| {
+        grams.grams(text, &mut scratch, |branch, key| {
             let b = branch as usize;
             let id = match interned[b].get(key) {
                 Some(&id) => id,
@@ -212,6 +213,7 @@ pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Class
     let n_features = vocab[0].len() + vocab[1].len();
     let (weights, bias, final_loss) = fit(&rows, n_features, classes.len(), options);
     let [words, chars] = vocab;
+    let featurizer = Featurizer::new(options.word_ngrams, options.char_ngrams);
     Ok(Classifier {
         labels: classes,
         options: options.clone(),
@@ -219,6 +221,7 @@ pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Class
         chars,
         weights,
         bias,
+        featurizer,
         report: TrainReport {
             rows: rows.len(),
             skipped_rows: skipped,
@@ -307,11 +310,39 @@ pub(crate) fn softmax(p: &mut [f32]) {
 }
 
 impl Classifier {
+    /// Puts together a classifier from its parts (as read back from its ONNX graph).
+    pub(crate) fn from_parts(
+        labels: Vec<String>,
+        options: Options,
+        words: Vocabulary,
+        chars: Vocabulary,
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+    ) -> Self {
+        let featurizer = Featurizer::new(options.word_ngrams, options.char_ngrams);
+        Self {
+            labels,
+            options,
+            words,
+            chars,
+            weights,
+            bias,
+            report: TrainReport::default(),
+            featurizer,
+        }
+    }
+
     /// Class probabilities for `text`, in the order of [`Classifier::labels`].
     pub fn probabilities(&self, text: &str) -> Vec<f32> {
-        let featurizer = Featurizer::new(self.options.word_ngrams, self.options.char_ngrams);
+        let mut out = Vec::new();
+        self.probabilities_into(text, &mut Scratch::default(), &mut out);
+        out
+    }
+
+    /// [`Classifier::probabilities`] into `out`, with reusable scratch space for scoring many texts.
+    pub fn probabilities_into(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<f32>) {
         let mut parts: [Vec<(u32, f32)>; 2] = Default::default();
-        featurizer.grams(text, &mut Scratch::default(), |branch, key| {
+        self.featurizer.grams(text, scratch, |branch, key| {
             let b = branch as usize;
             let vocab = if b == 0 { &self.words } else { &self.chars };
             if let Some(&f) = vocab.index.get(key) {
@@ -319,7 +350,8 @@ impl Classifier {
             }
         });
         let c = self.labels.len();
-        let mut p = self.bias.clone();
+        out.clear();
+        out.extend_from_slice(&self.bias);
         for (b, part) in parts.iter_mut().enumerate() {
             // Repeated n-grams add up before the norm, as counts do in training and in ONNX.
             part.sort_unstable_by_key(|&(f, _)| f);
@@ -333,7 +365,7 @@ impl Classifier {
             normalise(part);
             let shift = if b == 0 { 0 } else { self.words.len() };
             for &(f, v) in part.iter() {
-                for (pj, wj) in p
+                for (pj, wj) in out
                     .iter_mut()
                     .zip(&self.weights[(f as usize + shift) * c..][..c])
                 {
@@ -341,14 +373,11 @@ impl Classifier {
                 }
             }
         }
-        softmax(&mut p);
-        p
+        softmax(out);
     }
 
-    /// The predicted label of `text`, the out-of-scope label when the top probability is below the
-    /// threshold.
-    pub fn predict(&self, text: &str) -> &str {
-        let p = self.probabilities(text);
+    /// The answer for probabilities `p`: the top label, or the out-of-scope label below the threshold.
+    pub fn label_for(&self, p: &[f32]) -> &str {
         let (best, top) =
             p.iter().enumerate().fold(
                 (0, f32::NEG_INFINITY),
@@ -358,6 +387,19 @@ impl Classifier {
             Some(t) if top < t => &self.options.oos_label,
             _ => &self.labels[best],
         }
+    }
+
+    /// The predicted label of `text`, the out-of-scope label when the top probability is below the
+    /// threshold.
+    pub fn predict(&self, text: &str) -> &str {
+        let p = self.probabilities(text);
+        self.label_for(&p)
+    }
+
+    /// A classifier written by [`Classifier::to_onnx`], read back from its ONNX bytes; `None` for any
+    /// other model.
+    pub fn from_onnx(bytes: &[u8]) -> Option<Self> {
+        crate::onnx::import(bytes)
     }
 
     /// The model as ONNX bytes.
@@ -387,8 +429,8 @@ mod tests {
     #[test]
     fn learns_the_training_rows_and_generalises_a_little() {
         let (texts, labels) = data();
-        let o = Options::parse("epochs=30, learning_rate=0.5").unwrap();
-        let m = train(&texts, &labels, &o).unwrap();
+        let o = Options::parse("epochs=30, learning_rate=0.5").expect("valid in this test");
+        let m = train(&texts, &labels, &o).expect("valid in this test");
         assert_eq!(m.labels, ["billing", "shipping"]);
         for (t, l) in texts.iter().zip(&labels) {
             assert_eq!(m.predict(t), *l, "{t}");
@@ -403,16 +445,38 @@ mod tests {
     #[test]
     fn too_few_labels_is_a_clear_error() {
         let e = train(&["a", "b"], &["x", "x"], &Options::default())
-            .unwrap_err()
+            .expect_err("must be rejected")
             .to_string();
         assert!(
             e.contains("at least two different labels") && e.contains("'x'"),
             "{e}"
         );
         let e = train(&["a"], &["x", "y"], &Options::default())
-            .unwrap_err()
+            .expect_err("must be rejected")
             .to_string();
         assert!(e.contains("1 texts but 2 labels"), "{e}");
+    }
+
+    #[test]
+    fn the_onnx_bytes_read_back_to_the_same_classifier() {
+        let (texts, labels) = data();
+        let o = Options::parse("epochs=30, learning_rate=0.5, oos_threshold=0.6")
+            .expect("valid in this test");
+        let m = train(&texts, &labels, &o).expect("valid in this test");
+        let back = Classifier::from_onnx(&m.to_onnx()).expect("a colloquy model");
+        assert_eq!((&back.labels, &back.options), (&m.labels, &m.options));
+        assert_eq!(back.words.keys, m.words.keys);
+        assert_eq!(back.chars.keys, m.chars.keys);
+        for t in [
+            "where is my parcel",
+            "double charge on the invoice",
+            "",
+            "zzz",
+        ] {
+            assert_eq!(back.probabilities(t), m.probabilities(t), "{t}");
+            assert_eq!(back.predict(t), m.predict(t));
+        }
+        assert!(Classifier::from_onnx(b"not a model").is_none());
     }
 
     #[test]
@@ -420,8 +484,8 @@ mod tests {
         let (texts, labels) = data();
         let o =
             Options::parse("epochs=30, learning_rate=0.5, oos_threshold=0.99, oos_label=unknown")
-                .unwrap();
-        let m = train(&texts, &labels, &o).unwrap();
+                .expect("valid in this test");
+        let m = train(&texts, &labels, &o).expect("valid in this test");
         assert_eq!(m.predict("qqq zzz"), "unknown");
     }
 }

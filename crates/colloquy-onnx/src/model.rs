@@ -10,6 +10,7 @@
 
 use std::sync::Mutex;
 
+use colloquy_classifier::{Classifier, Scratch};
 use datafusion::arrow::datatypes::DataType;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -62,6 +63,8 @@ enum Kind {
         /// A float output `[N, C]` or `[N]`.
         scores: Option<String>,
     },
+    /// A model train_classifier() wrote, read back into its Rust scorer.
+    Native(Box<Classifier>),
     Transformer {
         tokenizer: Box<Tokenizer>,
         input_ids: String,
@@ -180,6 +183,66 @@ impl OnnxModel {
                 "CREATE FUNCTION {name}: RETURNS {return_type} is not something an ONNX model can give; declare a string type (the label), a floating type (the score) or a list of floats such as FLOAT[] or FLOAT[384] (probabilities or embedding)"
             ))
         })?;
+        let model = match Classifier::from_onnx(&bytes) {
+            // A model train_classifier() wrote: scored in Rust over sparse features, which gives ONNX
+            // Runtime's answers (tests/support/onnx.rs compares them) without its dense TF-IDF matrix.
+            Some(classifier) => Self::native(name, source, bytes, classifier, output),
+            None => Self::with_runtime(name, source, bytes, tokenizer, config, output, threads)?,
+        };
+        // One real run now, so that a shape or type mismatch is an error of CREATE FUNCTION, not of the
+        // first query.
+        let probe = model.run(&["hello"])?;
+        if let (DataType::FixedSizeList(_, n), Answers::Vectors(v)) = (return_type, &probe) {
+            let got = v.first().map_or(0, Vec::len);
+            if got != *n as usize {
+                return Err(OnnxError::model(
+                    source,
+                    format!(
+                        "RETURNS declares {n} values but the model gives {got}: declare FLOAT[{got}] (or FLOAT[])"
+                    ),
+                ));
+            }
+        }
+        Ok(model)
+    }
+
+    /// A train_classifier() model, scored by [`Classifier`] itself.
+    fn native(
+        name: &str,
+        source: &str,
+        bytes: Vec<u8>,
+        classifier: Classifier,
+        output: Output,
+    ) -> Self {
+        let classes = classifier.labels.len();
+        OnnxModel {
+            name: name.to_string(),
+            source: source.to_string(),
+            checksum: blake3::hash(&bytes).to_hex().to_string(),
+            inputs: vec!["text: string [N, 1]".into()],
+            outputs: vec![
+                "label: string [N]".into(),
+                format!("probabilities: float [N, {classes}]"),
+            ],
+            output,
+            labels: classifier.labels.clone(),
+            bytes,
+            kind: Kind::Native(Box::new(classifier)),
+            threads: 1,
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Any other model, opened in ONNX Runtime.
+    fn with_runtime(
+        name: &str,
+        source: &str,
+        bytes: Vec<u8>,
+        tokenizer: Option<Vec<u8>>,
+        config: Option<Vec<u8>>,
+        output: Output,
+        threads: usize,
+    ) -> Result<Self> {
         let session = new_session(&bytes, threads).map_err(|e| explain(source, e))?;
         let inputs: Vec<String> = session
             .inputs()
@@ -353,20 +416,6 @@ impl OnnxModel {
             threads,
             pool: Mutex::new(vec![session]),
         };
-        // One real run now, so that a shape or type mismatch is an error of CREATE FUNCTION, not of the
-        // first query.
-        let probe = model.run(&["hello"])?;
-        if let (DataType::FixedSizeList(_, n), Answers::Vectors(v)) = (return_type, &probe) {
-            let got = v.first().map_or(0, Vec::len);
-            if got != *n as usize {
-                return Err(OnnxError::model(
-                    source,
-                    format!(
-                        "RETURNS declares {n} values but the model gives {got}: declare FLOAT[{got}] (or FLOAT[])"
-                    ),
-                ));
-            }
-        }
         Ok(model)
     }
 
@@ -378,6 +427,7 @@ impl OnnxModel {
                 "transformer encoder (mean-pooled embedding)"
             }
             Kind::Transformer { .. } => "transformer (one vector per text)",
+            Kind::Native(_) => "text classifier (train_classifier, scored in Rust)",
         }
     }
 
@@ -397,6 +447,9 @@ impl OnnxModel {
                 Output::Vector => Answers::Vectors(Vec::new()),
             });
         }
+        if let Kind::Native(classifier) = &self.kind {
+            return Ok(self.run_native(classifier, texts));
+        }
         let mut session = match self.pool.lock().map(|mut p| p.pop()) {
             Ok(Some(s)) => s,
             _ => new_session(&self.bytes, self.threads).map_err(|e| self.failed(e))?,
@@ -413,11 +466,31 @@ impl OnnxModel {
             Kind::Transformer { .. } => in_chunks(texts, TRANSFORMER_BATCH, |chunk| {
                 self.run_transformer(&mut session, chunk)
             }),
+            Kind::Native(_) => Ok(Answers::Labels(Vec::new())),
         };
         if let Ok(mut p) = self.pool.lock() {
             p.push(session);
         }
         result
+    }
+
+    fn run_native(&self, classifier: &Classifier, texts: &[&str]) -> Answers {
+        let mut scratch = Scratch::default();
+        let mut p = Vec::new();
+        let mut each = |text: &str| {
+            classifier.probabilities_into(text, &mut scratch, &mut p);
+            p.as_slice().to_vec()
+        };
+        match self.output {
+            Output::Label => Answers::Labels(
+                texts
+                    .iter()
+                    .map(|t| classifier.label_for(&each(t)).to_string())
+                    .collect(),
+            ),
+            Output::Score => Answers::Scores(texts.iter().map(|t| score_of(&each(t))).collect()),
+            Output::Vector => Answers::Vectors(texts.iter().map(|t| each(t)).collect()),
+        }
     }
 
     fn failed(&self, e: impl std::fmt::Display) -> OnnxError {

@@ -208,7 +208,7 @@ mod tests {
                     (x % 1000) as f32 / 1000.0 - 0.5 + if d == 3 { shift } else { 0.0 }
                 })
                 .collect();
-            s.add(&v).unwrap();
+            s.add(&v).expect("valid in this test");
         }
         s
     }
@@ -216,9 +216,9 @@ mod tests {
     #[test]
     fn a_shifted_dimension_is_found_and_the_same_distribution_is_not() {
         let a = sample(0.0, 1, 600);
-        let moved = domain_classifier(&a, &sample(0.3, 2, 600)).unwrap();
+        let moved = domain_classifier(&a, &sample(0.3, 2, 600)).expect("valid in this test");
         assert!(moved.auc > 0.75, "{}", moved.auc);
-        let same = domain_classifier(&a, &sample(0.0, 3, 600)).unwrap();
+        let same = domain_classifier(&a, &sample(0.0, 3, 600)).expect("valid in this test");
         assert!((same.auc - 0.5).abs() < 0.08, "{}", same.auc);
     }
 
@@ -227,13 +227,13 @@ mod tests {
         let mut s = sample(0.0, 1, 10);
         assert!(
             s.add(&[1.0, 2.0])
-                .unwrap_err()
+                .expect_err("must be rejected")
                 .to_string()
                 .contains("different lengths")
         );
         let mut w = Writer::default();
         s.write(&mut w);
-        let back = EmbeddingSample::read(&mut Reader::new(&w.0)).unwrap();
+        let back = EmbeddingSample::read(&mut Reader::new(&w.0)).expect("valid in this test");
         assert_eq!((back.count, back.dim, back.items.len()), (s.count, 16, 10));
         assert_eq!(back.items, s.items);
     }

@@ -48,7 +48,7 @@ fn is_text(t: &DataType) -> bool {
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DocSection { include: true, label: "Text functions", description: None },
-        "Trains a text classifier on the rows of the group and returns it as an ONNX model (BINARY): TF-IDF over word 1-2-grams and character 2-5-grams (lower-cased; words are runs of letters, marks, digits and _), then multinomial logistic regression fitted by AdaGrad SGD. Rows with a NULL text or label are skipped; at least two different labels are needed. Register the result with CREATE FUNCTION name(TEXT) RETURNS TEXT LANGUAGE ONNX RETURN (SELECT train_classifier(...) FROM ...), save it with the colloquy train command, or run it in any ONNX Runtime (input 'text' [N,1] strings; outputs 'label' and 'probabilities'). All rows of a group are held in memory while it trains.",
+        "Trains a text classifier on the rows of the group and returns it as an ONNX model (BINARY): TF-IDF over word 1-2-grams and character 2-5-grams (lower-cased; words are runs of letters, marks, digits and _), then multinomial logistic regression fitted by AdaGrad SGD. Rows with a NULL text or label are skipped; a group without labelled rows gives NULL, and one with fewer than two different labels is an error. Register the result with CREATE FUNCTION name(TEXT) RETURNS TEXT LANGUAGE ONNX RETURN (SELECT train_classifier(...) FROM ...), save it with the colloquy train command, or run it in any ONNX Runtime (input 'text' [N,1] strings; outputs 'label' and 'probabilities'). All rows of a group are held in memory while it trains.",
         "train_classifier(text, label [, options])",
     )
     .with_argument("text", "The text to classify.")
@@ -205,6 +205,10 @@ impl Accumulator for TrainAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
+        // Like any aggregate over no rows: NULL, so that one empty group does not fail a GROUP BY.
+        if self.texts.is_empty() {
+            return Ok(ScalarValue::Binary(None));
+        }
         let texts: Vec<&str> = self.texts.iter().map(String::as_str).collect();
         let labels: Vec<&str> = self.labels.iter().map(String::as_str).collect();
         match colloquy_classifier::train(&texts, &labels, &self.options) {

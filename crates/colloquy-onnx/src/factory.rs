@@ -215,7 +215,9 @@ async fn from_query(
         }
     };
     if bytes.is_null(0) {
-        return plan_err!("CREATE FUNCTION {name}: the query returned NULL instead of a model");
+        return plan_err!(
+            "CREATE FUNCTION {name}: the query returned NULL instead of a model (train_classifier gives NULL when no row has both a text and a label)"
+        );
     }
     let bytes = bytes.value(0).to_vec();
     let source = format!("query ({} bytes of ONNX)", bytes.len());

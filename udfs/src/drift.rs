@@ -17,6 +17,7 @@ use datafusion::physical_expr::expressions::Literal;
 use colloquy_textmodels::Tokens;
 
 use crate::drift_state::{Kind, Reader, Side, Verdict, Writer, verdict};
+use crate::strings::is_text_type;
 
 const NAME: &str = "drift";
 
@@ -77,11 +78,6 @@ fn vector_type() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Float32, true)))
 }
 
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-        || matches!(t, DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
-}
-
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DocSection { include: true, label: "Text functions", description: None },
@@ -116,7 +112,7 @@ impl AggregateUDFImpl for DriftFunc {
         };
         let value = if is_numeric(value) {
             DataType::Float64
-        } else if is_text(value) || value.is_null() {
+        } else if is_text_type(value) || value.is_null() {
             DataType::Utf8
         } else if is_vector(value) {
             vector_type()
@@ -130,7 +126,7 @@ impl AggregateUDFImpl for DriftFunc {
         }
         let mut out = vec![value, DataType::Boolean];
         if let Some(kind) = arg_types.get(2) {
-            if !(is_text(kind) || kind.is_null()) {
+            if !(is_text_type(kind) || kind.is_null()) {
                 return plan_err!(
                     "{NAME}(): argument 3 (kind) must be 'text', 'numeric' or 'categorical', got {kind}"
                 );

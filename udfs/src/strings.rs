@@ -23,6 +23,11 @@ fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
+/// A string type, or a dictionary of strings: what a text argument may be before coercion.
+pub fn is_text_type(t: &DataType) -> bool {
+    is_text(t) || matches!(t, DataType::Dictionary(_, v) if is_text(v))
+}
+
 /// Calls `f` with every value of a text array, in order (`None` for NULL).
 pub fn for_each_text(array: &ArrayRef, mut f: impl FnMut(Option<&str>)) -> Result<()> {
     match array.data_type() {

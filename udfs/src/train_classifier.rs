@@ -17,7 +17,7 @@ use datafusion::physical_expr::expressions::Literal;
 
 use colloquy_classifier::Options;
 
-use crate::strings::text_values;
+use crate::strings::{is_text_type, text_values};
 
 const NAME: &str = "train_classifier";
 
@@ -38,11 +38,6 @@ impl Default for TrainClassifierFunc {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-        || matches!(t, DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
 }
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
@@ -77,7 +72,7 @@ impl AggregateUDFImpl for TrainClassifierFunc {
                 );
             }
         };
-        if !(is_text(text) || text.is_null()) {
+        if !(is_text_type(text) || text.is_null()) {
             return plan_err!("{NAME}(): argument 1 (text) must be text, got {text}");
         }
         if matches!(
@@ -88,7 +83,7 @@ impl AggregateUDFImpl for TrainClassifierFunc {
         }
         let mut out = vec![DataType::Utf8, DataType::Utf8];
         if let Some(options) = arg_types.get(2) {
-            if !(is_text(options) || options.is_null()) {
+            if !(is_text_type(options) || options.is_null()) {
                 return plan_err!(
                     "{NAME}(): argument 3 (options) must be a string like 'epochs=10, oos_threshold=0.5', got {options}"
                 );

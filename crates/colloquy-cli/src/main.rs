@@ -155,15 +155,24 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-async fn run_sql(args: SqlArgs) -> anyhow::Result<()> {
+/// A session with the config file's archives, models and settings, and the demo archive when asked for.
+pub async fn session(
+    config: Option<&std::path::Path>,
+    demo: bool,
+) -> anyhow::Result<datafusion::prelude::SessionContext> {
     let ctx = colloquy::new_context();
-    if let Some(path) = &args.config {
+    if let Some(path) = config {
         config::apply(&ctx, path).await?;
     }
-    if args.demo {
+    if demo {
         let dir = demo::ensure_cached().await?;
         demo::register(&ctx, &dir).await?;
     }
+    Ok(ctx)
+}
+
+async fn run_sql(args: SqlArgs) -> anyhow::Result<()> {
+    let ctx = session(args.config.as_deref(), args.demo).await?;
     colloquy::analytics::install_views_and_warn(&ctx).await?;
     let show_progress = args.format == OutputFormat::Table && std::io::stderr().is_terminal();
     let runner = runner::Runner::new(ctx, args.format, show_progress);

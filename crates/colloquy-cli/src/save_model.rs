@@ -12,8 +12,6 @@ use object_store::{ObjectStoreExt, PutPayload};
 
 use colloquy_archive::store::ArchiveUrl;
 
-use crate::{config, demo};
-
 #[derive(clap::Args)]
 pub struct SaveModelArgs {
     /// A query returning one row with one BINARY column, e.g. SELECT train_classifier(text, label) FROM t.
@@ -34,14 +32,7 @@ pub struct SaveModelArgs {
 }
 
 pub async fn run(args: SaveModelArgs) -> anyhow::Result<()> {
-    let ctx = colloquy::new_context();
-    if let Some(path) = &args.config {
-        config::apply(&ctx, path).await?;
-    }
-    if args.demo {
-        let dir = demo::ensure_cached().await?;
-        demo::register(&ctx, &dir).await?;
-    }
+    let ctx = crate::session(args.config.as_deref(), args.demo).await?;
     for sql in &args.setup {
         ctx.sql(sql)
             .await?

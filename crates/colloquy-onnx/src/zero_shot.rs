@@ -17,7 +17,7 @@ use datafusion::logical_expr::{
 };
 
 use colloquy_udfs::ColloquyOptions;
-use colloquy_udfs::strings::text_values;
+use colloquy_udfs::strings::{is_text_type, text_values};
 
 use crate::model::{Answers, OnnxModel};
 use crate::registry::ModelRegistry;
@@ -91,10 +91,7 @@ impl std::hash::Hash for ZeroShotIntent {
 }
 
 fn is_text(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
-    )
+    is_text_type(t) || t.is_null()
 }
 
 fn label_list_type() -> DataType {

@@ -9,7 +9,7 @@ use colloquy_textmodels::hash::checksum;
 use datafusion::common::{Result, exec_err};
 
 use super::codec::{Reader, Writer};
-use super::text::{DomainTest, roc_auc};
+use super::domain::{DomainTest, Halves, halves, roc_auc};
 
 /// Distinct vectors kept per side.
 pub const SAMPLE_SIZE: usize = 1_024;
@@ -121,33 +121,23 @@ pub fn domain_classifier(
     reference: &EmbeddingSample,
     current: &EmbeddingSample,
 ) -> Option<DomainTest> {
-    let split = |h: u64| (h >> 29) & 1 == 1;
     let dim = reference.dim.max(current.dim);
-    let mut train: Vec<(u64, &[f32], f32)> = Vec::new();
-    let mut test: Vec<(&[f32], bool)> = Vec::new();
+    let mut items = Vec::new();
     for (sample, y) in [(reference, false), (current, true)] {
         for (&h, v) in &sample.items {
-            if split(h) {
-                test.push((v, y));
-            } else {
-                train.push((h, v, if y { 1.0 } else { 0.0 }));
-            }
+            items.push((h, v.as_slice(), y));
         }
     }
-    let held = (
-        test.iter().filter(|t| !t.1).count(),
-        test.iter().filter(|t| t.1).count(),
-    );
-    if held.0 < 5 || held.1 < 5 {
-        return None;
-    }
-    train.sort_by_key(|(h, _, y)| (h.rotate_left(17), (*y * 2.0) as u8));
+    let Halves {
+        train,
+        test,
+        held_out,
+        class_weights: (w_pos, w_neg),
+    } = halves(items)?;
     let n = train.len().max(1) as f32;
-    let pos = train.iter().filter(|t| t.2 > 0.5).count() as f32;
-    let (w_pos, w_neg) = (n / (2.0 * pos.max(1.0)), n / (2.0 * (n - pos).max(1.0)));
     // Centre on the training mean so that the bias does not have to learn the common direction.
     let mut mean = vec![0.0f32; dim];
-    for (_, v, _) in &train {
+    for (v, _) in &train {
         for (m, x) in mean.iter_mut().zip(v.iter()) {
             *m += x / n;
         }
@@ -157,7 +147,7 @@ pub fn domain_classifier(
     let scale = (dim as f32).sqrt();
     for epoch in 0..10 {
         let lr = 0.5 / (1.0 + epoch as f32);
-        for (_, v, y) in &train {
+        for (v, y) in &train {
             let z = bias
                 + v.iter()
                     .zip(&mean)
@@ -188,7 +178,7 @@ pub fn domain_classifier(
         .collect();
     Some(DomainTest {
         auc: roc_auc(&mut scored),
-        held_out: held,
+        held_out,
     })
 }
 

@@ -7,6 +7,7 @@
 
 mod categorical;
 mod codec;
+mod domain;
 mod embedding;
 mod numeric;
 mod stats;
@@ -232,7 +233,7 @@ pub fn verdict(reference: &Side, current: &Side) -> Verdict {
 
 /// The domain-classifier verdict: drift when the AUC is above 0.55 past 1,000 rows a side, else above
 /// the 1% level of the AUC of a classifier that cannot tell the sides apart.
-fn domain_verdict(v: &mut Verdict, test: Option<text::DomainTest>, large: bool) {
+fn domain_verdict(v: &mut Verdict, test: Option<domain::DomainTest>, large: bool) {
     let Some(t) = test else {
         return;
     };

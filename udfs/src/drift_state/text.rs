@@ -10,6 +10,7 @@ use colloquy_textmodels::hash::{FeatureHash, checksum};
 use datafusion::common::Result;
 
 use super::codec::{Reader, Writer};
+use super::domain::{DomainTest, Halves, halves, roc_auc};
 
 /// Distinct texts kept per side.
 pub const SAMPLE_SIZE: usize = 2_048;
@@ -118,54 +119,29 @@ fn features(words: &[String], out: &mut Vec<u32>) {
     }
 }
 
-/// The result of the domain-classifier test.
-pub struct DomainTest {
-    pub auc: f64,
-    /// Texts of each side in the held-out half.
-    pub held_out: (usize, usize),
-}
-
 /// Trains a logistic regression on half of each sample to tell reference (0) from current (1), and returns
 /// its ROC AUC on the other half. `None` when either half has fewer than 5 texts.
 pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option<DomainTest> {
-    // The hash decides the half, so the split is as deterministic as the sample.
-    let split = |h: u64| (h >> 29) & 1 == 1;
     // Features are computed once per text, not once per epoch.
+    let mut items = Vec::new();
     let mut f = Vec::new();
-    let mut train: Vec<(u64, Vec<u32>, f32)> = Vec::new();
-    let mut test: Vec<(Vec<u32>, bool)> = Vec::new();
     for (sample, y) in [(reference, false), (current, true)] {
         for (&h, words) in &sample.items {
             features(words, &mut f);
-            if split(h) {
-                test.push((f.clone(), y));
-            } else {
-                train.push((h, f.clone(), if y { 1.0 } else { 0.0 }));
-            }
+            items.push((h, f.clone(), y));
         }
     }
-    let held = (
-        test.iter().filter(|t| !t.1).count(),
-        test.iter().filter(|t| t.1).count(),
-    );
-    if held.0 < 5 || held.1 < 5 {
-        return None;
-    }
-    // Interleave the two sides in a fixed pseudo-random order: by content hash (a text in both samples
-    // has the same hash; the side breaks the tie).
-    train.sort_by_key(|(h, _, y)| (h.rotate_left(17), (*y * 2.0) as u8));
-    let n_train = train.len().max(1) as f32;
-    let pos = train.iter().filter(|t| t.2 > 0.5).count() as f32;
-    // Class weights so that unequal sample sizes do not bias the scores.
-    let (w_pos, w_neg) = (
-        n_train / (2.0 * pos.max(1.0)),
-        n_train / (2.0 * (n_train - pos).max(1.0)),
-    );
+    let Halves {
+        train,
+        test,
+        held_out,
+        class_weights: (w_pos, w_neg),
+    } = halves(items)?;
     let mut weights = vec![0.0f32; 1 << FEATURE_BITS];
     let mut bias = 0.0f32;
     for epoch in 0..5 {
         let lr = 0.5 / (1.0 + epoch as f32);
-        for (_, f, y) in &train {
+        for (f, y) in &train {
             if f.is_empty() {
                 continue;
             }
@@ -195,26 +171,8 @@ pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option
         .collect();
     Some(DomainTest {
         auc: roc_auc(&mut scored),
-        held_out: held,
+        held_out,
     })
-}
-
-/// ROC AUC by the rank-sum formula, ties given their average rank.
-pub(super) fn roc_auc(scored: &mut [(f32, bool)]) -> f64 {
-    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut rank_sum, mut i) = (0.0f64, 0);
-    while i < scored.len() {
-        let mut j = i;
-        while j + 1 < scored.len() && scored[j + 1].0 == scored[i].0 {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += avg * scored[i..=j].iter().filter(|s| s.1).count() as f64;
-        i = j + 1;
-    }
-    let pos = scored.iter().filter(|s| s.1).count() as f64;
-    let neg = scored.len() as f64 - pos;
-    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
 
 /// The words whose share of texts changed most between the samples, as `+word` (more frequent now) or

@@ -50,6 +50,21 @@ fn main() -> Result<(), Box<dyn Error>> {
         correct,
         dev_texts.len()
     );
+    // Scoring speed of the Rust scorer (what SQL uses for these models), one thread.
+    let mut scratch = colloquy_classifier::Scratch::default();
+    let mut p = Vec::new();
+    let started = std::time::Instant::now();
+    let mut scored = 0usize;
+    while scored < 200_000 {
+        for t in &dev_texts {
+            model.probabilities_into(t, &mut scratch, &mut p);
+        }
+        scored += dev_texts.len();
+    }
+    println!(
+        "scoring: {:.0} texts/s (one thread)",
+        scored as f64 / started.elapsed().as_secs_f64()
+    );
     if let Some(out) = args.get(3) {
         std::fs::write(out, model.to_onnx())?;
         let predictions: Vec<&str> = dev_texts.iter().map(|t| model.predict(t)).collect();

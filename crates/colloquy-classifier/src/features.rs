@@ -100,7 +100,7 @@ impl Featurizer {
     }
 }
 
-/// Reusable buffers for [`Featurizer::grams`].
+/// Reusable buffers for featurizing many texts (see [`crate::Classifier::probabilities_into`]).
 #[derive(Debug, Default)]
 pub struct Scratch {
     lowered: String,

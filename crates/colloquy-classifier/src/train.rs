@@ -1,6 +1,10 @@
 //! Vocabulary, TF-IDF rows and the softmax regression fitted over them.
 
 use std::collections::{BTreeSet, HashMap};
+
+// The n-gram maps are looked up ~250 times per text: foldhash instead of SipHash (no untrusted keys can
+// degrade them into anything worse than slow training).
+type FastMap<K, V> = foldhash::HashMap<K, V>;
 use std::time::Instant;
 
 use crate::error::{ClassifierError, Result};
@@ -13,7 +17,7 @@ use crate::options::Options;
 pub struct Vocabulary {
     pub keys: Vec<String>,
     pub idf: Vec<f32>,
-    index: HashMap<String, u32>,
+    index: FastMap<String, u32>,
 }
 
 impl Vocabulary {
@@ -105,7 +109,7 @@ pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Class
     let grams = Featurizer::new(options.word_ngrams, options.char_ngrams);
 
     // Pass 1: every n-gram gets an id; each text keeps its ids with counts; document frequencies.
-    let mut interned: [HashMap<String, u32>; 2] = Default::default();
+    let mut interned: [FastMap<String, u32>; 2] = Default::default();
     let mut df: [Vec<u32>; 2] = Default::default();
     let mut docs: Vec<CountedDoc> = Vec::with_capacity(texts.len());
     let mut scratch = Scratch::default();

@@ -107,6 +107,8 @@ pub struct Scratch {
     tokens: Vec<std::ops::Range<usize>>,
     starts: Vec<usize>,
     key: String,
+    /// A text's sparse features per tokenizer, filled by the scorer.
+    pub(crate) parts: [Vec<(u32, f32)>; 2],
 }
 
 /// The tokens of an n-gram key, as the ONNX pool lists them.

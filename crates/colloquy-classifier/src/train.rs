@@ -345,7 +345,11 @@ impl Classifier {
 
     /// [`Classifier::probabilities`] into `out`, with reusable scratch space for scoring many texts.
     pub fn probabilities_into(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<f32>) {
-        let mut parts: [Vec<(u32, f32)>; 2] = Default::default();
+        // The buffers move out of the scratch space for the call: `grams` needs the rest of it.
+        let mut parts = std::mem::take(&mut scratch.parts);
+        for part in &mut parts {
+            part.clear();
+        }
         self.featurizer.grams(text, scratch, |branch, key| {
             let b = branch as usize;
             let vocab = if b == 0 { &self.words } else { &self.chars };
@@ -378,6 +382,7 @@ impl Classifier {
             }
         }
         softmax(out);
+        scratch.parts = parts;
     }
 
     /// The answer for probabilities `p`: the top label, or the out-of-scope label below the threshold.

@@ -475,21 +475,33 @@ impl OnnxModel {
     }
 
     fn run_native(&self, classifier: &Classifier, texts: &[&str]) -> Answers {
-        let mut scratch = Scratch::default();
-        let mut p = Vec::new();
-        let mut each = |text: &str| {
+        let (mut scratch, mut p) = (Scratch::default(), Vec::new());
+        let mut each = |text: &str, answer: &mut dyn FnMut(&[f32])| {
             classifier.probabilities_into(text, &mut scratch, &mut p);
-            p.as_slice().to_vec()
+            answer(&p);
         };
         match self.output {
-            Output::Label => Answers::Labels(
-                texts
-                    .iter()
-                    .map(|t| classifier.label_for(&each(t)).to_string())
-                    .collect(),
-            ),
-            Output::Score => Answers::Scores(texts.iter().map(|t| score_of(&each(t))).collect()),
-            Output::Vector => Answers::Vectors(texts.iter().map(|t| each(t)).collect()),
+            Output::Label => {
+                let mut labels = Vec::with_capacity(texts.len());
+                for t in texts {
+                    each(t, &mut |p| labels.push(classifier.label_for(p).to_string()));
+                }
+                Answers::Labels(labels)
+            }
+            Output::Score => {
+                let mut scores = Vec::with_capacity(texts.len());
+                for t in texts {
+                    each(t, &mut |p| scores.push(score_of(p)));
+                }
+                Answers::Scores(scores)
+            }
+            Output::Vector => {
+                let mut vectors = Vec::with_capacity(texts.len());
+                for t in texts {
+                    each(t, &mut |p| vectors.push(p.to_vec()));
+                }
+                Answers::Vectors(vectors)
+            }
         }
     }
 

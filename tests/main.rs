@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let mut tests = support::slt::tests();
     tests.extend(support::s3::tests());
     tests.extend(support::stores::tests());
+    tests.extend(support::cache::tests());
     tests.extend(support::differential::tests());
     tests.extend(support::demo::tests());
     tests.extend(support::onnx::tests());

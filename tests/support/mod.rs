@@ -1,5 +1,6 @@
 //! Test plumbing shared by the integration suite.
 
+pub mod cache;
 pub mod demo;
 pub mod differential;
 pub mod onnx;

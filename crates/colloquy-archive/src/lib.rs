@@ -7,6 +7,7 @@
 //! SELECT * FROM archive_errors();
 //! ```
 
+pub mod cache;
 pub mod errlog;
 pub mod error;
 pub mod listing;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::SessionState;
 
+pub use cache::ParsedCache;
 pub use error::{ArchiveError, Result};
 pub use formats::Format;
 pub use options::ArchiveOptions;

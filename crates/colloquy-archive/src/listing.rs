@@ -59,6 +59,9 @@ pub enum UnitKind {
     Object {
         location: Path,
         size: u64,
+        /// The object's version as listed (modification time and entity tag): the cache key of its
+        /// parsed messages.
+        version: String,
     },
     /// The lines of a large JSON Lines object that start in `start..end`.
     Range {
@@ -66,12 +69,10 @@ pub enum UnitKind {
         size: u64,
         start: u64,
         end: u64,
+        version: String,
     },
     /// An unpacked Slack export: the folder holding `users.json`/`channels.json`, and every file below it.
-    SlackFolder {
-        root: Path,
-        files: Vec<ObjectMeta>,
-    },
+    SlackFolder { root: Path, files: Vec<ObjectMeta> },
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +90,15 @@ impl ScanUnit {
             UnitKind::SlackFolder { files, .. } => files.iter().map(|f| f.size).sum(),
         }
     }
+}
+
+/// What tells one version of an object from the next: its modification time and entity tag.
+fn version_of(m: &ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        m.last_modified.timestamp_micros(),
+        m.e_tag.as_deref().unwrap_or("")
+    )
 }
 
 /// Turns listed paths into places, reusing the previous one while the folder stays the same.
@@ -355,6 +365,7 @@ impl Lister<'_> {
             return Ok(());
         }
         let place = self.places.of(relative);
+        let version = version_of(&m);
         let lower = inner.to_ascii_lowercase();
         let splittable = matches!(compression, crate::container::Compression::None)
             && (lower.ends_with(".jsonl") || lower.ends_with(".ndjson"))
@@ -365,6 +376,7 @@ impl Lister<'_> {
                     kind: UnitKind::Object {
                         location: m.location,
                         size: m.size,
+                        version,
                     },
                     place,
                 })
@@ -380,6 +392,7 @@ impl Lister<'_> {
                     size: m.size,
                     start,
                     end,
+                    version: version.clone(),
                 },
                 place: Arc::clone(&place),
             })

@@ -19,11 +19,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use object_store::ObjectStore;
 
+use crate::cache::ParsedCache;
 use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
 use crate::listing::{Feeds, partition_columns};
 use crate::options::ArchiveOptions;
-use crate::scan::{ArchivePartition, PlacePruner, ScanShared};
+use crate::scan::{ArchivePartition, PlacePruner, ScanCache, ScanShared};
 use crate::schema::table_schema;
 use crate::store::{ArchiveUrl, build_store};
 
@@ -179,6 +180,13 @@ impl TableProvider for ArchiveTable {
             partitions: target,
             feeds: Feeds::default(),
             prune: self.pruner(state, filters)?,
+            cache: state
+                .config()
+                .get_extension::<ParsedCache>()
+                .map(|cache| ScanCache {
+                    cache,
+                    options_fingerprint: format!("{:?}", self.options),
+                }),
         });
         let partitions: Vec<Arc<dyn PartitionStream>> = (0..target)
             .map(|index| {

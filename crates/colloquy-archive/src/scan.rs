@@ -19,6 +19,7 @@ use object_store::path::Path;
 use object_store::{GetResult, GetResultPayload, ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc::Sender;
 
+use crate::cache::{ParsedCache, ParsedUnit, unit_key};
 use crate::container::{compression_of, decompress, is_zip, zip_entries};
 use crate::detect::{detect, is_hidden, is_media};
 use crate::errlog::ErrorLog;
@@ -63,6 +64,17 @@ pub struct ScanShared {
     pub partitions: usize,
     pub feeds: Feeds,
     pub prune: Option<Arc<PlacePruner>>,
+    /// Parsed units kept between scans, when the session has a cache.
+    pub cache: Option<ScanCache>,
+}
+
+/// The session's cache and what, besides the unit itself, its keys must hold for this table.
+#[derive(Debug)]
+pub struct ScanCache {
+    pub cache: Arc<ParsedCache>,
+    /// The table's options, as text: two tables over one location with different options parse it
+    /// differently.
+    pub options_fingerprint: String,
 }
 
 impl ScanShared {
@@ -204,26 +216,43 @@ async fn read_partition(
             let budget = Arc::clone(&budget);
             async move {
                 let unit = unit?;
+                let key = shared
+                    .cache
+                    .as_ref()
+                    .map(|c| unit_key(&shared.url.original, &c.options_fingerprint, &unit));
+                if let (Some(c), Some(k)) = (&shared.cache, &key)
+                    && let Some(parsed) = c.cache.get(k)
+                {
+                    return Ok((unit, Fetched::Parsed(parsed), None));
+                }
                 let kib = u32::try_from(unit.size().div_ceil(1024))
                     .unwrap_or(u32::MAX)
                     .clamp(1, PREFETCH_KIB);
                 // Held until the unit is parsed; the semaphore is never closed.
                 let permit = budget.acquire_many_owned(kib).await.ok();
                 let input = fetch_unit(&shared, &unit).await?;
-                Ok::<_, ArchiveError>((unit, input, permit))
+                Ok::<_, ArchiveError>((unit, Fetched::Read { input, key }, permit))
             }
         })
         .buffered(PREFETCH);
     let mut groups = std::pin::pin!(fetched.ready_chunks(GROUP_OBJECTS));
+    let mut carry = Carry::default();
     while let Some(group) = groups.next().await {
         let group = group.into_iter().collect::<Result<Vec<_>>>()?;
         let shared2 = Arc::clone(&shared);
         let tx2 = tx.clone();
         // Parsing is CPU work: keep it off the runtime threads that drive IO.
-        let issues = tokio::task::spawn_blocking(move || parse_group(&shared2, group, &tx2))
+        let (issues, left) =
+            tokio::task::spawn_blocking(move || parse_group(&shared2, group, &tx2, carry))
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        carry = left;
+        shared.log.extend(&shared.table, issues);
+    }
+    if carry.rows > 0 {
+        tokio::task::spawn_blocking(move || flush_carry(&shared, &tx, carry))
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))??;
-        shared.log.extend(&shared.table, issues);
     }
     Ok(())
 }
@@ -346,6 +375,7 @@ async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
             size,
             start,
             end,
+            ..
         } => Input::Object {
             name: location.as_ref().to_string(),
             // Line numbers count from the range's first line.
@@ -376,6 +406,13 @@ async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
     })
 }
 
+/// A unit ready for the parse task: read from the store (with its cache key when the session caches),
+/// or already parsed by an earlier scan.
+enum Fetched {
+    Read { input: Input, key: Option<String> },
+    Parsed(Arc<ParsedUnit>),
+}
+
 enum Input {
     Object {
         name: String,
@@ -401,18 +438,29 @@ struct GroupWriter<'a> {
     shared: &'a ScanShared,
     tx: &'a Sender<DFResult<RecordBatch>>,
     builder: MessageBatchBuilder,
+    carry: Carry,
+}
+
+/// What one parse task hands to the next of the same partition: the place being written, and batches
+/// of parsed units waiting to be sent as one (an archive of many small exports would otherwise send a
+/// batch of a few rows per export, or per parse task).
+#[derive(Default)]
+struct Carry {
     place: Option<Arc<Place>>,
+    pending: Vec<(Vec<ArrayRef>, usize)>,
+    rows: usize,
 }
 
 impl GroupWriter<'_> {
     fn enter(&mut self, place: &Arc<Place>) -> Result<()> {
         let same = self
+            .carry
             .place
             .as_ref()
             .is_some_and(|p| Arc::ptr_eq(p, place) || **p == **place);
         if !same {
             self.flush()?;
-            self.place = Some(Arc::clone(place));
+            self.carry.place = Some(Arc::clone(place));
         }
         Ok(())
     }
@@ -426,37 +474,136 @@ impl GroupWriter<'_> {
     }
 
     fn flush(&mut self) -> Result<()> {
+        self.flush_pending()?;
+        self.flush_builder()
+    }
+
+    fn flush_builder(&mut self) -> Result<()> {
         if self.builder.is_empty() {
             return Ok(());
         }
         let (columns, rows) = self.builder.finish_columns();
+        self.send(columns, rows)
+    }
+
+    fn send(&mut self, columns: Vec<Option<ArrayRef>>, rows: usize) -> Result<()> {
         ScanProgress::add(&PROGRESS.rows, rows as u64);
-        let out = finish_batch(self.shared, self.place.as_deref(), columns, rows)?;
+        let out = finish_batch(self.shared, self.carry.place.as_deref(), columns, rows)?;
         self.tx.blocking_send(Ok(out)).map_err(|_| {
             ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into()))
         })
+    }
+
+    /// Queues the batches of a parsed unit (all message columns) for sending.
+    fn append_parsed(&mut self, parsed: &ParsedUnit) -> Result<()> {
+        for (columns, rows) in &parsed.batches {
+            if self.carry.rows + rows > BATCH_ROWS {
+                self.flush_pending()?;
+            }
+            self.carry.pending.push((columns.clone(), *rows));
+            self.carry.rows += rows;
+        }
+        Ok(())
+    }
+
+    fn flush_pending(&mut self) -> Result<()> {
+        let rows = std::mem::take(&mut self.carry.rows);
+        let pending = std::mem::take(&mut self.carry.pending);
+        if rows == 0 {
+            return Ok(());
+        }
+        let needed = self.shared.needed_message_columns();
+        let columns = (0..MESSAGE_COLUMNS.len())
+            .map(|i| {
+                if !needed[i] {
+                    return Ok(None);
+                }
+                if let [(only, _)] = pending.as_slice() {
+                    return Ok(Some(Arc::clone(&only[i])));
+                }
+                let parts: Vec<&dyn Array> = pending.iter().map(|(c, _)| c[i].as_ref()).collect();
+                datafusion::arrow::compute::concat(&parts)
+                    .map(Some)
+                    .map_err(|e| ArchiveError::DataFusion(e.into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.send(columns, rows)
+    }
+}
+
+/// Parses one unit into batches of every message column, for the cache.
+fn parse_unit(shared: &ScanShared, unit: &ScanUnit, input: Input) -> Result<ParsedUnit> {
+    let mut builder = MessageBatchBuilder::with_columns([true; 12]);
+    let mut batches: Vec<(Vec<ArrayRef>, usize)> = Vec::new();
+    let source = input.source().to_owned();
+    let mut emit = |m: Message, source: &str| -> FormatResult<()> {
+        builder.append(&m, source);
+        if builder.len() >= BATCH_ROWS {
+            let (columns, rows) = builder.finish_columns();
+            batches.push((columns.into_iter().flatten().collect(), rows));
+        }
+        Ok(())
+    };
+    let mut sink = Sink::new(source, shared.options.on_error, &mut emit);
+    let result = parse_into(shared, unit, input, &mut sink);
+    let issues = std::mem::take(&mut sink.issues);
+    drop(sink);
+    result.map_err(ArchiveError::from)?;
+    if !builder.is_empty() {
+        let (columns, rows) = builder.finish_columns();
+        batches.push((columns.into_iter().flatten().collect(), rows));
+    }
+    Ok(ParsedUnit::new(batches, issues))
+}
+
+impl Input {
+    fn source(&self) -> &str {
+        match self {
+            Input::Object { source, .. }
+            | Input::LocalFile { source, .. }
+            | Input::SlackFolder { source, .. } => source,
+        }
     }
 }
 
 fn parse_group(
     shared: &ScanShared,
-    group: Vec<(ScanUnit, Input, Option<tokio::sync::OwnedSemaphorePermit>)>,
+    group: Vec<(ScanUnit, Fetched, Option<tokio::sync::OwnedSemaphorePermit>)>,
     tx: &Sender<DFResult<RecordBatch>>,
-) -> DFResult<Vec<RecordIssue>> {
+    carry: Carry,
+) -> DFResult<(Vec<RecordIssue>, Carry)> {
     let mut writer = GroupWriter {
         shared,
         tx,
         builder: MessageBatchBuilder::with_columns(shared.needed_message_columns()),
-        place: None,
+        carry,
     };
     let mut issues = Vec::new();
-    for (unit, input, _permit) in group {
+    for (unit, fetched, _permit) in group {
         writer.enter(&unit.place)?;
-        let source = match &input {
-            Input::Object { source, .. }
-            | Input::LocalFile { source, .. }
-            | Input::SlackFolder { source, .. } => source.clone(),
+        let input = match fetched {
+            Fetched::Parsed(parsed) => {
+                writer.append_parsed(&parsed)?;
+                issues.extend(parsed.issues.iter().cloned());
+                ScanProgress::add(&PROGRESS.objects_done, 1);
+                continue;
+            }
+            Fetched::Read {
+                input,
+                key: Some(key),
+            } => {
+                let parsed = Arc::new(parse_unit(shared, &unit, input)?);
+                writer.append_parsed(&parsed)?;
+                issues.extend(parsed.issues.iter().cloned());
+                if let Some(c) = &shared.cache {
+                    c.cache.insert(key, parsed);
+                }
+                ScanProgress::add(&PROGRESS.objects_done, 1);
+                continue;
+            }
+            Fetched::Read { input, key: None } => input,
         };
+        let source = input.source().to_owned();
         let mut emit = |m: Message, source: &str| -> FormatResult<()> {
             writer
                 .append(&m, source)
@@ -469,8 +616,24 @@ fn parse_group(
         result.map_err(ArchiveError::from)?;
         ScanProgress::add(&PROGRESS.objects_done, 1);
     }
-    writer.flush()?;
-    Ok(issues)
+    // Rows parsed here go now; parsed units may wait for the next task's to fill a batch.
+    writer.flush_builder()?;
+    Ok((issues, writer.carry))
+}
+
+/// Sends what the last parse task of a partition left waiting.
+fn flush_carry(
+    shared: &ScanShared,
+    tx: &Sender<DFResult<RecordBatch>>,
+    carry: Carry,
+) -> Result<()> {
+    GroupWriter {
+        shared,
+        tx,
+        builder: MessageBatchBuilder::with_columns(shared.needed_message_columns()),
+        carry,
+    }
+    .flush()
 }
 
 fn parse_into(

@@ -43,6 +43,8 @@ pub struct Config {
 /// tls_key = "key.pem"
 /// expand_views = true          # send Utf8View/BinaryView as Utf8/Binary
 /// memory_limit = "2GB"         # shared by all queries; DataFusion spills where it can
+/// query_memory_limit = "512MB" # at most this much per query (within memory_limit)
+/// archive_cache = "1GB"        # parsed archive messages kept between queries ("0" turns it off)
 /// query_timeout_secs = 300
 /// session_idle_secs = 900      # sessions without a call for this long are closed
 /// metrics_bind = "127.0.0.1:9090"   # /metrics (Prometheus) and /health
@@ -59,6 +61,8 @@ pub struct ServerSection {
     pub tls_key: Option<std::path::PathBuf>,
     pub expand_views: Option<bool>,
     pub memory_limit: Option<String>,
+    pub query_memory_limit: Option<String>,
+    pub archive_cache: Option<String>,
     pub query_timeout_secs: Option<f64>,
     pub session_idle_secs: Option<f64>,
     pub metrics_bind: Option<String>,

@@ -28,12 +28,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let memory_limit = server
         .memory_limit
         .as_deref()
-        .map(parse_bytes)
+        .map(|t| parse_bytes("memory_limit", t))
         .transpose()?;
     let runtime_env = colloquy::runtime_env(memory_limit);
-    let metrics = Arc::new(colloquy_flight::metrics::Metrics::with_memory(
-        runtime_env.memory_pool.clone(),
-    ));
+    let cache_budget = match server.archive_cache.as_deref() {
+        Some(t) => parse_bytes("archive_cache", t)?,
+        None => DEFAULT_ARCHIVE_CACHE,
+    };
+    let archive_cache =
+        (cache_budget > 0).then(|| Arc::new(colloquy::archive::ParsedCache::new(cache_budget)));
+    let metrics = Arc::new(colloquy_flight::metrics::Metrics {
+        archive_cache: archive_cache.clone(),
+        ..colloquy_flight::metrics::Metrics::with_memory(runtime_env.memory_pool.clone())
+    });
     if let Some(http) = &server.metrics_bind {
         let l = tokio::net::TcpListener::bind(http)
             .await
@@ -51,11 +58,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let config_path = config_path.clone();
         let demo_dir = demo_dir.clone();
         let runtime_env = session_env.clone();
+        let archive_cache = archive_cache.clone();
         async move {
-            let ctx = colloquy::new_context_with_runtime(
-                datafusion::prelude::SessionConfig::new(),
-                runtime_env.clone(),
-            );
+            let mut config = datafusion::prelude::SessionConfig::new();
+            if let Some(cache) = &archive_cache {
+                config = cache.attach(config);
+            }
+            let ctx = colloquy::new_context_with_runtime(config, runtime_env.clone());
             if let Some(path) = &config_path {
                 config::apply(&ctx, path)
                     .await
@@ -114,6 +123,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             expand_views: server.expand_views.unwrap_or(true),
         },
         cpu: cpu.handle().clone(),
+        query_memory_limit: server
+            .query_memory_limit
+            .as_deref()
+            .map(|t| parse_bytes("query_memory_limit", t))
+            .transpose()?,
         query_timeout: server
             .query_timeout_secs
             .map(std::time::Duration::from_secs_f64),
@@ -148,8 +162,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     result
 }
 
-/// "2GB", "512MB", "1048576".
-fn parse_bytes(text: &str) -> anyhow::Result<usize> {
+/// Parsed archive messages the server keeps between queries unless `archive_cache` says otherwise.
+const DEFAULT_ARCHIVE_CACHE: usize = 1 << 30;
+
+/// "2GB", "512MB", "1048576", for the setting `what`.
+fn parse_bytes(what: &str, text: &str) -> anyhow::Result<usize> {
     let t = text.trim().to_ascii_uppercase();
     let (digits, unit) = t.split_at(
         t.find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -157,14 +174,14 @@ fn parse_bytes(text: &str) -> anyhow::Result<usize> {
     );
     let n: f64 = digits
         .parse()
-        .with_context(|| format!("memory_limit '{text}' is not a size like '2GB'"))?;
+        .with_context(|| format!("{what} '{text}' is not a size like '2GB'"))?;
     let mult = match unit.trim() {
         "" | "B" => 1.0,
         "KB" | "K" => 1024.0,
         "MB" | "M" => 1024.0 * 1024.0,
         "GB" | "G" => 1024.0 * 1024.0 * 1024.0,
         other => {
-            anyhow::bail!("memory_limit '{text}': unknown unit '{other}' (use B, KB, MB or GB)")
+            anyhow::bail!("{what} '{text}': unknown unit '{other}' (use B, KB, MB or GB)")
         }
     };
     Ok((n * mult) as usize)

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod params;
+pub mod query_pool;
 pub mod schema;
 pub mod service;
 pub mod session_options;

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub rows_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub memory: Option<Arc<dyn MemoryPool>>,
+    /// The parsed-archive cache the sessions share, if any.
+    pub archive_cache: Option<Arc<colloquy::archive::ParsedCache>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,6 +84,27 @@ impl Metrics {
             "Memory reserved by running queries (DataFusion's pool).",
             reserved.to_string(),
         );
+        if let Some(cache) = &self.archive_cache {
+            let s = cache.stats();
+            metric(
+                "colloquy_archive_cache_bytes",
+                "gauge",
+                "Parsed archive messages kept in memory between queries.",
+                s.bytes.to_string(),
+            );
+            metric(
+                "colloquy_archive_cache_hits_total",
+                "counter",
+                "Archive objects answered from the parsed cache.",
+                s.hits.to_string(),
+            );
+            metric(
+                "colloquy_archive_cache_misses_total",
+                "counter",
+                "Archive objects read and parsed (not in the cache, or changed).",
+                s.misses.to_string(),
+            );
+        }
         out
     }
 }

@@ -35,7 +35,7 @@ use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{LogicalPlan, TableType};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
@@ -48,6 +48,7 @@ use crate::auth::{Authenticator, Principal, bearer};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::params::{bind, number_placeholders, parameter_schema, row_values};
+use crate::query_pool::QueryPool;
 use crate::schema::Normalizer;
 use crate::session_options as so;
 
@@ -66,6 +67,8 @@ pub struct ServiceOptions {
     /// The runtime that executes queries, apart from the one serving gRPC, so that scoring millions of
     /// messages never delays a handshake or a metadata call.
     pub cpu: tokio::runtime::Handle,
+    /// The most memory one query may reserve (inside the pool all sessions share).
+    pub query_memory_limit: Option<usize>,
     /// Queries running longer are stopped with `DeadlineExceeded`.
     pub query_timeout: Option<std::time::Duration>,
     /// Sessions without a call for this long are closed, and results not fetched for this long dropped.
@@ -82,6 +85,8 @@ struct Session {
 struct Prepared {
     session: String,
     user: Arc<str>,
+    /// The statement as the client sent it, for the query log.
+    sql: Arc<str>,
     plan: LogicalPlan,
     params: Option<Vec<ScalarValue>>,
 }
@@ -287,15 +292,18 @@ impl ColloquyFlightSql {
             .query_timeout
             .map(|t| (tokio::time::Instant::now() + t, t));
         let out_schema = schema.clone();
+        let query_memory_limit = self.options.query_memory_limit;
         let task = self.options.cpu.spawn(async move {
             let mut batches: SendableRecordBatchStream = match pending {
-                Pending::Plan { plan, ctx } => match execute_stream(plan, ctx.task_ctx()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into())).await;
-                        return;
+                Pending::Plan { plan, ctx } => {
+                    match execute_stream(plan, task_ctx(&ctx, query_memory_limit)) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into())).await;
+                            return;
+                        }
                     }
-                },
+                }
                 Pending::Rows(rows) => {
                     let schema = rows
                         .first()
@@ -517,6 +525,18 @@ enum MetadataCommand {
     Schemas(CommandGetDbSchemas),
     Tables(CommandGetTables),
     TableTypes(CommandGetTableTypes),
+}
+
+/// The context a query runs in: the session's, with a pool of its own when queries have a memory limit.
+fn task_ctx(ctx: &SessionContext, query_memory_limit: Option<usize>) -> Arc<TaskContext> {
+    let task = TaskContext::from(&*ctx.state_ref().read());
+    Arc::new(match query_memory_limit {
+        None => task,
+        Some(limit) => {
+            let runtime = QueryPool::runtime_for_query(task.runtime_env().as_ref(), limit);
+            task.with_runtime(runtime)
+        }
+    })
 }
 
 fn table_type_name(t: &dyn TableProvider) -> &'static str {
@@ -784,11 +804,7 @@ impl FlightSqlService for ColloquyFlightSql {
                     ps.plan.clone()
                 }
             };
-            (
-                ps.session.clone(),
-                plan,
-                format!("{}", ps.plan.display_indent()),
-            )
+            (ps.session.clone(), plan, Arc::clone(&ps.sql))
         };
         let session = self.session(&session_key).await?;
         let info = self
@@ -1235,6 +1251,7 @@ impl FlightSqlService for ColloquyFlightSql {
             Prepared {
                 session: key,
                 user: p.user,
+                sql: query.query.as_str().into(),
                 plan,
                 params: None,
             },

@@ -38,6 +38,14 @@ impl Server {
         query_timeout: Option<std::time::Duration>,
         session_idle: std::time::Duration,
     ) -> Server {
+        Self::start_tweaked(auth, |o| {
+            o.query_timeout = query_timeout;
+            o.session_idle = session_idle;
+        })
+        .await
+    }
+
+    async fn start_tweaked(auth: Authenticator, tweak: impl FnOnce(&mut ServiceOptions)) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let factory = colloquy_flight::factory(|| async {
@@ -47,15 +55,17 @@ impl Server {
             Ok(ctx)
         });
         let metrics = Arc::new(colloquy_flight::metrics::Metrics::default());
-        let options = ServiceOptions {
+        let mut options = ServiceOptions {
             factory,
             auth: Arc::new(auth),
             normalizer: Normalizer { expand_views: true },
             cpu: tokio::runtime::Handle::current(),
-            query_timeout,
-            session_idle,
+            query_memory_limit: None,
+            query_timeout: None,
+            session_idle: std::time::Duration::from_secs(600),
             metrics: metrics.clone(),
         };
+        tweak(&mut options);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(colloquy_flight::serve(options, listener, None, async {
             let _ = rx.await;
@@ -454,6 +464,55 @@ async fn slow_queries_hit_the_timeout() {
         e.to_string().contains("longer than the server's limit"),
         "{e}"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_query_past_its_memory_limit_fails_alone() {
+    let server = Server::start_tweaked(Authenticator::default(), |o| {
+        o.query_memory_limit = Some(4 << 20);
+    })
+    .await;
+    let mut c = server.client().await;
+    // The build side of a hash join of a million keys needs far more than 4 MB and cannot spill.
+    let info = c
+        .execute(
+            "SELECT count(*) FROM generate_series(1, 1000000) a JOIN generate_series(1, 1000000) b ON a.value = b.value".into(),
+            None,
+        )
+        .await
+        .expect("planning is within limits");
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    let stream = c.do_get(ticket).await.expect("do_get");
+    let e = stream
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("over the limit");
+    let status = match &e {
+        arrow_flight::error::FlightError::Tonic(s) => s.code(),
+        other => panic!("not a gRPC status: {other}"),
+    };
+    assert_eq!(status, tonic::Code::ResourceExhausted, "{e}");
+    assert!(
+        e.to_string().contains("per-query memory limit of 4 MB"),
+        "{e}"
+    );
+    // Its memory is given back and the next query on the same session runs.
+    let info = c
+        .execute(
+            "SELECT count(*) AS n FROM generate_series(1, 1000)".into(),
+            None,
+        )
+        .await
+        .expect("execute");
+    let batches = fetch(&mut c, info).await;
+    let n = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("count")
+        .value(0);
+    assert_eq!(n, 1000);
     server.stop().await;
 }
 

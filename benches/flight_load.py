@@ -84,10 +84,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(binary, workdir, cache_dir, demo, metrics_port):
+def start_server(binary, workdir, cache_dir, demo, metrics_port, archive_cache=None):
     config = os.path.join(workdir, "colloquy.toml")
     with open(config, "w") as f:
         f.write(f'[server]\nmetrics_bind = "127.0.0.1:{metrics_port}"\n')
+        if archive_cache is not None:
+            f.write(f'archive_cache = "{archive_cache}"\n')
     args = [binary, "serve", "--bind", "127.0.0.1:0", "--config", config]
     if demo:
         args.append("--demo")
@@ -366,6 +368,7 @@ def main():
     ap.add_argument("--demo", action=argparse.BooleanOptionalAction, default=True, help="serve the demo table (default on)")
     ap.add_argument("--cache-dir", help="COLLOQUY_CACHE_DIR for the demo archive (default: a temporary folder)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--archive-cache", help='the server\'s archive_cache setting (default: the server\'s; "0" turns the parsed-archive cache off)')
     ap.add_argument("--drain-seconds", type=float, default=10, help="how long active streams may take to reach 0")
     ap.add_argument("--idle-cpu-max", type=float, default=0.2, help="fail if the idle server uses more cores than this")
     args = ap.parse_args()
@@ -376,7 +379,7 @@ def main():
     cache_dir = args.cache_dir or os.path.join(workdir, "cache")
     metrics_port = free_port()
     started = time.perf_counter()
-    proc, uri, log = start_server(args.colloquy, workdir, cache_dir, args.demo, metrics_port)
+    proc, uri, log = start_server(args.colloquy, workdir, cache_dir, args.demo, metrics_port, args.archive_cache)
     failures = []
     try:
         print(f"server {uri} (pid {proc.pid}) ready in {time.perf_counter() - started:.1f} s; metrics on :{metrics_port}")

@@ -18,7 +18,11 @@ memory (CREATE TABLE AS, then SELECT *), to tell the cost of computing them from
 Latency: --iterations of `SELECT 1` and of a point lookup (`SELECT * FROM t WHERE id = ?` on a
 100,000-row table created on the same connection) through an ADBC cursor (execute + fetchall, the
 statement prepared once), after 100 warm-up iterations; p50/p99/mean in ms (goal: p50 under 2 ms).
-Also `SELECT 1` through pyarrow.flight without preparing (GetFlightInfo + DoGet).
+Also `SELECT 1` through pyarrow.flight without preparing (GetFlightInfo + DoGet), and the two calls the
+ADBC cursor makes for a statement it has prepared (GetFlightInfo of the prepared statement + DoGet) made
+with pyarrow.flight, which isolates the server's share. The last column is the client process's CPU time
+per query: ADBC's Go driver (1.13) runs a full Go garbage collection each time a result stream is released
+(`runtime.GC()` in its C wrapper), which on 2 cores costs more than the server's whole answer.
 Record results in benches/README.md with the machine they ran on.
 """
 import argparse
@@ -85,6 +89,44 @@ def statement_query_command(sql):
     """google.protobuf.Any { type_url = 1, value = 2 } wrapping a Flight SQL CommandStatementQuery { query = 1 }."""
     inner = length_delimited(1, sql.encode())
     return length_delimited(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") + length_delimited(2, inner)
+
+
+def fields(buf):
+    """The length-delimited fields of a protobuf message: {field number: bytes} (last one wins)."""
+    out, i = {}, 0
+    while i < len(buf):
+        key, i = read_varint(buf, i)
+        if key & 7 != 2:
+            raise ValueError("only length-delimited fields expected")
+        n, i = read_varint(buf, i)
+        out[key >> 3] = buf[i:i + n]
+        i += n
+    return out
+
+
+def read_varint(buf, i):
+    shift = n = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+SQL_TYPE = b"type.googleapis.com/arrow.flight.protocol.sql."
+
+
+def prepare_raw(client, sql):
+    """CreatePreparedStatement by hand: the handle ADBC would get."""
+    body = length_delimited(1, SQL_TYPE + b"ActionCreatePreparedStatementRequest") + length_delimited(2, length_delimited(1, sql.encode()))
+    result = next(iter(client.do_action(flight.Action("CreatePreparedStatement", body))))
+    return fields(fields(result.body.to_pybytes())[2])[1]
+
+
+def prepared_query_command(handle):
+    return length_delimited(1, SQL_TYPE + b"CommandPreparedStatementQuery") + length_delimited(2, length_delimited(1, handle))
 
 
 def start_colloquy(binary, workdir):
@@ -245,7 +287,6 @@ def main():
 
         if not args.skip_latency:
             print(f"\nlatency over {args.iterations} iterations after 100 warm-up ones (ms)")
-            print(f"{'query':<46} {'p50':>7} {'p99':>7} {'mean':>7}")
             with conn.cursor() as cur:
                 cur.execute("CREATE TABLE t AS SELECT value AS id, 'x' || CAST(value AS VARCHAR) AS v FROM generate_series(1, 100000)")
                 cur.fetchall()
@@ -267,13 +308,27 @@ def main():
             def raw_select_one():
                 assert fetch_raw(raw, "SELECT 1", False)[0] == 1
 
+            # The calls the ADBC cursor makes for a statement it prepared already (GetFlightInfo of the
+            # prepared statement, then DoGet), made with pyarrow.flight: the server's share of the time.
+            handle = prepare_raw(raw, "SELECT 1")
+            prepared = flight.FlightDescriptor.for_command(prepared_query_command(handle))
+
+            def raw_prepared_select_one():
+                info = raw.get_flight_info(prepared)
+                assert raw.do_get(info.endpoints[0].ticket).read_all().num_rows == 1
+
+            print(f"{'query':<46} {'p50':>7} {'p99':>7} {'mean':>7} {'client CPU':>10}")
             for name, fn in [
                 ("SELECT 1 (ADBC)", select_one),
                 ("SELECT * FROM t WHERE id = ? (ADBC)", point_lookup),
                 ("SELECT 1 (pyarrow.flight, not prepared)", raw_select_one),
+                ("SELECT 1 (pyarrow.flight, ADBC's calls)", raw_prepared_select_one),
             ]:
+                before = os.times()
                 p50, p99, mean = latency(fn, args.iterations)
-                print(f"{name:<46} {p50:>7.2f} {p99:>7.2f} {mean:>7.2f}")
+                after = os.times()
+                cpu = (after.user + after.system - before.user - before.system) / (args.iterations + 100) * 1e3
+                print(f"{name:<46} {p50:>7.2f} {p99:>7.2f} {mean:>7.2f} {cpu:>10.2f}")
             one.close()
             lookup.close()
         conn.close()

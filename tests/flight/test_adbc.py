@@ -162,8 +162,36 @@ def test_errors_have_codes_and_messages(server):
         assert "not found" in str(err.value).lower()
 
 
+def test_execute_schema_without_running(server):
+    with flight_sql.connect(server) as conn, conn.cursor() as cur:
+        schema = cur.adbc_execute_schema("SELECT 1 AS one, intent('refund me') AS label, now() AS at")
+        assert schema.names == ["one", "label", "at"]
+        assert schema.field("label").type == pa.string()
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            cur.adbc_execute_schema("SELECT * FROM no_such_table")
+        assert "not found" in str(err.value).lower()
+
+
+def statement_query_command(sql):
+    """google.protobuf.Any wrapping a Flight SQL CommandStatementQuery, encoded by hand."""
+    def field(number, payload):
+        n, out = len(payload), bytearray([number << 3 | 2])
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out) + payload
+    url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+    return field(1, url) + field(2, field(1, sql.encode()))
+
+
 def test_pyarrow_flight_raw_calls(server):
     client = flight.FlightClient(server)
+    descriptor = flight.FlightDescriptor.for_command(statement_query_command("SELECT 42 AS answer, 'x' AS s"))
+    assert client.get_schema(descriptor).schema.names == ["answer", "s"]
+    with pytest.raises(pa.ArrowInvalid) as err:  # pyarrow's name for InvalidArgument
+        client.get_schema(flight.FlightDescriptor.for_command(b"not a command"))
+    assert "GetSchema" in str(err.value)
     # Session options are not supported yet: the server answers with a clear code, not a crash.
     actions = [a.type for a in client.list_actions()]
     assert "CreatePreparedStatement" in actions
@@ -223,6 +251,8 @@ def test_tls_metrics_and_demo(colloquy_binary, tmp_path):
         tls_key = "{key}"
         metrics_bind = "127.0.0.1:{metrics_port}"
         memory_limit = "512MB"
+        query_memory_limit = "256MB"
+        archive_cache = "128MB"
         """,
         demo=True,
     )
@@ -234,6 +264,9 @@ def test_tls_metrics_and_demo(colloquy_binary, tmp_path):
             cur.execute("SELECT channel, count(*) AS n FROM messages GROUP BY channel ORDER BY n DESC")
             rows = cur.fetchall()
             assert len(rows) >= 3 and all(n > 0 for _, n in rows)
+            # The second query over the archive is answered from the parsed cache, with the same rows.
+            cur.execute("SELECT channel, count(*) AS n FROM messages GROUP BY channel ORDER BY n DESC")
+            assert cur.fetchall() == rows
         with pytest.raises(adbc_driver_manager.Error):
             # Without the certificate the client must refuse the server.
             with flight_sql.connect(uri) as conn, conn.cursor() as cur:
@@ -244,6 +277,8 @@ def test_tls_metrics_and_demo(colloquy_binary, tmp_path):
         queries = [l for l in metrics.splitlines() if l.startswith("colloquy_queries_total ")]
         assert queries and int(queries[0].split()[1]) >= 1, metrics
         assert "colloquy_memory_reserved_bytes" in metrics
+        hits = [l for l in metrics.splitlines() if l.startswith("colloquy_archive_cache_hits_total ")]
+        assert hits and int(hits[0].split()[1]) > 0, metrics
     finally:
         proc.terminate()
         proc.wait(timeout=30)

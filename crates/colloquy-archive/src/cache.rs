@@ -111,6 +111,14 @@ impl ParsedCache {
         config.with_extension(Arc::clone(self))
     }
 
+    /// Puts this cache in a running session: its archive tables use it from their next scan.
+    pub fn install(self: &Arc<Self>, ctx: &datafusion::prelude::SessionContext) {
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::clone(self));
+    }
+
     pub fn get(&self, key: &str) -> Option<Arc<ParsedUnit>> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.clock += 1;

@@ -155,6 +155,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Parsed archive messages the interactive shell keeps between statements.
+const SHELL_ARCHIVE_CACHE: usize = 512 << 20;
+
 /// A session with the config file's archives, models and settings, and the demo archive when asked for.
 pub async fn session(
     config: Option<&std::path::Path>,
@@ -178,6 +181,9 @@ async fn run_sql(args: SqlArgs) -> anyhow::Result<()> {
     let runner = runner::Runner::new(ctx, args.format, show_progress);
     if args.commands.is_empty() && args.files.is_empty() {
         if std::io::stdin().is_terminal() {
+            // Someone exploring asks many questions of the same archive: parse each export once.
+            std::sync::Arc::new(colloquy::archive::ParsedCache::new(SHELL_ARCHIVE_CACHE))
+                .install(&runner.ctx);
             return shell::run(&runner).await;
         }
         let mut sql = String::new();

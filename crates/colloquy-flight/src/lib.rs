@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod grpc;
 pub mod metrics;
 pub mod params;
 pub mod query_pool;
@@ -61,7 +62,7 @@ pub async fn serve(
             }
         })
     };
-    let svc = FlightServiceServer::from_arc(service)
+    let svc = FlightServiceServer::new(grpc::Routed(service))
         .max_decoding_message_size(MAX_DECODING)
         .max_encoding_message_size(usize::MAX);
     let interceptor =

@@ -120,14 +120,14 @@ mod tests {
         let shared: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1000));
         let q1: Arc<dyn MemoryPool> = Arc::new(QueryPool::new(Arc::clone(&shared), 300));
         let q2: Arc<dyn MemoryPool> = Arc::new(QueryPool::new(Arc::clone(&shared), 900));
-        let mut a = MemoryConsumer::new("sort").register(&q1);
+        let a = MemoryConsumer::new("sort").register(&q1);
         a.try_grow(200).expect("within the query's limit");
         let err = a.try_grow(200).expect_err("past 300 bytes");
         assert!(err.to_string().contains("per-query memory limit"), "{err}");
         assert_eq!(q1.reserved(), 200);
         assert_eq!(shared.reserved(), 200);
         // The shared pool still limits the sum: 200 + 900 > 1000.
-        let mut b = MemoryConsumer::new("join").register(&q2);
+        let b = MemoryConsumer::new("join").register(&q2);
         assert!(b.try_grow(900).is_err());
         assert_eq!(q2.reserved(), 0, "a refused growth is not counted");
         b.try_grow(800).expect("fits in both pools");

@@ -27,7 +27,7 @@ use arrow_flight::sql::{
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
-    IpcMessage, SchemaAsIpc, Ticket,
+    IpcMessage, SchemaAsIpc, SchemaResult, Ticket,
 };
 use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -212,27 +212,40 @@ impl ColloquyFlightSql {
                 | LogicalPlan::Copy(_)
         );
         let refresh_views = colloquy::analytics::affects_views(&plan);
-        let df = session.ctx.execute_logical_plan(plan).await?;
-        let (schema, pending) = if is_command {
-            let arrow_schema: Schema = df.schema().as_arrow().clone();
-            let rows = df.collect().await?;
-            if refresh_views {
-                colloquy::analytics::install_views_and_warn(&session.ctx).await?;
-            }
-            let schema = self.options.normalizer.schema(&arrow_schema);
+        let ctx = session.ctx.clone();
+        let normalizer = self.options.normalizer;
+        // Optimising a plan, and running a command (a CREATE FUNCTION may train a classifier, a CREATE
+        // TABLE AS may read a whole archive), is CPU work: it runs on the query runtime, so that the
+        // gRPC runtime keeps answering other clients meanwhile.
+        let (schema, pending) = self
+            .options
+            .cpu
+            .spawn(async move {
+                let df = ctx.execute_logical_plan(plan).await?;
+                if is_command {
+                    let arrow_schema: Schema = df.schema().as_arrow().clone();
+                    let rows = df.collect().await?;
+                    if refresh_views {
+                        colloquy::analytics::install_views_and_warn(&ctx).await?;
+                    }
+                    Ok::<_, Error>((normalizer.schema(&arrow_schema), Pending::Rows(rows)))
+                } else {
+                    let physical = df.create_physical_plan().await?;
+                    let schema = normalizer.schema(physical.schema().as_ref());
+                    Ok((
+                        schema,
+                        Pending::Plan {
+                            plan: physical,
+                            ctx,
+                        },
+                    ))
+                }
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("planning task failed: {e}")))??;
+        if is_command {
             tracing::info!(target: "colloquy::query", user = %user, sql, kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
-            (schema, Pending::Rows(rows))
-        } else {
-            let physical = df.create_physical_plan().await?;
-            let schema = self.options.normalizer.schema(physical.schema().as_ref());
-            (
-                schema,
-                Pending::Plan {
-                    plan: physical,
-                    ctx: session.ctx.clone(),
-                },
-            )
-        };
+        }
         let handle = self.next_id("q");
         let ticket = Ticket::new(
             TicketStatementQuery {
@@ -370,6 +383,63 @@ impl ColloquyFlightSql {
                 );
             });
         Ok(Box::pin(out))
+    }
+
+    /// GetSchema: the columns a statement, prepared statement or metadata command returns, without
+    /// running anything (ADBC's `execute_schema`).
+    pub async fn describe(&self, request: Request<FlightDescriptor>) -> Result<SchemaResult> {
+        use arrow_flight::sql::Command;
+        let any = Any::decode(&*request.get_ref().cmd).map_err(|e| {
+            Error::invalid(format!(
+                "GetSchema: the descriptor's command is not a Flight SQL command ({e})"
+            ))
+        })?;
+        let command =
+            Command::try_from(any).map_err(|e| Error::invalid(format!("GetSchema: {e}")))?;
+        let schema: SchemaRef = match command {
+            Command::CommandStatementQuery(q) => {
+                let session = self.session_for(&request).await?;
+                let plan = session
+                    .ctx
+                    .state()
+                    .create_logical_plan(&number_placeholders(&q.query))
+                    .await?;
+                Arc::new(plan.schema().as_arrow().clone())
+            }
+            Command::CommandPreparedStatementQuery(cmd) => {
+                let p = Self::principal(&request);
+                let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
+                let prepared = self
+                    .prepared
+                    .lock()
+                    .map_err(|_| Error::Internal("prepared statements lock poisoned".into()))?;
+                let ps = prepared.get(&handle).ok_or_else(|| {
+                    Error::NotFound(format!("unknown prepared statement '{handle}'"))
+                })?;
+                if *ps.user != *p.user {
+                    return Err(Error::PermissionDenied(
+                        "this prepared statement belongs to another user".into(),
+                    ));
+                }
+                Arc::new(ps.plan.schema().as_arrow().clone())
+            }
+            Command::CommandGetCatalogs(q) => metadata_schema(&MetadataCommand::Catalogs(q)),
+            Command::CommandGetDbSchemas(q) => metadata_schema(&MetadataCommand::Schemas(q)),
+            Command::CommandGetTables(q) => metadata_schema(&MetadataCommand::Tables(q)),
+            Command::CommandGetTableTypes(q) => metadata_schema(&MetadataCommand::TableTypes(q)),
+            Command::CommandGetPrimaryKeys(_) => primary_keys_schema(),
+            Command::CommandGetExportedKeys(_)
+            | Command::CommandGetImportedKeys(_)
+            | Command::CommandGetCrossReference(_) => foreign_keys_schema(),
+            other => {
+                return Err(Error::invalid(format!(
+                    "GetSchema describes queries, prepared statements and catalog commands, not {}",
+                    other.type_url()
+                )));
+            }
+        };
+        let schema = self.options.normalizer.schema(&schema);
+        Ok(SchemaAsIpc::new(&schema, &IpcWriteOptions::default()).try_into()?)
     }
 
     fn take_ticket(&self, handle: &[u8], user: &str) -> Result<Ticketed> {

@@ -380,6 +380,48 @@ async fn session_options_and_unknown_actions() {
 }
 
 #[tokio::test]
+async fn get_schema_describes_without_running() {
+    use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
+    use prost::Message;
+    let server = Server::start(Authenticator::default()).await;
+    let mut raw = raw_client(&server).await;
+    let describe = |sql: &str| {
+        arrow_flight::FlightDescriptor::new_cmd(
+            CommandStatementQuery {
+                query: sql.into(),
+                transaction_id: None,
+            }
+            .as_any()
+            .encode_to_vec(),
+        )
+    };
+    let got = raw
+        .get_schema(describe("SELECT id, intent(text) AS intent FROM messages"))
+        .await
+        .expect("get_schema")
+        .into_inner();
+    let schema = datafusion::arrow::datatypes::Schema::try_from(&got).expect("schema");
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["id", "intent"]);
+    assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+    // A table created by a statement sent only to GetSchema does not exist: nothing ran.
+    raw.get_schema(describe("CREATE TABLE made AS SELECT 1 AS x"))
+        .await
+        .expect("describing DDL");
+    let e = raw
+        .get_schema(describe("SELECT * FROM made"))
+        .await
+        .expect_err("nothing was created");
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e}");
+    let e = raw
+        .get_schema(arrow_flight::FlightDescriptor::new_path(vec!["x".into()]))
+        .await
+        .expect_err("not a command");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn cancel_and_disconnect_stop_the_work() {
     use prost::Message;
     let server = Server::start(Authenticator::default()).await;

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use datafusion::arrow::array::ArrayRef;
 
@@ -61,14 +61,13 @@ impl ParsedUnit {
 #[derive(Debug)]
 struct Entry {
     unit: Arc<ParsedUnit>,
-    last_used: u64,
+    last_used: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<String, Entry>,
     bytes: usize,
-    clock: u64,
 }
 
 /// A budgeted, shared cache of parsed scan units. Put one in a session's configuration
@@ -77,7 +76,10 @@ struct State {
 #[derive(Debug)]
 pub struct ParsedCache {
     budget: usize,
-    state: Mutex<State>,
+    /// Read-locked by lookups (a scan makes one per object, and a server runs many scans at once),
+    /// write-locked by inserts.
+    state: RwLock<State>,
+    clock: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -97,7 +99,8 @@ impl ParsedCache {
     pub fn new(budget: usize) -> Self {
         Self {
             budget,
-            state: Mutex::new(State::default()),
+            state: RwLock::new(State::default()),
+            clock: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -120,12 +123,11 @@ impl ParsedCache {
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<ParsedUnit>> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.clock += 1;
-        let now = state.clock;
-        match state.entries.get_mut(key) {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        match state.entries.get(key) {
             Some(e) => {
-                e.last_used = now;
+                e.last_used.store(now, Ordering::Relaxed);
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Some(Arc::clone(&e.unit))
             }
@@ -142,14 +144,13 @@ impl ParsedCache {
         if unit.bytes > self.budget {
             return;
         }
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.clock += 1;
-        let now = state.clock;
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(old) = state.entries.insert(
             key,
             Entry {
                 unit: Arc::clone(&unit),
-                last_used: now,
+                last_used: AtomicU64::new(now),
             },
         ) {
             state.bytes -= old.unit.bytes;
@@ -163,7 +164,7 @@ impl ParsedCache {
         let mut by_age: Vec<(u64, String)> = state
             .entries
             .iter()
-            .map(|(k, e)| (e.last_used, k.clone()))
+            .map(|(k, e)| (e.last_used.load(Ordering::Relaxed), k.clone()))
             .collect();
         by_age.sort_unstable();
         for (_, k) in by_age {
@@ -177,7 +178,7 @@ impl ParsedCache {
     }
 
     pub fn stats(&self) -> CacheStats {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         CacheStats {
             entries: state.entries.len(),
             bytes: state.bytes,

@@ -239,20 +239,40 @@ async fn read_partition(
     let mut carry = Carry::default();
     while let Some(group) = groups.next().await {
         let group = group.into_iter().collect::<Result<Vec<_>>>()?;
-        let shared2 = Arc::clone(&shared);
-        let tx2 = tx.clone();
-        // Parsing is CPU work: keep it off the runtime threads that drive IO.
-        let (issues, left) =
-            tokio::task::spawn_blocking(move || parse_group(&shared2, group, &tx2, carry))
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        let (issues, left) = if group
+            .iter()
+            .all(|(_, f, _)| matches!(f, Fetched::Parsed(_)))
+        {
+            let (issues, left, batches) =
+                parse_group(&shared, group, Out::Collect(Vec::new()), carry)?;
+            for b in batches {
+                if tx.send(Ok(b)).await.is_err() {
+                    // The query stopped reading (a LIMIT, or the client went away).
+                    return Ok(());
+                }
+            }
+            (issues, left)
+        } else {
+            let shared2 = Arc::clone(&shared);
+            let tx2 = tx.clone();
+            // Parsing is CPU work: keep it off the runtime threads that drive IO.
+            let (issues, left, _) = tokio::task::spawn_blocking(move || {
+                parse_group(&shared2, group, Out::Send(&tx2), carry)
+            })
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+            (issues, left)
+        };
         carry = left;
         shared.log.extend(&shared.table, issues);
     }
     if carry.rows > 0 {
-        tokio::task::spawn_blocking(move || flush_carry(&shared, &tx, carry))
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        // Only parsed units wait in the carry: joining their columns is quick.
+        for b in flush_carry(&shared, carry)? {
+            if tx.send(Ok(b)).await.is_err() {
+                return Ok(());
+            }
+        }
     }
     Ok(())
 }
@@ -436,9 +456,17 @@ enum Input {
 /// place only, because the place's partition values become constant columns.
 struct GroupWriter<'a> {
     shared: &'a ScanShared,
-    tx: &'a Sender<DFResult<RecordBatch>>,
+    out: Out<'a>,
     builder: MessageBatchBuilder,
     carry: Carry,
+}
+
+/// Where a writer's batches go: sent from a blocking parse task as they fill, or collected, when a
+/// group is answered from the cache on the async runtime (a thread hand-off per group cost more than
+/// copying cached columns).
+enum Out<'a> {
+    Send(&'a Sender<DFResult<RecordBatch>>),
+    Collect(Vec<RecordBatch>),
 }
 
 /// What one parse task hands to the next of the same partition: the place being written, and batches
@@ -489,9 +517,15 @@ impl GroupWriter<'_> {
     fn send(&mut self, columns: Vec<Option<ArrayRef>>, rows: usize) -> Result<()> {
         ScanProgress::add(&PROGRESS.rows, rows as u64);
         let out = finish_batch(self.shared, self.carry.place.as_deref(), columns, rows)?;
-        self.tx.blocking_send(Ok(out)).map_err(|_| {
-            ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into()))
-        })
+        match &mut self.out {
+            Out::Send(tx) => tx.blocking_send(Ok(out)).map_err(|_| {
+                ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into()))
+            }),
+            Out::Collect(batches) => {
+                batches.push(out);
+                Ok(())
+            }
+        }
     }
 
     /// Queues the batches of a parsed unit (all message columns) for sending.
@@ -569,12 +603,12 @@ impl Input {
 fn parse_group(
     shared: &ScanShared,
     group: Vec<(ScanUnit, Fetched, Option<tokio::sync::OwnedSemaphorePermit>)>,
-    tx: &Sender<DFResult<RecordBatch>>,
+    out: Out<'_>,
     carry: Carry,
-) -> DFResult<(Vec<RecordIssue>, Carry)> {
+) -> DFResult<(Vec<RecordIssue>, Carry, Vec<RecordBatch>)> {
     let mut writer = GroupWriter {
         shared,
-        tx,
+        out,
         builder: MessageBatchBuilder::with_columns(shared.needed_message_columns()),
         carry,
     };
@@ -618,22 +652,26 @@ fn parse_group(
     }
     // Rows parsed here go now; parsed units may wait for the next task's to fill a batch.
     writer.flush_builder()?;
-    Ok((issues, writer.carry))
+    let collected = match writer.out {
+        Out::Collect(batches) => batches,
+        Out::Send(_) => Vec::new(),
+    };
+    Ok((issues, writer.carry, collected))
 }
 
-/// Sends what the last parse task of a partition left waiting.
-fn flush_carry(
-    shared: &ScanShared,
-    tx: &Sender<DFResult<RecordBatch>>,
-    carry: Carry,
-) -> Result<()> {
-    GroupWriter {
+/// The batches of what the last parse task of a partition left waiting.
+fn flush_carry(shared: &ScanShared, carry: Carry) -> Result<Vec<RecordBatch>> {
+    let mut writer = GroupWriter {
         shared,
-        tx,
+        out: Out::Collect(Vec::new()),
         builder: MessageBatchBuilder::with_columns(shared.needed_message_columns()),
         carry,
-    }
-    .flush()
+    };
+    writer.flush()?;
+    Ok(match writer.out {
+        Out::Collect(batches) => batches,
+        Out::Send(_) => Vec::new(),
+    })
 }
 
 fn parse_into(

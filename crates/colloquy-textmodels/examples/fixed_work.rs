@@ -1,0 +1,59 @@
+//! A fixed amount of scoring work, for A/B runs of two builds of the scorer:
+//!
+//! ```text
+//! cargo build --release -p colloquy-textmodels --example fixed_work   # once per variant; copy the binary
+//! fixed_work <language|sentiment|intent> [passes]
+//! ```
+//!
+//! Criterion runs one variant after the other; on a noisy shared machine that moved the same code by
+//! ±20% between runs minutes apart. Running two copied binaries alternately, many times, and comparing
+//! best and median rates of each tells real changes from the machine's weather. The messages are the
+//! criterion bench's (the hand-written support messages in six languages).
+
+use colloquy_textmodels::{Scratch, builtin};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "intent".into());
+    let passes: usize = std::env::args()
+        .nth(2)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(100);
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/models/handwritten");
+    let mut msgs = Vec::new();
+    for lang in ["en", "es", "fr", "de", "pt", "it"] {
+        let text = std::fs::read_to_string(dir.join(format!("intent_{lang}.tsv")))?;
+        msgs.extend(
+            text.lines()
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(_, t)| t.to_owned()),
+        );
+    }
+    let (mut s, mut ls, mut p) = (Scratch::default(), Scratch::default(), Vec::new());
+    let lang = builtin::language()?;
+    let sent = builtin::sentiment()?;
+    let intent = builtin::intent()?;
+    // A checksum of the answers, so that two variants can be seen to agree and nothing is optimised away.
+    let mut check = 0f64;
+    let start = std::time::Instant::now();
+    for _ in 0..passes {
+        for m in &msgs {
+            check += match which.as_str() {
+                "language" => lang
+                    .detect(m, None, &mut s, &mut p)
+                    .map_or(0, |d| d.language) as f64,
+                "sentiment" => sent
+                    .score_with(m, &mut s, &mut p, Some((lang, &mut ls)))
+                    .map_or(0.0, |x| f64::from(x.score)),
+                "intent" => intent.classify(m, &mut s, &mut p).label as f64,
+                other => return Err(format!("unknown model '{other}'").into()),
+            };
+        }
+    }
+    let n = (passes * msgs.len()) as f64;
+    println!(
+        "{which}: {:.0} msgs/s (checksum {check:.3})",
+        n / start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -140,12 +140,52 @@ async fn small_exports_are_coalesced() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every kind of scan unit (Slack folders, byte ranges of a split JSON Lines file, zips of mixed
+/// exports) gives the same rows from the cache as without one.
+async fn every_unit_kind_reads_back_the_same() -> anyhow::Result<()> {
+    let root = super::fixtures();
+    let cases = [
+        (root.join("slack_folder"), vec![]),
+        (root.join("mixed"), vec![]),
+        (root.join("jsonl"), vec![("split_size", "300")]),
+        (root.join("whatsapp"), vec![]),
+    ];
+    let summary = "SELECT count(*), count(DISTINCT message_id), sum(length(text)), \
+                   min(source_line), max(source_line), count(DISTINCT source) FROM t";
+    let cache = Arc::new(ParsedCache::new(64 << 20));
+    for (dir, options) in cases {
+        let location = format!("{}/", dir.display());
+        let mut options = options;
+        options.push(("on_error", "skip"));
+        let plain = colloquy::new_context();
+        colloquy::register_archive(&plain, "t", &location, &options).await?;
+        let want = rows(&plain, summary).await?;
+        let cached = colloquy::new_context_with_config(cache.attach(SessionConfig::new()));
+        colloquy::register_archive(&cached, "t", &location, &options).await?;
+        let before = cache.stats();
+        for round in 0..2 {
+            let got = rows(&cached, summary).await?;
+            ensure!(got == want, "{location} round {round}: {got:?} vs {want:?}");
+        }
+        let after = cache.stats();
+        ensure!(
+            after.hits > before.hits && after.entries > before.entries,
+            "{location}: the second round did not use the cache ({before:?} → {after:?})"
+        );
+    }
+    Ok(())
+}
+
 pub fn tests() -> Vec<Test> {
     vec![
         Test::new("cache::parsed_once_per_version", parsed_once_per_version),
         Test::new(
             "cache::small_exports_are_coalesced",
             small_exports_are_coalesced,
+        ),
+        Test::new(
+            "cache::every_unit_kind_reads_back_the_same",
+            every_unit_kind_reads_back_the_same,
         ),
     ]
 }

@@ -176,6 +176,29 @@ async fn every_unit_kind_reads_back_the_same() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An export too large for the cache's budget is streamed as without a cache, and not kept.
+async fn large_exports_stream_past_the_cache() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let big: String = (0..200)
+        .map(|i| line("c1", &format!("m{i}"), "a longer message about an order"))
+        .collect();
+    std::fs::write(dir.path().join("big.jsonl"), &big)?;
+    std::fs::write(dir.path().join("small.jsonl"), line("c2", "s1", "hi"))?;
+    // 16 times the small export, far less than 16 times the big one.
+    let cache = Arc::new(ParsedCache::new(16 * 2048));
+    let ctx = session(&cache, dir.path()).await?;
+    for round in 0..2 {
+        let n = rows(&ctx, "SELECT count(*) FROM t").await?;
+        ensure!(n == [["201"]], "round {round}: {n:?}");
+    }
+    let s = cache.stats();
+    ensure!(
+        s.entries == 1 && s.hits == 1 && s.misses == 1,
+        "only the small export is cached: {s:?}"
+    );
+    Ok(())
+}
+
 pub fn tests() -> Vec<Test> {
     vec![
         Test::new("cache::parsed_once_per_version", parsed_once_per_version),
@@ -186,6 +209,10 @@ pub fn tests() -> Vec<Test> {
         Test::new(
             "cache::every_unit_kind_reads_back_the_same",
             every_unit_kind_reads_back_the_same,
+        ),
+        Test::new(
+            "cache::large_exports_stream_past_the_cache",
+            large_exports_stream_past_the_cache,
         ),
     ]
 }

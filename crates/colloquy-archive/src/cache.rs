@@ -106,6 +106,14 @@ impl ParsedCache {
         }
     }
 
+    /// Whether a unit of `raw_bytes` is worth keeping: parsed messages take a few times the bytes of
+    /// their export (more for compressed ones), and a unit is parsed whole before it is kept, so units
+    /// near the budget would hold that much memory at once only to push everything else out. Those are
+    /// streamed as without a cache.
+    pub fn admits(&self, raw_bytes: u64) -> bool {
+        raw_bytes <= (self.budget / 16) as u64
+    }
+
     /// The session configuration with this cache in it.
     pub fn attach(
         self: &Arc<Self>,

@@ -219,6 +219,7 @@ async fn read_partition(
                 let key = shared
                     .cache
                     .as_ref()
+                    .filter(|c| c.cache.admits(unit.size()))
                     .map(|c| unit_key(&shared.url.original, &c.options_fingerprint, &unit));
                 if let (Some(c), Some(k)) = (&shared.cache, &key)
                     && let Some(parsed) = c.cache.get(k)
@@ -573,8 +574,7 @@ fn parse_unit(shared: &ScanShared, unit: &ScanUnit, input: Input) -> Result<Pars
     let mut emit = |m: Message, source: &str| -> FormatResult<()> {
         builder.append(&m, source);
         if builder.len() >= BATCH_ROWS {
-            let (columns, rows) = builder.finish_columns();
-            batches.push((columns.into_iter().flatten().collect(), rows));
+            batches.push(finish_for_cache(&mut builder));
         }
         Ok(())
     };
@@ -584,10 +584,26 @@ fn parse_unit(shared: &ScanShared, unit: &ScanUnit, input: Input) -> Result<Pars
     drop(sink);
     result.map_err(ArchiveError::from)?;
     if !builder.is_empty() {
-        let (columns, rows) = builder.finish_columns();
-        batches.push((columns.into_iter().flatten().collect(), rows));
+        batches.push(finish_for_cache(&mut builder));
     }
     Ok(ParsedUnit::new(batches, issues))
+}
+
+/// The builder's columns with their buffers cut to size: builders start with room for a thousand
+/// values, so the few messages of a small export would otherwise keep tens of kilobytes each.
+fn finish_for_cache(builder: &mut MessageBatchBuilder) -> (Vec<ArrayRef>, usize) {
+    let (columns, rows) = builder.finish_columns();
+    let columns = columns
+        .into_iter()
+        .flatten()
+        .map(|mut column| {
+            if let Some(array) = Arc::get_mut(&mut column) {
+                array.shrink_to_fit();
+            }
+            column
+        })
+        .collect();
+    (columns, rows)
 }
 
 impl Input {

@@ -470,6 +470,16 @@ enum Out<'a> {
     Collect(Vec<RecordBatch>),
 }
 
+impl Out<'_> {
+    /// The collected batches (none when they were sent).
+    fn into_collected(self) -> Vec<RecordBatch> {
+        match self {
+            Out::Collect(batches) => batches,
+            Out::Send(_) => Vec::new(),
+        }
+    }
+}
+
 /// What one parse task hands to the next of the same partition: the place being written, and batches
 /// of parsed units waiting to be sent as one (an archive of many small exports would otherwise send a
 /// batch of a few rows per export, or per parse task).
@@ -668,10 +678,7 @@ fn parse_group(
     }
     // Rows parsed here go now; parsed units may wait for the next task's to fill a batch.
     writer.flush_builder()?;
-    let collected = match writer.out {
-        Out::Collect(batches) => batches,
-        Out::Send(_) => Vec::new(),
-    };
+    let collected = writer.out.into_collected();
     Ok((issues, writer.carry, collected))
 }
 
@@ -684,10 +691,7 @@ fn flush_carry(shared: &ScanShared, carry: Carry) -> Result<Vec<RecordBatch>> {
         carry,
     };
     writer.flush()?;
-    Ok(match writer.out {
-        Out::Collect(batches) => batches,
-        Out::Send(_) => Vec::new(),
-    })
+    Ok(writer.out.into_collected())
 }
 
 fn parse_into(

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use colloquy_textmodels::features::{known_word_bucket, symbol_bucket, word_bucket};
-use colloquy_textmodels::model::{LinearModel, Scratch, argmax, softmax};
+use colloquy_textmodels::model::{CacheId, LinearModel, Scratch, argmax, softmax};
 use colloquy_textmodels::train::{Example, TrainConfig, Trained, next, quantize, train};
 use colloquy_textmodels::{FeatureSpec, IntentModel, LanguageDetector, SentimentModel, Tokens};
 
@@ -156,6 +156,7 @@ fn finish_model(
         known_bits,
         known,
         params,
+        cache_id: CacheId::default(),
     }
 }
 

@@ -109,6 +109,26 @@ impl FeatureSpec {
     }
 }
 
+impl FeatureSpec {
+    /// The character n-grams of one word (what [`Self::features`] adds for it first). They depend on the
+    /// word alone, so a scorer may sum their rows once per distinct word.
+    pub fn word_char_ngrams(&self, word: &str, out: &mut Vec<u32>) {
+        if self.char_max > 0 {
+            char_ngrams(word, self.char_min, self.char_max, self.bits, out);
+        }
+    }
+
+    /// Every feature of [`Self::features`] except the character n-grams: whole words (negated or not),
+    /// word pairs and signals. With [`Self::word_char_ngrams`] of every word, the same multiset.
+    pub fn context_features(&self, tokens: &Tokens, out: &mut Vec<u32>) {
+        let without_chars = Self {
+            char_max: 0,
+            ..*self
+        };
+        without_chars.features(tokens, out);
+    }
+}
+
 /// The bucket of the whole-word feature of `word` (already normalised), or of its negated form.
 pub fn word_bucket(word: &str, negated: bool, bits: u32) -> u32 {
     hash_str(if negated { NEGATED } else { WORD }, word).bucket(bits)
@@ -347,6 +367,39 @@ mod tests {
                     assert_eq!(fast, general, "{word:?} {min}..{max} {bits}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn split_features_are_the_same_multiset() {
+        let spec = FeatureSpec {
+            char_min: 3,
+            char_max: 5,
+            words: true,
+            bigrams: true,
+            negation: true,
+            signals: true,
+            ..CHAR_ONLY
+        };
+        for text in [
+            "I don't like it at all!!! :(",
+            "héllo wörld 😍",
+            "",
+            "ok",
+            "NO no never good",
+        ] {
+            let mut t = Tokens::new();
+            t.read(text);
+            let mut whole = Vec::new();
+            spec.features(&t, &mut whole);
+            let mut split = Vec::new();
+            for w in t.words() {
+                spec.word_char_ngrams(w, &mut split);
+            }
+            spec.context_features(&t, &mut split);
+            whole.sort_unstable();
+            split.sort_unstable();
+            assert_eq!(whole, split, "{text:?}");
         }
     }
 

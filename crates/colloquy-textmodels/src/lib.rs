@@ -11,7 +11,7 @@ pub mod tokens;
 pub mod train;
 
 pub use features::FeatureSpec;
-pub use model::{LinearModel, ModelError, Scratch};
+pub use model::{CacheId, LinearModel, ModelError, Scratch};
 pub use tokens::Tokens;
 
 pub mod intent;

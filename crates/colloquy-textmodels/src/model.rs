@@ -7,6 +7,7 @@
 //! row of weights per bucket means one feature is one contiguous add.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::features::{FeatureSpec, known_word_bucket};
 use crate::hash::checksum;
@@ -40,6 +41,28 @@ pub struct LinearModel {
     pub known: Vec<u64>,
     /// Named numbers chosen at training time (thresholds), read by the task that uses the model.
     pub params: Vec<(String, f32)>,
+    /// Tells this model's entries in a [`Scratch`]'s word cache from another's. Weights changed after a
+    /// model has scored text need a fresh id (`CacheId::default()`), or a scratch that scored with the
+    /// old weights would reuse their sums.
+    pub cache_id: CacheId,
+}
+
+/// A process-unique model identity for [`Scratch`]'s word cache. `Default` and `Clone` both draw a new
+/// one: a clone is a model of its own (its weights may be changed).
+#[derive(Debug, PartialEq, Eq)]
+pub struct CacheId(u64);
+
+impl Default for CacheId {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Clone for CacheId {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 /// Reusable buffers for scoring one text after another.
@@ -48,6 +71,67 @@ pub struct Scratch {
     pub tokens: Tokens,
     pub features: Vec<u32>,
     acc: Vec<i32>,
+    words: WordCache,
+}
+
+/// Longest word (in bytes) whose character n-gram sums are cached; with its length in the last byte, a
+/// key is the word's bytes, zero padded.
+const CACHED_WORD_BYTES: usize = 15;
+/// Slots of the word cache (direct mapped).
+const CACHE_SLOTS: usize = 4096;
+
+/// The summed character n-gram weight rows of recently seen words, for one model at a time.
+///
+/// A word's character n-grams (15–25 of them for a six-letter word) depend on the word alone, and chat
+/// repeats its words: the top thousand cover most of a day's messages. Summing those rows once per
+/// distinct word replaces a dozen random reads of the weight table with one read of a small one
+/// (benches/README.md). The sums are exact (integer), so scores do not depend on what was cached.
+#[derive(Default, Debug)]
+struct WordCache {
+    owner: u64,
+    width: usize,
+    keys: Vec<[u8; CACHED_WORD_BYTES + 1]>,
+    counts: Vec<u16>,
+    sums: Vec<i16>,
+    /// A missed word's n-grams, and their sum.
+    grams: Vec<u32>,
+    row: Vec<i32>,
+}
+
+impl WordCache {
+    /// Empties the cache unless it holds `owner`'s sums for `width` labels.
+    fn prepare(&mut self, owner: u64, width: usize) {
+        if self.owner == owner && self.width == width && !self.keys.is_empty() {
+            return;
+        }
+        self.owner = owner;
+        self.width = width;
+        self.keys.clear();
+        self.keys.resize(CACHE_SLOTS, [0; CACHED_WORD_BYTES + 1]);
+        self.counts.clear();
+        self.counts.resize(CACHE_SLOTS, 0);
+        self.sums.clear();
+        self.sums.resize(CACHE_SLOTS * width, 0);
+    }
+}
+
+fn cache_key(word: &str) -> Option<[u8; CACHED_WORD_BYTES + 1]> {
+    let b = word.as_bytes();
+    if b.is_empty() || b.len() > CACHED_WORD_BYTES {
+        return None;
+    }
+    let mut key = [0u8; CACHED_WORD_BYTES + 1];
+    key[..b.len()].copy_from_slice(b);
+    key[CACHED_WORD_BYTES] = b.len() as u8;
+    Some(key)
+}
+
+fn cache_slot(key: &[u8; CACHED_WORD_BYTES + 1]) -> usize {
+    let (a, b) = key.split_at(8);
+    let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
+    let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let x = (a ^ b.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> (64 - CACHE_SLOTS.trailing_zeros())) as usize
 }
 
 impl LinearModel {
@@ -78,25 +162,18 @@ impl LinearModel {
     pub fn logits_of_tokens(&self, scratch: &mut Scratch, logits: &mut Vec<f32>) -> usize {
         let l = self.n_labels();
         scratch.features.clear();
-        self.spec.features(&scratch.tokens, &mut scratch.features);
         scratch.acc.clear();
         scratch.acc.resize(l, 0);
-        let (weights, features, acc) = (&self.weights, &scratch.features, &mut scratch.acc);
-        // Measured (benches/README.md): fixed widths win for intent's 15 labels; sentiment's 3 and
-        // language's 33 were no faster than the loop below.
-        match l {
-            9..=16 => accumulate::<16>(weights, l, features, acc),
-            17..=32 => accumulate::<32>(weights, l, features, acc),
-            _ => {
-                for &b in features {
-                    let row = &weights[b as usize * l..][..l];
-                    for (a, &w) in acc.iter_mut().zip(row) {
-                        *a += i32::from(w);
-                    }
-                }
-            }
+        let mut n = 0;
+        if self.spec.char_max > 0 {
+            n += self.add_word_ngrams(scratch);
+            self.spec
+                .context_features(&scratch.tokens, &mut scratch.features);
+        } else {
+            self.spec.features(&scratch.tokens, &mut scratch.features);
         }
-        let n = scratch.features.len();
+        self.add_rows(&scratch.features, &mut scratch.acc);
+        n += scratch.features.len();
         let norm = if n == 0 {
             0.0
         } else {
@@ -111,6 +188,73 @@ impl LinearModel {
                 .map(|(&a, &b)| b + a as f32 * norm),
         );
         n
+    }
+
+    /// Adds the character n-gram rows of every word of `scratch.tokens` to `scratch.acc`, through the word
+    /// cache; returns how many n-grams that was. Words too long to cache go to `scratch.features`.
+    fn add_word_ngrams(&self, scratch: &mut Scratch) -> usize {
+        let l = self.n_labels();
+        let Scratch {
+            tokens,
+            features,
+            acc,
+            words: cache,
+        } = scratch;
+        cache.prepare(self.cache_id.0, l);
+        let mut n = 0;
+        for word in tokens.words() {
+            let Some(key) = cache_key(word) else {
+                self.spec.word_char_ngrams(word, features);
+                continue;
+            };
+            let slot = cache_slot(&key);
+            if cache.keys[slot] != key {
+                cache.grams.clear();
+                self.spec.word_char_ngrams(word, &mut cache.grams);
+                cache.row.clear();
+                cache.row.resize(l, 0);
+                self.add_rows(&cache.grams, &mut cache.row);
+                let fits = cache.grams.len() <= usize::from(u16::MAX)
+                    && cache.row.iter().all(|&v| i16::try_from(v).is_ok());
+                if !fits {
+                    for (a, &v) in acc.iter_mut().zip(&cache.row) {
+                        *a += v;
+                    }
+                    n += cache.grams.len();
+                    continue;
+                }
+                cache.keys[slot] = key;
+                cache.counts[slot] = cache.grams.len() as u16;
+                for (s, &v) in cache.sums[slot * l..][..l].iter_mut().zip(&cache.row) {
+                    *s = v as i16;
+                }
+            }
+            n += usize::from(cache.counts[slot]);
+            for (a, &v) in acc.iter_mut().zip(&cache.sums[slot * l..][..l]) {
+                *a += i32::from(v);
+            }
+        }
+        n
+    }
+
+    /// Adds the weight rows of `features` to `acc`.
+    fn add_rows(&self, features: &[u32], acc: &mut [i32]) {
+        let l = self.n_labels();
+        let weights = &self.weights;
+        // Measured (benches/README.md): fixed widths win for intent's 15 labels; sentiment's 3 and
+        // language's 33 were no faster than the loop below.
+        match l {
+            9..=16 => accumulate::<16>(weights, l, features, acc),
+            17..=32 => accumulate::<32>(weights, l, features, acc),
+            _ => {
+                for &b in features {
+                    let row = &weights[b as usize * l..][..l];
+                    for (a, &w) in acc.iter_mut().zip(row) {
+                        *a += i32::from(w);
+                    }
+                }
+            }
+        }
     }
 
     /// The share of `tokens`' words that were seen in training (1.0 without a known-words set or words).
@@ -245,6 +389,7 @@ impl LinearModel {
             known_bits,
             known,
             params,
+            cache_id: CacheId::default(),
         })
     }
 }
@@ -313,7 +458,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Sums the weight rows of `features` into `acc` (`l` labels) with a fixed width `N >= l`: the compiler
+/// Adds the weight rows of `features` to `acc` (`l` labels) with a fixed width `N >= l`: the compiler
 /// turns a fixed-width row into a few vector adds, where a loop over `l` stayed scalar. A row is read `N`
 /// wide (the bytes past `l` belong to the next rows and land in lanes that are dropped); rows too close to
 /// the end of the table for that are added `l` wide.
@@ -334,7 +479,9 @@ fn accumulate<const N: usize>(weights: &[i8], l: usize, features: &[u32], acc: &
             }
         }
     }
-    acc[..l].copy_from_slice(&wide[..l]);
+    for (a, &w) in acc[..l].iter_mut().zip(&wide[..l]) {
+        *a += w;
+    }
 }
 
 #[cfg(test)]
@@ -361,6 +508,7 @@ mod tests {
             known_bits: 8,
             known: vec![1, 2, 3, 4],
             params: vec![("tau".into(), 0.25)],
+            cache_id: CacheId::default(),
         }
     }
 

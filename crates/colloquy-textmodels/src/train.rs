@@ -217,6 +217,7 @@ mod tests {
             known_bits: 0,
             known: vec![],
             params: vec![],
+            cache_id: crate::model::CacheId::default(),
         };
         let mut s = Scratch::default();
         let mut logits = Vec::new();

@@ -110,22 +110,26 @@ impl FeatureSpec {
 }
 
 impl FeatureSpec {
-    /// The character n-grams of one word (what [`Self::features`] adds for it first). They depend on the
-    /// word alone, so a scorer may sum their rows once per distinct word.
-    pub fn word_char_ngrams(&self, word: &str, out: &mut Vec<u32>) {
+    /// The features of one word that depend on it alone: its character n-grams, and the whole word unless
+    /// a negation before it can change that feature. A scorer may sum their rows once per distinct word.
+    pub fn word_features(&self, word: &str, out: &mut Vec<u32>) {
         if self.char_max > 0 {
             char_ngrams(word, self.char_min, self.char_max, self.bits, out);
         }
+        if self.words && !self.negation {
+            out.push(hash_str(WORD, word).bucket(self.bits));
+        }
     }
 
-    /// Every feature of [`Self::features`] except the character n-grams: whole words (negated or not),
-    /// word pairs and signals. With [`Self::word_char_ngrams`] of every word, the same multiset.
+    /// The features of [`Self::features`] that [`Self::word_features`] leaves out: word pairs, signals, and
+    /// whole words when negation applies. With `word_features` of every word, the same multiset.
     pub fn context_features(&self, tokens: &Tokens, out: &mut Vec<u32>) {
-        let without_chars = Self {
+        let rest = Self {
             char_max: 0,
+            words: self.words && self.negation,
             ..*self
         };
-        without_chars.features(tokens, out);
+        rest.features(tokens, out);
     }
 }
 
@@ -372,7 +376,7 @@ mod tests {
 
     #[test]
     fn split_features_are_the_same_multiset() {
-        let spec = FeatureSpec {
+        let with_negation = FeatureSpec {
             char_min: 3,
             char_max: 5,
             words: true,
@@ -381,20 +385,34 @@ mod tests {
             signals: true,
             ..CHAR_ONLY
         };
-        for text in [
-            "I don't like it at all!!! :(",
-            "héllo wörld 😍",
-            "",
-            "ok",
-            "NO no never good",
-        ] {
+        let specs = [
+            with_negation,
+            FeatureSpec {
+                negation: false,
+                ..with_negation
+            },
+            FeatureSpec {
+                char_max: 0,
+                ..with_negation
+            },
+        ];
+        for (spec, text) in specs.iter().flat_map(|s| {
+            [
+                "I don't like it at all!!! :(",
+                "héllo wörld 😍",
+                "",
+                "ok",
+                "NO no never good",
+            ]
+            .map(|t| (s, t))
+        }) {
             let mut t = Tokens::new();
             t.read(text);
             let mut whole = Vec::new();
             spec.features(&t, &mut whole);
             let mut split = Vec::new();
             for w in t.words() {
-                spec.word_char_ngrams(w, &mut split);
+                spec.word_features(w, &mut split);
             }
             spec.context_features(&t, &mut split);
             whole.sort_unstable();

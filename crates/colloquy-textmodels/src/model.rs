@@ -74,18 +74,18 @@ pub struct Scratch {
     words: WordCache,
 }
 
-/// Longest word (in bytes) whose character n-gram sums are cached; with its length in the last byte, a
+/// Longest word (in bytes) whose feature sums are cached; with its length in the last byte, a
 /// key is the word's bytes, zero padded.
 const CACHED_WORD_BYTES: usize = 15;
 /// Slots of the word cache (direct mapped).
 const CACHE_SLOTS: usize = 4096;
 
-/// The summed character n-gram weight rows of recently seen words, for one model at a time.
+/// The summed weight rows of recently seen words' own features (character n-grams, and the word itself
+/// where no negation can change it), for one model at a time.
 ///
-/// A word's character n-grams (15–25 of them for a six-letter word) depend on the word alone, and chat
-/// repeats its words: the top thousand cover most of a day's messages. Summing those rows once per
-/// distinct word replaces a dozen random reads of the weight table with one read of a small one
-/// (benches/README.md). The sums are exact (integer), so scores do not depend on what was cached.
+/// Those features (15–25 for a six-letter word) depend on the word alone, and chat repeats its words: the
+/// top thousand cover most of a day's messages. Summing their rows once per distinct word replaces a
+/// dozen random reads of the weight table with one read of a small one (benches/README.md). The sums are exact (integer), so scores do not depend on what was cached.
 #[derive(Default, Debug)]
 struct WordCache {
     owner: u64,
@@ -165,7 +165,7 @@ impl LinearModel {
         scratch.acc.clear();
         scratch.acc.resize(l, 0);
         let mut n = 0;
-        if self.spec.char_max > 0 {
+        if self.spec.char_max > 0 || (self.spec.words && !self.spec.negation) {
             n += self.add_word_ngrams(scratch);
             self.spec
                 .context_features(&scratch.tokens, &mut scratch.features);
@@ -190,8 +190,9 @@ impl LinearModel {
         n
     }
 
-    /// Adds the character n-gram rows of every word of `scratch.tokens` to `scratch.acc`, through the word
-    /// cache; returns how many n-grams that was. Words too long to cache go to `scratch.features`.
+    /// Adds the rows of every word's own features ([`FeatureSpec::word_features`]) to `scratch.acc`,
+    /// through the word cache; returns how many features that was. Words too long to cache go to
+    /// `scratch.features`.
     fn add_word_ngrams(&self, scratch: &mut Scratch) -> usize {
         let l = self.n_labels();
         let Scratch {
@@ -204,13 +205,13 @@ impl LinearModel {
         let mut n = 0;
         for word in tokens.words() {
             let Some(key) = cache_key(word) else {
-                self.spec.word_char_ngrams(word, features);
+                self.spec.word_features(word, features);
                 continue;
             };
             let slot = cache_slot(&key);
             if cache.keys[slot] != key {
                 cache.grams.clear();
-                self.spec.word_char_ngrams(word, &mut cache.grams);
+                self.spec.word_features(word, &mut cache.grams);
                 cache.row.clear();
                 cache.row.resize(l, 0);
                 self.add_rows(&cache.grams, &mut cache.row);

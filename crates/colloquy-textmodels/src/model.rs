@@ -93,6 +93,10 @@ struct WordCache {
     keys: Vec<[u8; CACHED_WORD_BYTES + 1]>,
     counts: Vec<u16>,
     sums: Vec<i16>,
+    /// Whether the word is in the model's known-words set.
+    known: Vec<bool>,
+    /// Words of the last text scored that are in the known-words set.
+    known_words: usize,
     /// A missed word's n-grams, and their sum.
     grams: Vec<u32>,
     row: Vec<i32>,
@@ -112,6 +116,8 @@ impl WordCache {
         self.counts.resize(CACHE_SLOTS, 0);
         self.sums.clear();
         self.sums.resize(CACHE_SLOTS * width, 0);
+        self.known.clear();
+        self.known.resize(CACHE_SLOTS, false);
     }
 }
 
@@ -202,10 +208,12 @@ impl LinearModel {
             words: cache,
         } = scratch;
         cache.prepare(self.cache_id.0, l);
+        cache.known_words = 0;
         let mut n = 0;
         for word in tokens.words() {
             let Some(key) = cache_key(word) else {
                 self.spec.word_features(word, features);
+                cache.known_words += usize::from(self.is_known(word));
                 continue;
             };
             let slot = cache_slot(&key);
@@ -222,15 +230,18 @@ impl LinearModel {
                         *a += v;
                     }
                     n += cache.grams.len();
+                    cache.known_words += usize::from(self.is_known(word));
                     continue;
                 }
                 cache.keys[slot] = key;
+                cache.known[slot] = self.is_known(word);
                 cache.counts[slot] = cache.grams.len() as u16;
                 for (s, &v) in cache.sums[slot * l..][..l].iter_mut().zip(&cache.row) {
                     *s = v as i16;
                 }
             }
             n += usize::from(cache.counts[slot]);
+            cache.known_words += usize::from(cache.known[slot]);
             for (a, &v) in acc.iter_mut().zip(&cache.sums[slot * l..][..l]) {
                 *a += i32::from(v);
             }
@@ -258,19 +269,27 @@ impl LinearModel {
         }
     }
 
-    /// The share of `tokens`' words that were seen in training (1.0 without a known-words set or words).
-    pub fn known_share(&self, tokens: &Tokens) -> f32 {
-        if self.known_bits == 0 || tokens.is_empty() {
+    /// The share of the words of the text last scored with `scratch` ([`Self::logits_of_tokens`]) that
+    /// were seen in training (1.0 without a known-words set or words).
+    pub fn known_share(&self, scratch: &Scratch) -> f32 {
+        let words = scratch.tokens.len();
+        if self.known_bits == 0 || words == 0 {
             return 1.0;
         }
-        let known = tokens
-            .words()
-            .filter(|w| {
-                let b = known_word_bucket(w, self.known_bits) as usize;
-                self.known[b / 64] >> (b % 64) & 1 == 1
-            })
-            .count();
-        known as f32 / tokens.len() as f32
+        if self.spec.char_max > 0 || (self.spec.words && !self.spec.negation) {
+            // Counted by the word cache while scoring.
+            return scratch.words.known_words as f32 / words as f32;
+        }
+        let known = scratch.tokens.words().filter(|w| self.is_known(w)).count();
+        known as f32 / words as f32
+    }
+
+    fn is_known(&self, word: &str) -> bool {
+        if self.known_bits == 0 {
+            return false;
+        }
+        let b = known_word_bucket(word, self.known_bits) as usize;
+        self.known[b / 64] >> (b % 64) & 1 == 1
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

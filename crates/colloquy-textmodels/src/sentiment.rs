@@ -99,7 +99,9 @@ impl SentimentModel {
         if t.is_empty() && !has_signals {
             return None;
         }
-        if !t.is_empty() && self.model.known_share(t) < self.min_known {
+        // Scored first: the scorer counts the known words on the way (its word cache remembers them).
+        let read = self.model.logits_of_tokens(scratch, probs);
+        if !scratch.tokens.is_empty() && self.model.known_share(scratch) < self.min_known {
             let known_language = match languages {
                 Some((detector, lang_scratch)) => {
                     let mut lang_probs = Vec::new();
@@ -115,7 +117,7 @@ impl SentimentModel {
                 return None;
             }
         }
-        if self.model.logits_of_tokens(scratch, probs) == 0 {
+        if read == 0 {
             return None;
         }
         softmax(probs, None);

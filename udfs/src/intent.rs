@@ -70,7 +70,7 @@ impl ScalarUDFImpl for IntentFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let model = builtin::intent().map_err(model_error)?;
         let threshold = intent_threshold(NAME, &args.config_options, model.threshold())?;
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::pooled(model.model());
         let mut probs = Vec::new();
         text_to_label(&args.args, args.number_rows, |text| {
             let i = model.classify_with(text, threshold, &mut scratch, &mut probs);

@@ -66,7 +66,7 @@ impl ScalarUDFImpl for IntentConfidenceFunc {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let model = builtin::intent().map_err(model_error)?;
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::pooled(model.model());
         let mut probs = Vec::new();
         text_to_f64(&args.args, args.number_rows, |text| {
             Some(f64::from(

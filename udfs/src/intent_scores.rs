@@ -106,7 +106,7 @@ impl ScalarUDFImpl for IntentScoresFunc {
             }
             Some(_) => return exec_err!("{NAME}(): k must be a constant integer"),
         };
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::pooled(model.model());
         let mut probs = Vec::new();
         let mut order: Vec<usize> = Vec::with_capacity(n);
         apply_to_text(&args.args, args.number_rows, |text| {

@@ -73,7 +73,7 @@ impl ScalarUDFImpl for LanguageConfidenceFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let detector = builtin::language().map_err(model_error)?;
         let mask = language_candidates(NAME, &args.args, &args.config_options)?;
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::pooled(detector.model());
         let mut probs = Vec::new();
         text_to_f64(&args.args, args.number_rows, |text| {
             let d = detector.detect(text, mask.as_deref(), &mut scratch, &mut probs)?;

@@ -74,8 +74,8 @@ impl ScalarUDFImpl for SentimentLabelFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let model = builtin::sentiment().map_err(model_error)?;
         let languages = builtin::language().map_err(model_error)?;
-        let mut scratch = Scratch::default();
-        let mut language_scratch = Scratch::default();
+        let mut scratch = Scratch::pooled(model.model());
+        let mut language_scratch = Scratch::pooled(languages.model());
         let mut probs = Vec::new();
         text_to_label(&args.args, args.number_rows, |text| {
             model
@@ -83,7 +83,7 @@ impl ScalarUDFImpl for SentimentLabelFunc {
                     text,
                     &mut scratch,
                     &mut probs,
-                    Some((languages, &mut language_scratch)),
+                    Some((languages, &mut *language_scratch)),
                 )
                 .map(|s| s.label.as_str())
         })

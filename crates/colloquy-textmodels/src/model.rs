@@ -6,7 +6,9 @@
 //! everything before it. One 8-bit weight per bucket and label keeps a 33-language model at 4 MB, and a
 //! row of weights per bucket means one feature is one contiguous add.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::features::{FeatureSpec, known_word_bucket};
@@ -72,6 +74,67 @@ pub struct Scratch {
     pub features: Vec<u32>,
     acc: Vec<i32>,
     words: WordCache,
+}
+
+/// Scratches kept per thread by [`Scratch::pooled`]: enough for every built-in model and a few more.
+const POOLED_PER_THREAD: usize = 8;
+
+thread_local! {
+    static POOL: RefCell<Vec<Scratch>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Scratch {
+    /// A scratch from this thread's pool, preferably the one last used with `model`, so that its word cache
+    /// is warm: SQL functions score batch after batch of the same column on the same worker threads, and a
+    /// fresh scratch per batch relearns the same few thousand words every 8,192 rows. It goes back to the
+    /// pool when dropped. A scratch of another model's (or a new one) is cleared as it is first used.
+    pub fn pooled(model: &LinearModel) -> PooledScratch {
+        let taken = POOL
+            .try_with(|pool| {
+                let mut pool = pool.borrow_mut();
+                let at = pool
+                    .iter()
+                    .rposition(|s| s.words.owner == model.cache_id.0)
+                    .or_else(|| pool.len().checked_sub(1))?;
+                Some(pool.swap_remove(at))
+            })
+            .ok()
+            .flatten();
+        PooledScratch(taken.unwrap_or_default())
+    }
+}
+
+/// A [`Scratch`] on loan from its thread's pool ([`Scratch::pooled`]).
+#[derive(Debug)]
+pub struct PooledScratch(Scratch);
+
+impl Deref for PooledScratch {
+    type Target = Scratch;
+
+    fn deref(&self) -> &Scratch {
+        &self.0
+    }
+}
+
+impl DerefMut for PooledScratch {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        &mut self.0
+    }
+}
+
+impl Drop for PooledScratch {
+    fn drop(&mut self) {
+        // An empty scratch allocates nothing.
+        let scratch = std::mem::take(&mut self.0);
+        // During thread exit the pool may be gone already: then the scratch is simply freed.
+        let _ = POOL.try_with(|pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut()
+                && pool.len() < POOLED_PER_THREAD
+            {
+                pool.push(scratch);
+            }
+        });
+    }
 }
 
 /// Longest word (in bytes) whose feature sums are cached; with its length in the last byte, a
@@ -587,6 +650,29 @@ mod tests {
         flipped[40] ^= 1;
         let e = LinearModel::from_bytes(&flipped).expect_err("flipped bit");
         assert!(e.to_string().contains("checksum"), "{e}");
+    }
+
+    #[test]
+    fn pooled_scratch_is_reused_per_model() {
+        let a = tiny();
+        let b = tiny();
+        let mut logits = Vec::new();
+        let mut first = Scratch::pooled(&a);
+        a.logits("ab ba", &mut first, &mut logits);
+        let want = logits.clone();
+        let mut other = Scratch::pooled(&b);
+        b.logits("ab", &mut other, &mut logits);
+        drop(first);
+        drop(other);
+        // Both went back; asking for `a`'s gets the one whose cache holds `a`'s words.
+        let mut again = Scratch::pooled(&a);
+        assert_eq!(again.words.owner, a.cache_id.0);
+        a.logits("ab ba", &mut again, &mut logits);
+        assert_eq!(logits, want);
+        // A scratch last used by `b` scores `a`'s text as a fresh one would.
+        let mut from_b = Scratch::pooled(&b);
+        a.logits("ab ba", &mut from_b, &mut logits);
+        assert_eq!(logits, want);
     }
 
     #[test]

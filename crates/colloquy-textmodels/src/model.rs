@@ -675,6 +675,64 @@ mod tests {
         assert_eq!(logits, want);
     }
 
+    /// The scores of [`LinearModel::logits`] computed the plain way: every feature's row added to the sum.
+    fn uncached_logits(m: &LinearModel, text: &str) -> Vec<f32> {
+        let mut tokens = Tokens::new();
+        tokens.read(text);
+        let mut features = Vec::new();
+        m.spec.features(&tokens, &mut features);
+        let l = m.n_labels();
+        let mut acc = vec![0i32; l];
+        for &b in &features {
+            for (a, &w) in acc.iter_mut().zip(&m.weights[b as usize * l..][..l]) {
+                *a += i32::from(w);
+            }
+        }
+        let norm = if features.is_empty() {
+            0.0
+        } else {
+            m.scale / (features.len() as f32).sqrt()
+        };
+        acc.iter()
+            .zip(&m.bias)
+            .map(|(&a, &b)| b + a as f32 * norm)
+            .collect()
+    }
+
+    #[test]
+    fn word_cache_gives_the_plain_scores() {
+        let texts = [
+            "where is my order",
+            "WHERE IS MY ORDER??? soooo late",
+            "where is my order",
+            "Wo ist meine Bestellung? Überweisung läuft",
+            "supercalifragilisticexpialidocious antidisestablishmentarianism",
+            "not good, never again :( 😡",
+            "",
+            "¿Dónde está mi pedido?",
+            "我的订单在哪里",
+            "a b c d e f g h i j k l m n o p",
+        ];
+        let mut models: Vec<LinearModel> = [
+            crate::builtin::language().map(|d| d.model()),
+            crate::builtin::sentiment().map(|s| s.model()),
+            crate::builtin::intent().map(|s| s.model()),
+        ]
+        .into_iter()
+        .map(|m| m.expect("built-in model").clone())
+        .collect();
+        models.push(tiny());
+        let mut logits = Vec::new();
+        let mut shared = Scratch::default();
+        for m in &models {
+            // Twice over: the second pass reads every word from the cache.
+            for text in texts.iter().chain(&texts) {
+                m.logits(text, &mut shared, &mut logits);
+                assert_eq!(logits, uncached_logits(m, text), "{text:?}");
+            }
+        }
+    }
+
     #[test]
     fn softmax_respects_mask() {
         let mut v = vec![1.0, 2.0, 3.0];

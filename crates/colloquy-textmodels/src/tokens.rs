@@ -81,7 +81,10 @@ impl Tokens {
         if text.is_ascii() {
             // Whitespace in ASCII text is the space and bytes 9 to 13 (what `split_whitespace` splits
             // on there): splitting bytes saves decoding every character of most chat messages.
-            for raw in text.as_bytes().split(|&b| b == b' ' || (9..=13).contains(&b)) {
+            for raw in text
+                .as_bytes()
+                .split(|&b| b == b' ' || (9..=13).contains(&b))
+            {
                 if !raw.is_empty() {
                     self.read_raw_ascii(raw);
                 }

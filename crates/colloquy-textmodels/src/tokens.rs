@@ -278,13 +278,12 @@ pub fn truncate(text: &str, max: usize) -> &str {
 
 fn is_link_or_mention(b: &[u8]) -> bool {
     let starts = |p: &[u8]| b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p);
-    // Plain loops: tokens are a few bytes, shorter than memchr's set-up pays for. ('@' and '.' are
-    // never part of a multi-byte UTF-8 character, so bytes are enough.)
+    // '@' and '.' are never part of a multi-byte UTF-8 character, so bytes are enough.
     starts(b"http://")
         || starts(b"https://")
         || starts(b"www.")
         || b.first() == Some(&b'@')
-        || (b.iter().any(|&c| c == b'@') && b.iter().any(|&c| c == b'.'))
+        || (b.contains(&b'@') && b.contains(&b'.'))
 }
 
 /// Letters, and the combining marks that belong inside words (Indic vowel signs and viramas, Arabic and

@@ -150,7 +150,8 @@ const CACHE_SLOTS: usize = 4096;
 ///
 /// Those features (15–25 for a six-letter word) depend on the word alone, and chat repeats its words: the
 /// top thousand cover most of a day's messages. Summing their rows once per distinct word replaces a
-/// dozen random reads of the weight table with one read of a small one (benches/README.md). The sums are exact (integer), so scores do not depend on what was cached.
+/// dozen random reads of the weight table with one read of a small one (benches/README.md). The sums
+/// are exact (integer), so scores do not depend on what was cached.
 #[derive(Default, Debug)]
 struct WordCache {
     owner: u64,
@@ -236,8 +237,8 @@ impl LinearModel {
         scratch.acc.clear();
         scratch.acc.resize(l, 0);
         let mut n = 0;
-        if self.spec.char_max > 0 || (self.spec.words && !self.spec.negation) {
-            n += self.add_word_ngrams(scratch);
+        if self.caches_words() {
+            n += self.add_word_features(scratch);
             self.spec
                 .context_features(&scratch.tokens, &mut scratch.features);
         } else {
@@ -261,10 +262,16 @@ impl LinearModel {
         n
     }
 
+    /// Whether this model's words have features of their own ([`FeatureSpec::word_features`]): then they
+    /// are scored through the word cache.
+    fn caches_words(&self) -> bool {
+        self.spec.char_max > 0 || (self.spec.words && !self.spec.negation)
+    }
+
     /// Adds the rows of every word's own features ([`FeatureSpec::word_features`]) to `scratch.acc`,
     /// through the word cache; returns how many features that was. Words too long to cache go to
     /// `scratch.features`.
-    fn add_word_ngrams(&self, scratch: &mut Scratch) -> usize {
+    fn add_word_features(&self, scratch: &mut Scratch) -> usize {
         let l = self.n_labels();
         let Scratch {
             tokens,
@@ -341,7 +348,7 @@ impl LinearModel {
         if self.known_bits == 0 || words == 0 {
             return 1.0;
         }
-        if self.spec.char_max > 0 || (self.spec.words && !self.spec.negation) {
+        if self.caches_words() {
             // Counted by the word cache while scoring.
             return scratch.words.known_words as f32 / words as f32;
         }

@@ -113,7 +113,9 @@ impl AggregateUDFImpl for DriftFunc {
         let value = if is_numeric(value) {
             DataType::Float64
         } else if is_text_type(value) || value.is_null() {
-            DataType::Utf8
+            // Strings stay in their own encoding (Parquet reads Utf8View): casting every text to Utf8
+            // would copy the column before the sample keeps a few thousand of them.
+            crate::strings::coerce_text(NAME, 1, value)?
         } else if is_vector(value) {
             vector_type()
         } else {

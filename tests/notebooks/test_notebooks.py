@@ -46,7 +46,7 @@ EXPECTED_TEXT = {
     ],
     "03-sentiment-and-drift.ipynb": [
         "largest fall: whatsapp, week of 2026-03-02",
-        "top: complaint",
+        "top: track_order",
         "whatsapp weeks with intent and sentiment drift: 2026-03-02",
     ],
     "04-extending-with-onnx.ipynb": [

@@ -954,22 +954,25 @@ def read_handwritten(ctx):
     return out
 
 
-def train_only_rows(ctx, heldout):
+def intent_sigs(text):
+    """What makes two intent texts the same for the leakage checks: the normalised key and text."""
+    return {("k", intent_key(text)), ("n", norm_exact(text))}
+
+
+def train_only_rows(ctx, heldout, heldout_sigs):
     """The rows of handwritten/intent_en_train_only.tsv that may join training without touching the
     held-out measure. Hand-written singletons mostly land in dev and test under the group split (it fills
     each label's training share with the large templated groups first), so examples of a style that
     only hand-written rows have - venting as a complaint - would otherwise barely reach the evaluated
-    model. A row is dropped when its normalised text or key is a held-out row's, or when it has a
-    same-label held-out neighbour at token Jaccard >= 0.6 (the group split's own merge rule)."""
+    model. A row is dropped when its normalised text or key is a held-out row's (`heldout_sigs`), or when
+    it has a same-label held-out neighbour at token Jaccard >= 0.6 (the group split's own merge rule)."""
     path = HANDWRITTEN / "intent_en_train_only.tsv"
     if not path.exists():
         return []
     rows = read_intent_file(ctx, path)
     held_keys = defaultdict(set)
-    held_sigs = set()
     for lab, text in heldout:
         held_keys[lab].add(intent_key(text))
-        held_sigs |= {intent_key(text), norm_exact(text)}
     kept, dropped = [], []
     for lab in sorted({l for l, _ in rows}):
         mine = [(l, t) for l, t in rows if l == lab]
@@ -979,7 +982,7 @@ def train_only_rows(ctx, heldout):
             if (a in keys) != (b in keys):
                 near.add(a if a in keys else b)
         for l, t in mine:
-            if intent_key(t) in near or intent_key(t) in held_sigs or norm_exact(t) in held_sigs:
+            if intent_key(t) in near or intent_sigs(t) & heldout_sigs:
                 dropped.append(t)
             else:
                 kept.append((l, t))
@@ -1114,13 +1117,10 @@ def build_intent(ctx, bitext_rows, clinc, hwu, snips_train, banking, chitchat):
     # Short texts ("haha", "hola", "ok") also occur in the English pool, so a non-English row whose
     # normalised text/key is in the English dev/test split goes to dev_<lang> (never to train), and
     # a dev_<lang> row whose text/key is also a train row of its language moves to train.
-    def sigs(t):
-        return {("k", intent_key(t)), ("n", norm_exact(t))}
-
     en_heldout = set()
     for sp in ("dev", "test"):
         for r in split_rows[sp]:
-            en_heldout |= sigs(r[1])
+            en_heldout |= intent_sigs(r[1])
     extra_train = []
     dev_lang = {}
     for lang in sorted(hand):
@@ -1135,14 +1135,14 @@ def build_intent(ctx, bitext_rows, clinc, hwu, snips_train, banking, chitchat):
             ranked = sorted(by_lab[l], key=lambda t: (h("hand", lang, l, t), t))
             for i, t in enumerate(ranked):
                 (dv if i % 3 == 2 else tr).append((l, t))
-        to_dev = [r for r in tr if sigs(r[1]) & en_heldout]
-        tr = [r for r in tr if not (sigs(r[1]) & en_heldout)]
+        to_dev = [r for r in tr if intent_sigs(r[1]) & en_heldout]
+        tr = [r for r in tr if not (intent_sigs(r[1]) & en_heldout)]
         dv += to_dev
         tr_sigs = set()
         for _, t in tr:
-            tr_sigs |= sigs(t)
-        to_train = [r for r in dv if sigs(r[1]) & tr_sigs]
-        dv = [r for r in dv if not (sigs(r[1]) & tr_sigs)]
+            tr_sigs |= intent_sigs(t)
+        to_train = [r for r in dv if intent_sigs(r[1]) & tr_sigs]
+        dv = [r for r in dv if not (intent_sigs(r[1]) & tr_sigs)]
         tr += to_train
         if to_dev or to_train:
             ctx.note("handwritten %s: %d rows moved train->dev (text in English dev/test: %s), %d moved dev->train "
@@ -1155,7 +1155,7 @@ def build_intent(ctx, bitext_rows, clinc, hwu, snips_train, banking, chitchat):
         return sorted(rs, key=lambda r: (r[0], h("order", r[1]), r[1]))
 
     heldout = [(r[0], r[1]) for sp in ("dev", "test") for r in split_rows[sp]]
-    extra_train += train_only_rows(ctx, heldout)
+    extra_train += train_only_rows(ctx, heldout, en_heldout)
     train = ordered([(r[0], r[1]) for r in split_rows["train"]] + extra_train)
     dev = ordered([(r[0], r[1]) for r in split_rows["dev"]])
     test = ordered([(r[0], r[1]) for r in split_rows["test"]])

@@ -1,8 +1,9 @@
 //! colloquy: customer-conversation archives as SQL tables for Apache DataFusion.
 //!
-//! [`new_context`] builds the session every colloquy front end uses (the CLI today, the Flight SQL
-//! server and notebooks later): DataFusion's own formats and table factories, the information schema,
-//! object stores created on demand from URLs, and everything colloquy adds.
+//! [`new_context`] builds the session every colloquy front end uses (`colloquy sql`, the Flight SQL
+//! server, notebooks through it): DataFusion's own formats and table factories, the information schema,
+//! object stores created on demand from URLs, and everything colloquy adds. The server's sessions also
+//! carry its access policy ([`server_runtime_env`], [`restrict`]).
 //!
 //! ```no_run
 //! # async fn demo() -> datafusion::error::Result<()> {
@@ -14,6 +15,7 @@
 
 use std::sync::Arc;
 
+use colloquy_archive::AccessPolicy;
 use colloquy_archive::errlog::ErrorLog;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -44,8 +46,36 @@ pub fn new_context_with_config(config: SessionConfig) -> SessionContext {
 pub fn runtime_env(
     memory_limit: Option<usize>,
 ) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
-    let mut builder = RuntimeEnvBuilder::new()
-        .with_object_store_registry(Arc::new(colloquy_archive::AutoStoreRegistry::new()));
+    runtime_env_with_registry(
+        memory_limit,
+        Arc::new(colloquy_archive::AutoStoreRegistry::new()),
+    )
+}
+
+/// The runtime environment of a shared server's sessions: as [`runtime_env`], but every object store
+/// it hands out checks each path against `policy` (see [`colloquy_archive::policy`]).
+pub fn server_runtime_env(
+    memory_limit: Option<usize>,
+    policy: Arc<AccessPolicy>,
+) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+    runtime_env_with_registry(
+        memory_limit,
+        Arc::new(colloquy_archive::GuardedRegistry::new(policy)),
+    )
+}
+
+/// Puts a server's policy on a session (after the operator's own archives and models are registered):
+/// archive tables and `read_archive` then check their locations while planning and build stores from a
+/// client's OPTIONS without the server's credentials.
+pub fn restrict(ctx: &SessionContext, policy: Arc<AccessPolicy>) {
+    ctx.state_ref().write().config_mut().set_extension(policy);
+}
+
+fn runtime_env_with_registry(
+    memory_limit: Option<usize>,
+    registry: Arc<dyn datafusion::execution::object_store::ObjectStoreRegistry>,
+) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+    let mut builder = RuntimeEnvBuilder::new().with_object_store_registry(registry);
     if let Some(limit) = memory_limit {
         builder = builder.with_memory_pool(Arc::new(
             datafusion::execution::memory_pool::FairSpillPool::new(limit),

@@ -19,6 +19,9 @@ pub enum ArchiveError {
     Store(#[from] object_store::Error),
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
+    /// The server's access policy refused a location, a write or a host.
+    #[error(transparent)]
+    Denied(crate::policy::Denied),
 }
 
 impl ArchiveError {
@@ -43,6 +46,7 @@ impl From<ArchiveError> for DataFusionError {
             }
             ArchiveError::DataFusion(e) => e,
             ArchiveError::Store(e) => DataFusionError::ObjectStore(Box::new(e)),
+            ArchiveError::Denied(d) => DataFusionError::External(Box::new(d)),
             other => DataFusionError::Execution(other.to_string()),
         }
     }

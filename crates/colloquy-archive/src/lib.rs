@@ -11,6 +11,7 @@ pub mod cache;
 pub mod errlog;
 pub mod error;
 pub mod listing;
+pub mod policy;
 pub mod progress;
 pub mod provider;
 pub mod scan;
@@ -31,6 +32,7 @@ pub use formats::Format;
 pub use options::ArchiveOptions;
 pub use provider::{ArchiveErrorsFunc, ArchiveTable, ArchiveTableFactory, ReadArchiveFunc};
 pub use schema::message_schema;
+pub use policy::{AccessPolicy, GuardedRegistry, GuardedStore};
 pub use store::AutoStoreRegistry;
 
 /// The `STORED AS` name of archive tables.

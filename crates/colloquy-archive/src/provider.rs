@@ -26,7 +26,8 @@ use crate::listing::{Feeds, partition_columns};
 use crate::options::ArchiveOptions;
 use crate::scan::{ArchivePartition, PlacePruner, ScanCache, ScanShared};
 use crate::schema::table_schema;
-use crate::store::{ArchiveUrl, build_store};
+use crate::policy::{AccessPolicy, GuardedStore};
+use crate::store::{ArchiveUrl, build_client_store, build_store};
 
 /// A table over every message in an archive location. Objects are listed again at each scan, so new
 /// exports dropped under a prefix show up without re-creating the table.
@@ -52,7 +53,13 @@ impl ArchiveTable {
         log: ErrorLog,
     ) -> Result<Self> {
         let url = ArchiveUrl::parse(location)?;
-        let store = resolve_store(session, &url, &options)?;
+        let policy = session.config().get_extension::<AccessPolicy>();
+        if let Some(policy) = &policy {
+            policy
+                .check_url(&url.base, &url.prefix, false)
+                .map_err(ArchiveError::Denied)?;
+        }
+        let store = resolve_store(session, &url, &options, policy)?;
         let partition_cols = partition_columns(Arc::clone(&store), &url).await?;
         Ok(Self {
             name: name.into(),
@@ -70,28 +77,46 @@ impl ArchiveTable {
     }
 }
 
-/// Registers a store built from OPTIONS when the table has store options; otherwise uses (or creates
-/// from the environment) the session's store for the URL.
+/// A table with store options gets a store built from them. Under a server policy the table alone keeps
+/// it: never registered in the runtime, which the server's sessions share, so one client's credentials
+/// never sign another's requests. Otherwise the session's store for the URL (made from the environment on
+/// first use). Under a server policy every store is guarded and a client's OPTIONS never use the
+/// server's credentials.
 fn resolve_store(
     session: &dyn Session,
     url: &ArchiveUrl,
     options: &ArchiveOptions,
+    policy: Option<Arc<AccessPolicy>>,
 ) -> Result<Arc<dyn ObjectStore>> {
     let key = url.store_url();
-    let env = session.runtime_env();
-    if !options.store.is_empty() {
-        let store = build_store(&key, options)?;
-        env.register_object_store(&key, Arc::clone(&store));
-        return Ok(store);
-    }
-    match env.object_store_registry.get_store(&key) {
-        Ok(s) => Ok(s),
-        Err(_) => {
-            let store = build_store(&key, options)?;
-            env.register_object_store(&key, Arc::clone(&store));
-            Ok(store)
+    let store = if !options.store.is_empty() {
+        match &policy {
+            Some(p) => build_client_store(&key, options, p)?,
+            None => {
+                // `colloquy sql` has one user: later statements on the same bucket reuse the store.
+                let store = build_store(&key, options)?;
+                session
+                    .runtime_env()
+                    .register_object_store(&key, Arc::clone(&store));
+                store
+            }
         }
-    }
+    } else {
+        let env = session.runtime_env();
+        match env.object_store_registry.get_store(&key) {
+            Ok(s) => s,
+            Err(e) if policy.is_some() => return Err(ArchiveError::DataFusion(e)),
+            Err(_) => {
+                let store = build_store(&key, options)?;
+                env.register_object_store(&key, Arc::clone(&store));
+                store
+            }
+        }
+    };
+    Ok(match policy {
+        Some(p) => GuardedStore::wrap(store, &key, p),
+        None => store,
+    })
 }
 
 impl ArchiveTable {

@@ -20,6 +20,7 @@ use url::Url;
 
 use crate::error::{ArchiveError, Result};
 use crate::options::ArchiveOptions;
+use crate::policy::{AccessPolicy, Denied};
 
 /// A parsed archive location: the URL of its fixed prefix and, for globs, the pattern over full paths.
 #[derive(Debug, Clone)]
@@ -131,7 +132,7 @@ impl ArchiveUrl {
     }
 }
 
-fn store_key(url: &Url) -> Url {
+pub(crate) fn store_key(url: &Url) -> Url {
     let s = format!(
         "{}://{}",
         url.scheme(),
@@ -151,6 +152,96 @@ fn retry() -> RetryConfig {
 
 /// Builds the store for `url`, from environment variables plus `options.store` (`aws.*`, `gcp.*`, ...).
 pub fn build_store(url: &Url, options: &ArchiveOptions) -> Result<Arc<dyn ObjectStore>> {
+    build_store_with(url, options, None)
+}
+
+/// Builds a store from a server client's OPTIONS: only the keys in [`CLIENT_STORE_KEYS`], endpoints the
+/// operator allows, and never the server's own credentials (no environment, no instance metadata: without
+/// keys of its own the store sends unsigned requests).
+pub fn build_client_store(
+    url: &Url,
+    options: &ArchiveOptions,
+    policy: &AccessPolicy,
+) -> Result<Arc<dyn ObjectStore>> {
+    build_store_with(url, options, Some(policy))
+}
+
+/// Object-store options a server client may set, by their canonical `object_store` names. Everything
+/// else (proxies, credential files, metadata and STS endpoints, emulators) could make the server read
+/// its own files or call internal addresses.
+pub const CLIENT_STORE_KEYS: &[&str] = &[
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region",
+    "aws_default_region",
+    "aws_endpoint",
+    "aws_virtual_hosted_style_request",
+    "aws_skip_signature",
+    "aws_unsigned_payload",
+    "aws_checksum_algorithm",
+    "aws_request_payer",
+    "allow_http",
+    "google_service_account_key",
+    "google_skip_signature",
+    "azure_storage_account_name",
+    "azure_storage_account_key",
+    "azure_storage_sas_key",
+    "azure_storage_token",
+    "azure_storage_endpoint",
+    "azure_skip_signature",
+    "timeout",
+    "connect_timeout",
+];
+
+/// Keys that carry a client's own credentials: with none of them, a client store is unsigned.
+const CLIENT_CREDENTIAL_KEYS: &[&str] = &[
+    "aws_access_key_id",
+    "aws_session_token",
+    "google_service_account_key",
+    "azure_storage_account_key",
+    "azure_storage_sas_key",
+    "azure_storage_token",
+];
+
+/// Refuses a client option outside [`CLIENT_STORE_KEYS`] and an endpoint the operator does not allow.
+fn check_client_key(
+    policy: Option<&AccessPolicy>,
+    written: &str,
+    canonical: &str,
+    value: &str,
+    has_credentials: &mut bool,
+) -> Result<()> {
+    let Some(policy) = policy else {
+        return Ok(());
+    };
+    if !CLIENT_STORE_KEYS.contains(&canonical) {
+        return Err(ArchiveError::Denied(Denied {
+            rule: "network",
+            message: format!(
+                "object-store option '{written}' is not available to clients of colloquy serve (they may set credentials, region and an allowed endpoint); an operator can register the archive in the config instead"
+            ),
+        }));
+    }
+    if canonical.ends_with("endpoint") {
+        policy
+            .check_endpoint(written, value)
+            .map_err(ArchiveError::Denied)?;
+    }
+    if CLIENT_CREDENTIAL_KEYS.contains(&canonical) {
+        *has_credentials = true;
+    }
+    Ok(())
+}
+
+fn build_store_with(
+    url: &Url,
+    options: &ArchiveOptions,
+    policy: Option<&AccessPolicy>,
+) -> Result<Arc<dyn ObjectStore>> {
+    // A client's store never starts from the server's environment (its credentials and endpoints).
+    let from_env = policy.is_none();
+    let mut has_credentials = false;
     let bad = |k: &str, e: object_store::Error| {
         ArchiveError::config(format!("object-store option '{k}': {e}"))
     };
@@ -169,18 +260,33 @@ pub fn build_store(url: &Url, options: &ArchiveOptions) -> Result<Arc<dyn Object
     let bucket = url.host_str().unwrap_or_default().to_string();
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "s3" | "s3a" => {
-            let mut b = AmazonS3Builder::from_env()
-                .with_bucket_name(&bucket)
-                .with_retry(retry());
-            let mut endpoint = std::env::var("AWS_ENDPOINT_URL")
-                .or_else(|_| std::env::var("AWS_ENDPOINT"))
-                .ok();
-            let mut region_set =
-                std::env::var("AWS_REGION").is_ok() || std::env::var("AWS_DEFAULT_REGION").is_ok();
+            let b = if from_env {
+                AmazonS3Builder::from_env()
+            } else {
+                AmazonS3Builder::new()
+            };
+            let mut b = b.with_bucket_name(&bucket).with_retry(retry());
+            let mut endpoint = if from_env {
+                std::env::var("AWS_ENDPOINT_URL")
+                    .or_else(|_| std::env::var("AWS_ENDPOINT"))
+                    .ok()
+            } else {
+                None
+            };
+            let mut region_set = from_env
+                && (std::env::var("AWS_REGION").is_ok()
+                    || std::env::var("AWS_DEFAULT_REGION").is_ok());
             let mut allow_http_set = false;
             for (k, v) in opts(&["aws."]) {
                 let key =
                     AmazonS3ConfigKey::from_str(&k).map_err(|e| bad(&format!("aws.{k}"), e))?;
+                check_client_key(
+                    policy,
+                    &format!("aws.{k}"),
+                    key.as_ref(),
+                    &v,
+                    &mut has_credentials,
+                )?;
                 match key {
                     AmazonS3ConfigKey::Endpoint => endpoint = Some(v.clone()),
                     AmazonS3ConfigKey::Region | AmazonS3ConfigKey::DefaultRegion => {
@@ -201,30 +307,59 @@ pub fn build_store(url: &Url, options: &ArchiveOptions) -> Result<Arc<dyn Object
             if !region_set {
                 b = b.with_region("us-east-1");
             }
+            if !from_env && !has_credentials {
+                b = b.with_skip_signature(true);
+            }
             Arc::new(b.build().map_err(|e| {
                 ArchiveError::config(format!("cannot configure S3 for '{url}': {e}"))
             })?)
         }
         "gs" | "gcs" => {
-            let mut b = GoogleCloudStorageBuilder::from_env()
-                .with_bucket_name(&bucket)
-                .with_retry(retry());
+            let b = if from_env {
+                GoogleCloudStorageBuilder::from_env()
+            } else {
+                GoogleCloudStorageBuilder::new()
+            };
+            let mut b = b.with_bucket_name(&bucket).with_retry(retry());
             for (k, v) in opts(&["gcp.", "google."]) {
                 let key = GoogleConfigKey::from_str(&k).map_err(|e| bad(&format!("gcp.{k}"), e))?;
+                check_client_key(
+                    policy,
+                    &format!("gcp.{k}"),
+                    key.as_ref(),
+                    &v,
+                    &mut has_credentials,
+                )?;
                 b = b.with_config(key, v);
+            }
+            if !from_env && !has_credentials {
+                b = b.with_config(GoogleConfigKey::SkipSignature, "true");
             }
             Arc::new(b.build().map_err(|e| {
                 ArchiveError::config(format!("cannot configure GCS for '{url}': {e}"))
             })?)
         }
         "az" | "azure" | "abfs" | "abfss" => {
-            let mut b = MicrosoftAzureBuilder::from_env()
-                .with_url(url.as_str())
-                .with_retry(retry());
+            let b = if from_env {
+                MicrosoftAzureBuilder::from_env()
+            } else {
+                MicrosoftAzureBuilder::new()
+            };
+            let mut b = b.with_url(url.as_str()).with_retry(retry());
             for (k, v) in opts(&["azure."]) {
                 let key =
                     AzureConfigKey::from_str(&k).map_err(|e| bad(&format!("azure.{k}"), e))?;
+                check_client_key(
+                    policy,
+                    &format!("azure.{k}"),
+                    key.as_ref(),
+                    &v,
+                    &mut has_credentials,
+                )?;
                 b = b.with_config(key, v);
+            }
+            if !from_env && !has_credentials {
+                b = b.with_config(AzureConfigKey::SkipSignature, "true");
             }
             Arc::new(b.build().map_err(|e| {
                 ArchiveError::config(format!("cannot configure Azure for '{url}': {e}"))
@@ -238,9 +373,19 @@ pub fn build_store(url: &Url, options: &ArchiveOptions) -> Result<Arc<dyn Object
                 // The user wrote http:// on purpose; object_store refuses it unless told.
                 b = b.with_config(ClientConfigKey::AllowHttp, "true");
             }
+            if let Some(policy) = policy {
+                policy.check_host(url).map_err(ArchiveError::Denied)?;
+            }
             for (k, v) in opts(&["http."]) {
                 let key =
                     ClientConfigKey::from_str(&k).map_err(|e| bad(&format!("http.{k}"), e))?;
+                check_client_key(
+                    policy,
+                    &format!("http.{k}"),
+                    key.as_ref(),
+                    &v,
+                    &mut has_credentials,
+                )?;
                 b = b.with_config(key, v);
             }
             Arc::new(b.build().map_err(|e| {

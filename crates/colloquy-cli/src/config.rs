@@ -42,14 +42,27 @@ pub struct Config {
 /// tls_cert = "cert.pem"
 /// tls_key = "key.pem"
 /// expand_views = true          # send Utf8View/BinaryView as Utf8/Binary
+/// # What clients may reach besides the registered archives and models (and the demo with --demo):
+/// read = ["s3://acme/exports/", "/srv/chats/"]   # URL or path prefixes clients may read
+/// write = ["/srv/colloquy/out/"]                  # prefixes COPY / INSERT may write (none by default)
+/// allow_hosts = ["127.0.0.1:9000"]               # internal hosts and object-store endpoints clients may name
 /// memory_limit = "2GB"         # shared by all queries; DataFusion spills where it can
-/// query_memory_limit = "512MB" # at most this much per query (within memory_limit)
-/// archive_cache = "1GB"        # parsed archive messages kept between queries ("0" turns it off)
-/// query_timeout_secs = 300
+/// query_memory_limit = "1GB"   # at most this much per statement (within memory_limit)
+/// archive_cache = "512MB"      # parsed archive messages kept between queries ("0" turns it off)
+/// query_timeout_secs = 300     # every statement, command and ingest
 /// session_idle_secs = 900      # sessions without a call for this long are closed
+/// max_sessions = 256
+/// max_queries_per_user = 16    # statements one user (an anonymous client: one session) runs at once
+/// max_sql_bytes = 1048576
+/// max_expression_depth = 256
+/// max_target_partitions = 16   # the most a client may SET datafusion.execution.target_partitions to
+/// max_ingest_bytes = "512MB"   # one bulk ingest
+/// max_tokens = 10000           # session tokens alive at once
+/// token_ttl_secs = 43200       # session tokens expire after 12 hours
+/// allow_plaintext_passwords = false  # passwords over plain TCP on a non-loopback address
 /// metrics_bind = "127.0.0.1:9090"   # /metrics (Prometheus) and /health
-/// [server.users]               # basic-auth users (handshake → bearer token)
-/// ana = "s3cret"
+/// [server.users]               # basic-auth users (handshake → bearer token): argon2 hashes
+/// ana = "$argon2id$v=19$m=19456,t=2,p=1$…"      # from `colloquy hash-password`
 /// [server.tokens]              # static API tokens → user name
 /// "tok-ci-123" = "ci"
 /// ```
@@ -66,6 +79,22 @@ pub struct ServerSection {
     pub query_timeout_secs: Option<f64>,
     pub session_idle_secs: Option<f64>,
     pub metrics_bind: Option<String>,
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub write: Vec<String>,
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    pub max_sessions: Option<usize>,
+    pub max_queries_per_user: Option<usize>,
+    pub max_sql_bytes: Option<usize>,
+    pub max_expression_depth: Option<usize>,
+    pub max_target_partitions: Option<usize>,
+    pub max_ingest_bytes: Option<String>,
+    pub max_tokens: Option<usize>,
+    pub token_ttl_secs: Option<f64>,
+    #[serde(default)]
+    pub allow_plaintext_passwords: bool,
     #[serde(default)]
     pub users: BTreeMap<String, String>,
     #[serde(default)]

@@ -38,6 +38,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run a query that returns a model (e.g. train_classifier) and write its bytes to a file or object store.
     SaveModel(save_model::SaveModelArgs),
+    /// Read a password from standard input and print its argon2 hash for `[server.users]`.
+    HashPassword,
 }
 
 #[derive(clap::Args)]
@@ -118,6 +120,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::SaveModel(args) => save_model::run(args).await,
+            Command::HashPassword => hash_password(),
         }
     });
     match result {
@@ -153,6 +156,22 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<datafusion::arrow::error::ArrowError>()
                 .is_some_and(|a| matches!(a, datafusion::arrow::error::ArrowError::IoError(_, io) if io.kind() == std::io::ErrorKind::BrokenPipe))
     })
+}
+
+/// The first line of standard input (a terminal prompts for it), hashed for the config.
+fn hash_password() -> anyhow::Result<()> {
+    if std::io::stdin().is_terminal() {
+        eprint!("password (shown as you type; pipe it in to avoid that): ");
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input");
+    }
+    let hash = colloquy_flight::hash_password(password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{hash}");
+    Ok(())
 }
 
 /// Parsed archive messages the interactive shell keeps between statements.

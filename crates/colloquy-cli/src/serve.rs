@@ -5,16 +5,112 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use colloquy_flight::{Authenticator, Normalizer, ServiceOptions, Tls};
+use colloquy::archive::AccessPolicy;
+use colloquy_flight::{
+    Authenticator, Gate, Limits, Normalizer, ServiceOptions, Tls, TokenLimits,
+};
 
-use crate::config::{self, ServerSection};
+use crate::config::{self, Config, ServerSection};
 use crate::{ServeArgs, demo};
 
+/// Defaults that keep a 2-core, 4 GB host answering: the operator raises them in `[server]`.
+const DEFAULT_MEMORY_LIMIT: &str = "2GB";
+const DEFAULT_QUERY_MEMORY_LIMIT: &str = "1GB";
+const DEFAULT_QUERY_TIMEOUT_SECS: f64 = 300.0;
+/// Planning recurses once per expression level: query threads get room for `max_expression_depth`.
+const QUERY_THREAD_STACK: usize = 32 << 20;
+
+/// The access policy: the `[server]` prefixes, plus the archives and models the config registers and the
+/// demo folder.
+fn access_policy(
+    config: Option<&Config>,
+    server: &ServerSection,
+    demo_dir: Option<&std::path::Path>,
+) -> anyhow::Result<AccessPolicy> {
+    let mut policy = AccessPolicy::new(&server.read, &server.write, &server.allow_hosts)
+        .map_err(|e| anyhow::anyhow!("[server]: {e}"))?;
+    let mut registered: Vec<String> = Vec::new();
+    if let Some(config) = config {
+        registered.extend(config.archive.iter().map(|a| a.location.clone()));
+        registered.extend(config.model.iter().map(|m| m.location.clone()));
+    }
+    if let Some(dir) = demo_dir {
+        registered.push(format!("{}/", dir.canonicalize()?.display()));
+    }
+    for location in registered {
+        policy
+            .allow_read(&location)
+            .map_err(|e| anyhow::anyhow!("registered location: {e}"))?;
+    }
+    Ok(policy)
+}
+
+fn limits(server: &ServerSection) -> anyhow::Result<Limits> {
+    let d = Limits::default();
+    Ok(Limits {
+        max_sql_bytes: server.max_sql_bytes.unwrap_or(d.max_sql_bytes),
+        max_expression_depth: server.max_expression_depth.unwrap_or(d.max_expression_depth),
+        max_sessions: server.max_sessions.unwrap_or(d.max_sessions),
+        max_queries_per_user: server.max_queries_per_user.unwrap_or(d.max_queries_per_user),
+        max_target_partitions: server
+            .max_target_partitions
+            .unwrap_or(d.max_target_partitions),
+        max_ingest_bytes: match server.max_ingest_bytes.as_deref() {
+            Some(t) => parse_bytes("max_ingest_bytes", t)?,
+            None => d.max_ingest_bytes,
+        },
+    })
+}
+
+fn authenticator(server: &ServerSection) -> anyhow::Result<Authenticator> {
+    let d = TokenLimits::default();
+    Authenticator::with_limits(
+        server.users.clone().into_iter().collect::<HashMap<_, _>>(),
+        server.tokens.clone().into_iter().collect::<HashMap<_, _>>(),
+        TokenLimits {
+            ttl: server
+                .token_ttl_secs
+                .map_or(d.ttl, std::time::Duration::from_secs_f64),
+            max_tokens: server.max_tokens.unwrap_or(d.max_tokens),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Passwords and tokens cross the network in the clear without TLS: only on loopback, unless the
+/// operator says so.
+fn check_transport(
+    bind: &std::net::SocketAddr,
+    tls: bool,
+    auth: &Authenticator,
+    server: &ServerSection,
+) -> anyhow::Result<()> {
+    if tls || bind.ip().is_loopback() {
+        return Ok(());
+    }
+    if auth.required() {
+        if !server.allow_plaintext_passwords {
+            anyhow::bail!(
+                "refusing to take passwords and tokens over plain TCP on {bind}: configure tls_cert and tls_key, bind to 127.0.0.1, or set allow_plaintext_passwords = true in [server]"
+            );
+        }
+        eprintln!(
+            "colloquy serve: WARNING: passwords and tokens travel unencrypted on {bind} (allow_plaintext_passwords = true)"
+        );
+    } else {
+        eprintln!(
+            "colloquy serve: WARNING: {bind} is reachable from other hosts and no users or tokens are configured: anyone who can connect can query"
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let server = match &args.config {
-        Some(path) => config::load(path)?.server.unwrap_or_default(),
-        None => ServerSection::default(),
-    };
+    let config = args.config.as_deref().map(config::load).transpose()?;
+    let server = config
+        .as_ref()
+        .and_then(|c| c.server.clone())
+        .unwrap_or_default();
     let bind = args
         .bind
         .clone()
@@ -25,12 +121,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let memory_limit = server
-        .memory_limit
-        .as_deref()
-        .map(|t| parse_bytes("memory_limit", t))
-        .transpose()?;
-    let runtime_env = colloquy::runtime_env(memory_limit);
+    let policy = Arc::new(access_policy(
+        config.as_ref(),
+        &server,
+        demo_dir.as_deref(),
+    )?);
+    let memory_limit = parse_bytes(
+        "memory_limit",
+        server
+            .memory_limit
+            .as_deref()
+            .unwrap_or(DEFAULT_MEMORY_LIMIT),
+    )?;
+    let runtime_env = colloquy::server_runtime_env(Some(memory_limit), Arc::clone(&policy));
     let cache_budget = match server.archive_cache.as_deref() {
         Some(t) => parse_bytes("archive_cache", t)?,
         None => DEFAULT_ARCHIVE_CACHE,
@@ -54,11 +157,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config_path: Option<PathBuf> = args.config.clone();
     // Each client session gets a context of its own, built the way `colloquy sql` builds one.
     let session_env = runtime_env.clone();
+    let session_policy = Arc::clone(&policy);
     let factory = colloquy_flight::factory(move || {
         let config_path = config_path.clone();
         let demo_dir = demo_dir.clone();
         let runtime_env = session_env.clone();
         let archive_cache = archive_cache.clone();
+        let policy = Arc::clone(&session_policy);
         async move {
             let mut config = datafusion::prelude::SessionConfig::new();
             if let Some(cache) = &archive_cache {
@@ -75,14 +180,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
             }
+            // The operator's archives and models are in: from here on the session is a client's.
+            colloquy::restrict(&ctx, policy);
             colloquy::analytics::install_views_and_warn(&ctx).await?;
             Ok(ctx)
         }
     });
-    let auth = Arc::new(Authenticator::new(
-        server.users.clone().into_iter().collect::<HashMap<_, _>>(),
-        server.tokens.clone().into_iter().collect::<HashMap<_, _>>(),
-    ));
+    let auth = Arc::new(authenticator(&server)?);
     let tls = match (&server.tls_cert, &server.tls_key) {
         (Some(cert), Some(key)) => Some(Tls {
             cert: std::fs::read(cert)
@@ -95,6 +199,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Queries run on a runtime of their own; this one keeps answering gRPC calls meanwhile.
     let cpu = tokio::runtime::Builder::new_multi_thread()
         .thread_name("colloquy-cpu")
+        .thread_stack_size(QUERY_THREAD_STACK)
         .enable_all()
         .build()
         .context("cannot start the query runtime")?;
@@ -102,7 +207,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
+    check_transport(&addr, tls.is_some(), &auth, &server)?;
     let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    eprintln!(
+        "colloquy serve: clients may read {}; write {}",
+        policy.read_locations().join(", "),
+        if policy.write_locations().is_empty() {
+            "nothing (read-only)".to_owned()
+        } else {
+            policy.write_locations().join(", ")
+        }
+    );
+    if let Some(path) = args.config.clone() {
+        reload_on_hangup(path, Arc::clone(&auth));
+    }
     if auth.required() {
         tracing::info!(
             "authentication: {} user(s), {} static token(s)",
@@ -123,16 +241,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             expand_views: server.expand_views.unwrap_or(true),
         },
         cpu: cpu.handle().clone(),
-        query_memory_limit: server
-            .query_memory_limit
-            .as_deref()
-            .map(|t| parse_bytes("query_memory_limit", t))
-            .transpose()?,
-        query_timeout: server
-            .query_timeout_secs
-            .map(std::time::Duration::from_secs_f64),
+        query_memory_limit: Some(parse_bytes(
+            "query_memory_limit",
+            server
+                .query_memory_limit
+                .as_deref()
+                .unwrap_or(DEFAULT_QUERY_MEMORY_LIMIT),
+        )?),
+        // 0 turns the timeout off.
+        query_timeout: Some(
+            server
+                .query_timeout_secs
+                .unwrap_or(DEFAULT_QUERY_TIMEOUT_SECS),
+        )
+        .filter(|s| *s > 0.0)
+        .map(std::time::Duration::from_secs_f64),
         session_idle: std::time::Duration::from_secs_f64(server.session_idle_secs.unwrap_or(900.0)),
         metrics,
+        gate: Gate {
+            policy: Some(policy),
+            limits: limits(&server)?,
+        },
     };
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -163,7 +292,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Parsed archive messages the server keeps between queries unless `archive_cache` says otherwise.
-const DEFAULT_ARCHIVE_CACHE: usize = 1 << 30;
+const DEFAULT_ARCHIVE_CACHE: usize = 512 << 20;
+
+/// SIGHUP reads the config again and replaces users and tokens: tokens of removed users, or of users
+/// whose password changed, stop working at once.
+fn reload_on_hangup(path: PathBuf, auth: Arc<Authenticator>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let reloaded = config::load(&path).and_then(|c| {
+                let server = c.server.unwrap_or_default();
+                auth.reload(
+                    server.users.into_iter().collect(),
+                    server.tokens.into_iter().collect(),
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))
+            });
+            match reloaded {
+                Ok(revoked) => eprintln!(
+                    "colloquy serve: reloaded users and tokens from {} ({revoked} session token(s) revoked)",
+                    path.display()
+                ),
+                Err(e) => eprintln!(
+                    "colloquy serve: reload of {} failed, keeping the old users: {}",
+                    path.display(),
+                    crate::error_text(&e)
+                ),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (path, auth);
+}
 
 /// "2GB", "512MB", "1048576", for the setting `what`.
 fn parse_bytes(what: &str, text: &str) -> anyhow::Result<usize> {

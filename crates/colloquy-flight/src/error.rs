@@ -120,17 +120,24 @@ fn datafusion_code(e: &DataFusionError) -> Code {
         DataFusionError::NotImplemented(_) => Code::Unimplemented,
         DataFusionError::ResourcesExhausted(_) => Code::ResourceExhausted,
         DataFusionError::ObjectStore(inner) => {
-            if inner.to_string().contains("not found") {
+            if matches!(**inner, object_store::Error::PermissionDenied { .. }) {
+                Code::PermissionDenied
+            } else if inner.to_string().contains("not found") {
                 Code::NotFound
             } else {
                 Code::Unavailable
             }
         }
         DataFusionError::IoError(_) => Code::Unavailable,
-        DataFusionError::External(inner) => match inner.downcast_ref::<DataFusionError>() {
-            Some(df) => datafusion_code(df),
-            None => Code::Internal,
-        },
+        DataFusionError::External(inner) => {
+            if inner.is::<colloquy::archive::policy::Denied>() {
+                return Code::PermissionDenied;
+            }
+            match inner.downcast_ref::<DataFusionError>() {
+                Some(df) => datafusion_code(df),
+                None => Code::Internal,
+            }
+        }
         DataFusionError::ExecutionJoin(_) => Code::Internal,
         DataFusionError::Substrait(_) => Code::InvalidArgument,
         DataFusionError::ParquetError(_) => Code::InvalidArgument,

@@ -8,10 +8,13 @@
 
 pub mod auth;
 pub mod error;
+pub mod gate;
 pub mod grpc;
+pub mod limits;
 pub mod metrics;
 pub mod params;
 pub mod query_pool;
+pub mod redact;
 pub mod schema;
 pub mod service;
 pub mod session_options;
@@ -24,7 +27,9 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-pub use auth::{Authenticator, Principal};
+pub use auth::{Authenticator, Principal, TokenLimits, hash_password};
+pub use gate::Gate;
+pub use limits::Limits;
 pub use error::{Error, Result};
 pub use schema::Normalizer;
 pub use service::{ColloquyFlightSql, ContextFactory, ServiceOptions};

@@ -44,8 +44,10 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Authenticator, Principal, bearer};
+use crate::auth::{Authenticator, Principal, bearer, random_handle};
 use crate::error::{Error, Result};
+use crate::gate::Gate;
+use crate::redact::{is_secret_name, redact_sql};
 use crate::metrics::Metrics;
 use crate::params::{bind, number_placeholders, parameter_schema, row_values};
 use crate::query_pool::QueryPool;
@@ -74,6 +76,8 @@ pub struct ServiceOptions {
     /// Sessions without a call for this long are closed, and results not fetched for this long dropped.
     pub session_idle: std::time::Duration,
     pub metrics: Arc<Metrics>,
+    /// The access policy and limits every client statement passes ([`Gate`]).
+    pub gate: Gate,
 }
 
 struct Session {
@@ -84,7 +88,8 @@ struct Session {
 
 struct Prepared {
     session: String,
-    user: Arc<str>,
+    /// Who may use, bind and close it (see [`ColloquyFlightSql::owner`]).
+    owner: String,
     /// The statement as the client sent it, for the query log.
     sql: Arc<str>,
     plan: LogicalPlan,
@@ -103,6 +108,7 @@ enum Pending {
 struct Ticketed {
     handle: String,
     session: String,
+    owner: String,
     created: Instant,
     user: Arc<str>,
     sql: String,
@@ -115,9 +121,10 @@ pub struct ColloquyFlightSql {
     sessions: tokio::sync::Mutex<HashMap<String, Arc<Session>>>,
     prepared: Mutex<HashMap<String, Prepared>>,
     tickets: Mutex<HashMap<String, Ticketed>>,
-    /// Queries being streamed, by ticket handle, for CancelFlightInfo.
-    running: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
-    counter: AtomicU64,
+    /// Queries being streamed, by ticket handle, with their owner, for CancelFlightInfo.
+    running: Arc<Mutex<HashMap<String, (String, tokio::task::AbortHandle)>>>,
+    /// Statements running now, per owner, against `max_queries_per_user`.
+    busy: Arc<Mutex<HashMap<String, usize>>>,
     started: Instant,
     sql_info: SqlInfoData,
     xdbc: XdbcTypeInfoData,
@@ -135,19 +142,105 @@ impl ColloquyFlightSql {
             prepared: Mutex::new(HashMap::new()),
             tickets: Mutex::new(HashMap::new()),
             running: Arc::new(Mutex::new(HashMap::new())),
-            counter: AtomicU64::new(1),
+            busy: Arc::new(Mutex::new(HashMap::new())),
             started: Instant::now(),
             sql_info: sql_info()?,
             xdbc: xdbc_types()?,
         })
     }
 
-    fn next_id(&self, prefix: &str) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!(
-            "{prefix}-{n}-{:x}",
-            Instant::now().elapsed().as_nanos() ^ (n as u128).wrapping_mul(0x9e37_79b9)
-        )
+    /// Who owns a handle and whose limits a statement counts against: a logged-in user across their
+    /// sessions, an anonymous client only in its own session.
+    fn owner<T>(req: &Request<T>) -> String {
+        let p = Self::principal(req);
+        if p.user.as_ref() == "anonymous" {
+            Self::session_key(req)
+        } else {
+            format!("user:{}", p.user)
+        }
+    }
+
+    /// A slot among the owner's concurrent statements, given back when dropped.
+    fn slot(&self, owner: &str) -> Result<Slot> {
+        let max = self.options.gate.limits.max_queries_per_user;
+        let mut busy = self
+            .busy
+            .lock()
+            .map_err(|_| Error::Internal("busy table poisoned".into()))?;
+        let n = busy.entry(owner.to_owned()).or_insert(0);
+        if *n >= max {
+            return Err(Error::ResourceExhausted(format!(
+                "{max} statements of yours are running already: wait for one to finish (max_queries_per_user in [server])"
+            )));
+        }
+        *n += 1;
+        Ok(Slot {
+            owner: owner.to_owned(),
+            busy: Arc::clone(&self.busy),
+        })
+    }
+
+    /// Parses and plans a client's SQL on the query runtime (deep statements need its larger stacks;
+    /// a table function may list an object store while planning), then checks the plan at the gate.
+    async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
+        self.options.gate.check_sql(sql)?;
+        let sql = number_placeholders(sql);
+        let ctx = session.ctx.clone();
+        let timeout = self.options.query_timeout;
+        let plan = self
+            .options
+            .cpu
+            .spawn(async move {
+                let planning = async { ctx.state().create_logical_plan(&sql).await };
+                match timeout {
+                    Some(t) => tokio::time::timeout(t, planning)
+                        .await
+                        .map_err(|_| deadline("planning the statement", t))?
+                        .map_err(Error::from),
+                    None => planning.await.map_err(Error::from),
+                }
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("planning task failed: {e}")))??;
+        self.options.gate.check_plan(&plan)?;
+        Ok(plan)
+    }
+
+    /// Runs a command plan (DDL, DML, SET, COPY) on the query runtime, within the query timeout and,
+    /// for statements that read or write data, the per-query memory limit.
+    async fn run_command(&self, ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+        let timeout = self.options.query_timeout;
+        // SET, PREPARE and CREATE/DROP FUNCTION change the session state itself; everything else
+        // changes only the catalog, which a context on a limited runtime shares with the session.
+        let keeps_state = matches!(
+            plan,
+            LogicalPlan::Statement(_)
+                | LogicalPlan::Ddl(
+                    datafusion::logical_expr::DdlStatement::CreateFunction(_)
+                        | datafusion::logical_expr::DdlStatement::DropFunction(_)
+                )
+        );
+        let run_ctx = match self.options.query_memory_limit {
+            Some(limit) if !keeps_state => limited_ctx(ctx, limit),
+            _ => ctx.clone(),
+        };
+        self.options
+            .cpu
+            .spawn(async move {
+                let run = async {
+                    let df = run_ctx.execute_logical_plan(plan).await?;
+                    df.collect().await
+                };
+                match timeout {
+                    Some(t) => tokio::time::timeout(t, run)
+                        .await
+                        .map_err(|_| deadline("the statement", t))?
+                        .map_err(Error::from),
+                    None => run.await.map_err(Error::from),
+                }
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("statement task failed: {e}")))?
     }
 
     fn principal<T>(req: &Request<T>) -> Principal {
@@ -173,12 +266,28 @@ impl ColloquyFlightSql {
 
     async fn session(&self, key: &str) -> Result<Arc<Session>> {
         let now = self.started.elapsed().as_millis() as u64;
+        {
+            let sessions = self.sessions.lock().await;
+            if let Some(s) = sessions.get(key) {
+                s.last_used.store(now, Ordering::Relaxed);
+                return Ok(s.clone());
+            }
+            self.check_session_room(sessions.len())?;
+        }
+        // Built without holding the table: a new session registers archives (and may list them), on
+        // the query runtime, while other clients' calls go on.
+        let ctx = self
+            .options
+            .cpu
+            .spawn((self.options.factory)())
+            .await
+            .map_err(|e| Error::Internal(format!("session task failed: {e}")))??;
         let mut sessions = self.sessions.lock().await;
         if let Some(s) = sessions.get(key) {
-            s.last_used.store(now, Ordering::Relaxed);
+            // Another call of the same client won the race: use its session.
             return Ok(s.clone());
         }
-        let ctx = (self.options.factory)().await?;
+        self.check_session_room(sessions.len())?;
         let s = Arc::new(Session {
             ctx,
             last_used: AtomicU64::new(now),
@@ -187,15 +296,27 @@ impl ColloquyFlightSql {
         Ok(s)
     }
 
+    fn check_session_room(&self, open: usize) -> Result<()> {
+        let max = self.options.gate.limits.max_sessions;
+        if open >= max {
+            return Err(Error::ResourceExhausted(format!(
+                "the server has its maximum of {max} sessions open: close sessions or wait for idle ones to end (max_sessions in [server])"
+            )));
+        }
+        Ok(())
+    }
+
     async fn session_for<T>(&self, req: &Request<T>) -> Result<Arc<Session>> {
         self.session(&Self::session_key(req)).await
     }
 
     /// Runs a command plan (DDL, DML, SET) now; plans a query for its DoGet. Either way the result is
     /// parked under a ticket and described by a FlightInfo.
+    #[allow(clippy::too_many_arguments)]
     async fn plan_result(
         &self,
         session_key: &str,
+        owner: &str,
         session: &Session,
         user: Arc<str>,
         sql: &str,
@@ -211,42 +332,45 @@ impl ColloquyFlightSql {
                 | LogicalPlan::Statement(_)
                 | LogicalPlan::Copy(_)
         );
-        let refresh_views = colloquy::analytics::affects_views(&plan);
         let ctx = session.ctx.clone();
         let normalizer = self.options.normalizer;
-        // Optimising a plan, and running a command (a CREATE FUNCTION may train a classifier, a CREATE
-        // TABLE AS may read a whole archive), is CPU work: it runs on the query runtime, so that the
-        // gRPC runtime keeps answering other clients meanwhile.
-        let (schema, pending) = self
-            .options
-            .cpu
-            .spawn(async move {
-                let df = ctx.execute_logical_plan(plan).await?;
-                if is_command {
-                    let arrow_schema: Schema = df.schema().as_arrow().clone();
-                    let rows = df.collect().await?;
-                    if refresh_views {
-                        colloquy::analytics::install_views_and_warn(&ctx).await?;
-                    }
-                    Ok::<_, Error>((normalizer.schema(&arrow_schema), Pending::Rows(rows)))
-                } else {
+        let (schema, pending) = if is_command {
+            // A command (a CREATE FUNCTION may train a classifier, a CREATE TABLE AS may read a whole
+            // archive) counts against the owner's running statements while it runs.
+            let _slot = self.slot(owner)?;
+            let refresh_views = colloquy::analytics::affects_views(&plan);
+            let arrow_schema: Schema = plan.schema().as_arrow().clone();
+            let rows = self.run_command(&ctx, plan).await;
+            if let Err(e) = &rows {
+                tracing::info!(target: "colloquy::query", user = %user, sql = %redact_sql(sql), kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "error", error = %e);
+            }
+            let rows = rows?;
+            if refresh_views {
+                colloquy::analytics::install_views_and_warn(&ctx).await?;
+            }
+            tracing::info!(target: "colloquy::query", user = %user, sql = %redact_sql(sql), kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
+            (normalizer.schema(&arrow_schema), Pending::Rows(rows))
+        } else {
+            // Optimising a plan is CPU work: on the query runtime, so that the gRPC runtime keeps
+            // answering other clients meanwhile.
+            self.options
+                .cpu
+                .spawn(async move {
+                    let df = ctx.execute_logical_plan(plan).await?;
                     let physical = df.create_physical_plan().await?;
                     let schema = normalizer.schema(physical.schema().as_ref());
-                    Ok((
+                    Ok::<_, Error>((
                         schema,
                         Pending::Plan {
                             plan: physical,
                             ctx,
                         },
                     ))
-                }
-            })
-            .await
-            .map_err(|e| Error::Internal(format!("planning task failed: {e}")))??;
-        if is_command {
-            tracing::info!(target: "colloquy::query", user = %user, sql, kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
-        }
-        let handle = self.next_id("q");
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("planning task failed: {e}")))??
+        };
+        let handle = random_handle("q").map_err(|s| Error::Internal(s.message().to_owned()))?;
         let ticket = Ticket::new(
             TicketStatementQuery {
                 statement_handle: handle.clone().into(),
@@ -268,9 +392,10 @@ impl ColloquyFlightSql {
                 Ticketed {
                     handle,
                     session: session_key.to_owned(),
+                    owner: owner.to_owned(),
                     created: Instant::now(),
                     user,
-                    sql: sql.to_owned(),
+                    sql: redact_sql(sql),
                     schema,
                     pending,
                 },
@@ -284,12 +409,18 @@ impl ColloquyFlightSql {
     fn stream(&self, t: Ticketed) -> Result<DoGetStream> {
         let Ticketed {
             handle,
+            owner,
             user,
             sql,
             schema,
             pending,
             ..
         } = t;
+        // A query counts against its owner's running statements until its stream ends.
+        let slot = match &pending {
+            Pending::Plan { .. } => Some(self.slot(&owner)?),
+            Pending::Rows(_) => None,
+        };
         let norm = self.options.normalizer;
         let metrics = self.options.metrics.clone();
         let log = QueryLog::new(
@@ -298,6 +429,7 @@ impl ColloquyFlightSql {
             metrics.clone(),
             handle.clone(),
             self.running.clone(),
+            slot,
         );
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
         let deadline = self
@@ -356,7 +488,7 @@ impl ColloquyFlightSql {
             }
         });
         if let Ok(mut running) = self.running.lock() {
-            running.insert(handle, task.abort_handle());
+            running.insert(handle, (owner, task.abort_handle()));
         }
         let received = futures::stream::unfold((rx, log), |(mut rx, log)| async move {
             let Some(item) = rx.recv().await else {
@@ -399,15 +531,11 @@ impl ColloquyFlightSql {
         let schema: SchemaRef = match command {
             Command::CommandStatementQuery(q) => {
                 let session = self.session_for(&request).await?;
-                let plan = session
-                    .ctx
-                    .state()
-                    .create_logical_plan(&number_placeholders(&q.query))
-                    .await?;
+                let plan = self.plan_sql(&session, &q.query).await?;
                 Arc::new(plan.schema().as_arrow().clone())
             }
             Command::CommandPreparedStatementQuery(cmd) => {
-                let p = Self::principal(&request);
+                let owner = Self::owner(&request);
                 let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
                 let prepared = self
                     .prepared
@@ -416,7 +544,7 @@ impl ColloquyFlightSql {
                 let ps = prepared.get(&handle).ok_or_else(|| {
                     Error::NotFound(format!("unknown prepared statement '{handle}'"))
                 })?;
-                if *ps.user != *p.user {
+                if ps.owner != owner {
                     return Err(Error::PermissionDenied(
                         "this prepared statement belongs to another user".into(),
                     ));
@@ -442,7 +570,7 @@ impl ColloquyFlightSql {
         Ok(SchemaAsIpc::new(&schema, &IpcWriteOptions::default()).try_into()?)
     }
 
-    fn take_ticket(&self, handle: &[u8], user: &str) -> Result<Ticketed> {
+    fn take_ticket(&self, handle: &[u8], owner: &str) -> Result<Ticketed> {
         let handle = std::str::from_utf8(handle)
             .map_err(|_| Error::invalid("ticket is not a colloquy ticket"))?;
         let mut tickets = self
@@ -450,7 +578,7 @@ impl ColloquyFlightSql {
             .lock()
             .map_err(|_| Error::Internal("ticket table poisoned".into()))?;
         match tickets.get(handle) {
-            Some(t) if *t.user != *user => Err(Error::PermissionDenied(
+            Some(t) if t.owner != owner => Err(Error::PermissionDenied(
                 "this ticket belongs to another user".into(),
             )),
             Some(_) => tickets
@@ -530,7 +658,9 @@ struct QueryLog {
     finished: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     handle: String,
-    running: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
+    running: Arc<Mutex<HashMap<String, (String, tokio::task::AbortHandle)>>>,
+    /// Given back when the stream ends.
+    _slot: Option<Slot>,
 }
 
 impl QueryLog {
@@ -539,7 +669,8 @@ impl QueryLog {
         sql: String,
         metrics: Arc<Metrics>,
         handle: String,
-        running: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
+        running: Arc<Mutex<HashMap<String, (String, tokio::task::AbortHandle)>>>,
+        slot: Option<Slot>,
     ) -> Self {
         metrics.active_streams.fetch_add(1, Ordering::Relaxed);
         Self {
@@ -552,8 +683,46 @@ impl QueryLog {
             metrics,
             handle,
             running,
+            _slot: slot,
         }
     }
+}
+
+/// One of an owner's running statements; dropping it gives the slot back.
+struct Slot {
+    owner: String,
+    busy: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = self.busy.lock()
+            && let Some(n) = busy.get_mut(&self.owner)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                busy.remove(&self.owner);
+            }
+        }
+    }
+}
+
+fn deadline(what: &str, limit: std::time::Duration) -> Error {
+    Error::DeadlineExceeded(format!(
+        "{what} ran longer than the server's limit of {}s (query_timeout_secs in [server])",
+        limit.as_secs_f64()
+    ))
+}
+
+/// `ctx` on a runtime whose pool holds this statement to `limit` bytes. The catalog is shared, so tables
+/// and views a command creates land in the session.
+fn limited_ctx(ctx: &SessionContext, limit: usize) -> SessionContext {
+    let state = ctx.state();
+    let runtime = QueryPool::runtime_for_query(state.runtime_env().as_ref(), limit);
+    let state = datafusion::execution::session_state::SessionStateBuilder::new_from_existing(state)
+        .with_runtime_env(runtime)
+        .build();
+    SessionContext::new_with_state(state)
 }
 
 impl Drop for QueryLog {
@@ -567,7 +736,7 @@ impl Drop for QueryLog {
         }
         // A stream dropped early leaves its task to notice the closed channel; abort it now instead.
         if let Ok(mut running) = self.running.lock()
-            && let Some(task) = running.remove(&self.handle)
+            && let Some((_, task)) = running.remove(&self.handle)
         {
             task.abort();
         }
@@ -757,8 +926,11 @@ fn affected_rows(batches: &[RecordBatch]) -> i64 {
         .sum()
 }
 
+/// The batches a client uploads, refused past `max_bytes` (in Arrow memory) with the data read so far
+/// dropped.
 async fn read_batches(
     req: Request<PeekableFlightDataStream>,
+    max_bytes: usize,
 ) -> Result<(Option<SchemaRef>, Vec<RecordBatch>)> {
     // Descriptor-only messages (no IPC header) precede the data from some clients: skip them.
     let data = req
@@ -767,9 +939,16 @@ async fn read_batches(
         .map_err(FlightError::from);
     let mut stream = FlightRecordBatchStream::new_from_flight_data(data);
     let mut batches = Vec::new();
+    let mut bytes = 0usize;
     while let Some(b) = stream.next().await {
-        batches
-            .push(b.map_err(|e| Error::invalid(format!("cannot read the uploaded batches: {e}")))?);
+        let b = b.map_err(|e| Error::invalid(format!("cannot read the uploaded batches: {e}")))?;
+        bytes += b.get_array_memory_size();
+        if bytes > max_bytes {
+            return Err(Error::ResourceExhausted(format!(
+                "the upload is larger than this server accepts in one call ({max_bytes} bytes; max_ingest_bytes in [server]): send it in parts with mode 'append'"
+            )));
+        }
+        batches.push(b);
     }
     let schema = stream
         .schema()
@@ -811,14 +990,9 @@ impl FlightSqlService for ColloquyFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let p = Self::principal(&request);
         let key = Self::session_key(&request);
+        let owner = Self::owner(&request);
         let session = self.session(&key).await?;
-        let sql = number_placeholders(&query.query);
-        let plan = session
-            .ctx
-            .state()
-            .create_logical_plan(&sql)
-            .await
-            .map_err(Error::from)?;
+        let plan = self.plan_sql(&session, &query.query).await?;
         if !plan.get_parameter_types().map_err(Error::from)?.is_empty() {
             return Err(
                 Error::invalid("the statement has parameters: prepare it and bind values").into(),
@@ -827,6 +1001,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let info = self
             .plan_result(
                 &key,
+                &owner,
                 &session,
                 p.user,
                 &query.query,
@@ -843,6 +1018,7 @@ impl FlightSqlService for ColloquyFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let p = Self::principal(&request);
+        let owner = Self::owner(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
         let (session_key, plan, sql) = {
             let prepared = self.prepared.lock().map_err(|_| poisoned())?;
@@ -851,7 +1027,7 @@ impl FlightSqlService for ColloquyFlightSql {
                     Error::NotFound(format!("unknown prepared statement '{handle}'")).into(),
                 );
             };
-            if *ps.user != *p.user {
+            if ps.owner != owner {
                 return Err(Error::PermissionDenied(
                     "this prepared statement belongs to another user".into(),
                 )
@@ -880,6 +1056,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let info = self
             .plan_result(
                 &session_key,
+                &owner,
                 &session,
                 p.user,
                 &sql,
@@ -1021,8 +1198,7 @@ impl FlightSqlService for ColloquyFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let p = Self::principal(&request);
-        let t = self.take_ticket(&ticket.statement_handle, &p.user)?;
+        let t = self.take_ticket(&ticket.statement_handle, &Self::owner(&request))?;
         Ok(Response::new(self.stream(t)?))
     }
 
@@ -1129,10 +1305,22 @@ impl FlightSqlService for ColloquyFlightSql {
         cmd: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        let p = Self::principal(&request);
+        let owner = Self::owner(&request);
         let session = self.session_for(&request).await?;
-        let sql = number_placeholders(&cmd.query);
-        let df = session.ctx.sql(&sql).await.map_err(Error::from)?;
-        let batches = df.collect().await.map_err(Error::from)?;
+        let plan = self.plan_sql(&session, &cmd.query).await?;
+        let refresh_views = colloquy::analytics::affects_views(&plan);
+        let started = Instant::now();
+        let batches = {
+            let _slot = self.slot(&owner)?;
+            self.run_command(&session.ctx, plan).await?
+        };
+        if refresh_views {
+            colloquy::analytics::install_views_and_warn(&session.ctx)
+                .await
+                .map_err(Error::from)?;
+        }
+        tracing::info!(target: "colloquy::query", user = %p.user, sql = %redact_sql(&cmd.query), kind = "update", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
         Ok(affected_rows(&batches))
     }
 
@@ -1141,77 +1329,90 @@ impl FlightSqlService for ColloquyFlightSql {
         cmd: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let session = self.session_for(&request).await?;
-        let (schema, batches) = read_batches(request).await?;
-        let Some(schema) = schema else {
-            return Err(Error::invalid("bulk ingest sent no schema").into());
-        };
-        let name = match &cmd.schema {
-            Some(s) if !s.is_empty() => format!("{s}.{}", cmd.table),
-            _ => cmd.table.clone(),
-        };
-        let options = cmd.table_definition_options.unwrap_or_default();
-        let if_exists = TableExistsOption::try_from(options.if_exists)
-            .unwrap_or(TableExistsOption::Unspecified);
-        let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
-            .unwrap_or(TableNotExistOption::Unspecified);
-        let ctx = &session.ctx;
-        let exists = ctx.table_exist(name.as_str()).map_err(Error::from)?;
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let mut all = Vec::new();
-        if exists {
-            match if_exists {
-                TableExistsOption::Fail | TableExistsOption::Unspecified => {
-                    return Err(Error::invalid(format!(
-                        "table '{name}' already exists (mode 'create')"
-                    ))
-                    .into());
-                }
-                TableExistsOption::Append => {
-                    let old = ctx.table(name.as_str()).await.map_err(Error::from)?;
-                    let old_schema: Schema = old.schema().as_arrow().clone();
-                    if old_schema.fields().len() != schema.fields().len() {
+        // Ingest holds the upload in memory: it counts as a running statement, and is held to the
+        // upload cap and the query timeout.
+        let _slot = self.slot(&Self::owner(&request))?;
+        let max_bytes = self.options.gate.limits.max_ingest_bytes;
+        let timeout = self.options.query_timeout;
+        let work = async {
+            let session = self.session_for(&request).await?;
+            let (schema, batches) = read_batches(request, max_bytes).await?;
+            let Some(schema) = schema else {
+                return Err(Error::invalid("bulk ingest sent no schema").into());
+            };
+            let name = match &cmd.schema {
+                Some(s) if !s.is_empty() => format!("{s}.{}", cmd.table),
+                _ => cmd.table.clone(),
+            };
+            let options = cmd.table_definition_options.unwrap_or_default();
+            let if_exists = TableExistsOption::try_from(options.if_exists)
+                .unwrap_or(TableExistsOption::Unspecified);
+            let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
+                .unwrap_or(TableNotExistOption::Unspecified);
+            let ctx = &session.ctx;
+            let exists = ctx.table_exist(name.as_str()).map_err(Error::from)?;
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            let mut all = Vec::new();
+            if exists {
+                match if_exists {
+                    TableExistsOption::Fail | TableExistsOption::Unspecified => {
                         return Err(Error::invalid(format!(
-                            "cannot append to '{name}': it has {} columns, the data has {}",
-                            old_schema.fields().len(),
-                            schema.fields().len()
+                            "table '{name}' already exists (mode 'create')"
                         ))
                         .into());
                     }
-                    let target = Arc::new(old_schema);
-                    all = old.collect().await.map_err(Error::from)?;
-                    for b in &batches {
-                        let cols = b
-                            .columns()
-                            .iter()
-                            .zip(target.fields())
-                            .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
-                            .collect::<Result<Vec<_>, _>>()
+                    TableExistsOption::Append => {
+                        let old = ctx.table(name.as_str()).await.map_err(Error::from)?;
+                        let old_schema: Schema = old.schema().as_arrow().clone();
+                        if old_schema.fields().len() != schema.fields().len() {
+                            return Err(Error::invalid(format!(
+                                "cannot append to '{name}': it has {} columns, the data has {}",
+                                old_schema.fields().len(),
+                                schema.fields().len()
+                            ))
+                            .into());
+                        }
+                        let target = Arc::new(old_schema);
+                        all = old.collect().await.map_err(Error::from)?;
+                        for b in &batches {
+                            let cols = b
+                                .columns()
+                                .iter()
+                                .zip(target.fields())
+                                .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+                                .collect::<Result<Vec<_>, _>>()
+                                .map_err(Error::from)?;
+                            all.push(RecordBatch::try_new(target.clone(), cols).map_err(Error::from)?);
+                        }
+                        ctx.deregister_table(name.as_str()).map_err(Error::from)?;
+                        let table = MemTable::try_new(target, vec![all]).map_err(Error::from)?;
+                        ctx.register_table(name.as_str(), Arc::new(table))
                             .map_err(Error::from)?;
-                        all.push(RecordBatch::try_new(target.clone(), cols).map_err(Error::from)?);
+                        refresh_views_after_ingest(ctx, &name).await?;
+                        return Ok(rows as i64);
                     }
-                    ctx.deregister_table(name.as_str()).map_err(Error::from)?;
-                    let table = MemTable::try_new(target, vec![all]).map_err(Error::from)?;
-                    ctx.register_table(name.as_str(), Arc::new(table))
-                        .map_err(Error::from)?;
-                    refresh_views_after_ingest(ctx, &name).await?;
-                    return Ok(rows as i64);
+                    TableExistsOption::Replace => {
+                        ctx.deregister_table(name.as_str()).map_err(Error::from)?;
+                    }
                 }
-                TableExistsOption::Replace => {
-                    ctx.deregister_table(name.as_str()).map_err(Error::from)?;
-                }
+            } else if if_not_exist == TableNotExistOption::Fail {
+                return Err(
+                    Error::NotFound(format!("table '{name}' does not exist (mode 'append')")).into(),
+                );
             }
-        } else if if_not_exist == TableNotExistOption::Fail {
-            return Err(
-                Error::NotFound(format!("table '{name}' does not exist (mode 'append')")).into(),
-            );
+            all.extend(batches);
+            let table = MemTable::try_new(schema, vec![all]).map_err(Error::from)?;
+            ctx.register_table(name.as_str(), Arc::new(table))
+                .map_err(Error::from)?;
+            refresh_views_after_ingest(ctx, &name).await?;
+            Ok(rows as i64)
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, work)
+                .await
+                .map_err(|_| Status::from(deadline("the ingest", t)))?,
+            None => work.await,
         }
-        all.extend(batches);
-        let table = MemTable::try_new(schema, vec![all]).map_err(Error::from)?;
-        ctx.register_table(name.as_str(), Arc::new(table))
-            .map_err(Error::from)?;
-        refresh_views_after_ingest(ctx, &name).await?;
-        Ok(rows as i64)
     }
 
     async fn do_put_prepared_statement_query(
@@ -1219,9 +1420,10 @@ impl FlightSqlService for ColloquyFlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let p = Self::principal(&request);
+        let owner = Self::owner(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
-        let (_, batches) = read_batches(request).await?;
+        let (_, batches) =
+            read_batches(request, self.options.gate.limits.max_ingest_bytes).await?;
         let values = match batches.iter().find(|b| b.num_rows() > 0) {
             Some(b) => row_values(b, 0)?,
             None => vec![],
@@ -1230,7 +1432,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let Some(ps) = prepared.get_mut(&handle) else {
             return Err(Error::NotFound(format!("unknown prepared statement '{handle}'")).into());
         };
-        if *ps.user != *p.user {
+        if ps.owner != owner {
             return Err(Error::PermissionDenied(
                 "this prepared statement belongs to another user".into(),
             )
@@ -1249,9 +1451,10 @@ impl FlightSqlService for ColloquyFlightSql {
         cmd: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let p = Self::principal(&request);
+        let owner = Self::owner(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
-        let (_, batches) = read_batches(request).await?;
+        let (_, batches) =
+            read_batches(request, self.options.gate.limits.max_ingest_bytes).await?;
         let (session_key, base, remembered) = {
             let prepared = self.prepared.lock().map_err(|_| poisoned())?;
             let Some(ps) = prepared.get(&handle) else {
@@ -1259,7 +1462,7 @@ impl FlightSqlService for ColloquyFlightSql {
                     Error::NotFound(format!("unknown prepared statement '{handle}'")).into(),
                 );
             };
-            if *ps.user != *p.user {
+            if ps.owner != owner {
                 return Err(Error::PermissionDenied(
                     "this prepared statement belongs to another user".into(),
                 )
@@ -1277,15 +1480,11 @@ impl FlightSqlService for ColloquyFlightSql {
         if rows.is_empty() {
             rows.push(remembered.unwrap_or_default());
         }
+        let _slot = self.slot(&owner)?;
         let mut total = 0;
         for values in rows {
             let plan = bind(&base, &values)?;
-            let df = session
-                .ctx
-                .execute_logical_plan(plan)
-                .await
-                .map_err(Error::from)?;
-            total += affected_rows(&df.collect().await.map_err(Error::from)?);
+            total += affected_rows(&self.run_command(&session.ctx, plan).await?);
         }
         Ok(total)
     }
@@ -1295,17 +1494,11 @@ impl FlightSqlService for ColloquyFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let p = Self::principal(&request);
         let key = Self::session_key(&request);
+        let owner = Self::owner(&request);
         let session = self.session(&key).await?;
-        let sql = number_placeholders(&query.query);
         // Planning only: nothing runs until GetFlightInfo, so DDL is executed exactly once.
-        let plan = session
-            .ctx
-            .state()
-            .create_logical_plan(&sql)
-            .await
-            .map_err(Error::from)?;
+        let plan = self.plan_sql(&session, &query.query).await?;
         let dataset = self.options.normalizer.schema(plan.schema().as_arrow());
         let params = parameter_schema(&plan)?;
         let opts = IpcWriteOptions::default();
@@ -1315,12 +1508,12 @@ impl FlightSqlService for ColloquyFlightSql {
         let IpcMessage(parameter_schema) = SchemaAsIpc::new(&params, &opts)
             .try_into()
             .map_err(Error::from)?;
-        let handle = self.next_id("ps");
+        let handle = random_handle("ps")?;
         self.prepared.lock().map_err(|_| poisoned())?.insert(
             handle.clone(),
             Prepared {
                 session: key,
-                user: p.user,
+                owner,
                 sql: query.query.as_str().into(),
                 plan,
                 params: None,
@@ -1336,14 +1529,21 @@ impl FlightSqlService for ColloquyFlightSql {
     async fn do_action_close_prepared_statement(
         &self,
         query: ActionClosePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<(), Status> {
+        let owner = Self::owner(&request);
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
-        self.prepared
-            .lock()
-            .map_err(|_| poisoned())?
-            .remove(&handle);
-        Ok(())
+        let mut prepared = self.prepared.lock().map_err(|_| poisoned())?;
+        match prepared.get(&handle) {
+            Some(ps) if ps.owner != owner => Err(Error::PermissionDenied(
+                "this prepared statement belongs to another user".into(),
+            )
+            .into()),
+            _ => {
+                prepared.remove(&handle);
+                Ok(())
+            }
+        }
     }
 
     async fn do_get_fallback(
@@ -1362,6 +1562,8 @@ impl FlightSqlService for ColloquyFlightSql {
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         let key = Self::session_key(&request);
+        let owner = Self::owner(&request);
+        let principal = Self::principal(&request);
         let action = request.into_inner();
         let body = match action.r#type.as_str() {
             "SetSessionOptions" => {
@@ -1376,20 +1578,34 @@ impl FlightSqlService for ColloquyFlightSql {
                         "schema" => "datafusion.catalog.default_schema".to_owned(),
                         other => other.to_owned(),
                     };
-                    let text = so::value_text(&value);
-                    let result = match text {
-                        Some(v) => {
-                            session
-                                .ctx
-                                .sql(&format!("SET {setting} = '{}'", v.replace('\'', "''")))
-                                .await
-                        }
-                        None => session.ctx.sql(&format!("RESET {setting}")).await,
+                    // A name is a dotted identifier, never SQL: it is spliced into a SET statement.
+                    if setting.is_empty()
+                        || !setting
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                    {
+                        errors.insert(
+                            name,
+                            so::SetSessionOptionsError {
+                                value: so::INVALID_NAME,
+                            },
+                        );
+                        continue;
+                    }
+                    let sql = match so::value_text(&value) {
+                        Some(v) => format!("SET {setting} = '{}'", v.replace('\'', "''")),
+                        None => format!("RESET {setting}"),
+                    };
+                    // The same way in as a SET statement: the gate's rules and limits apply.
+                    let result = match self.plan_sql(&session, &sql).await {
+                        Ok(plan) => self.run_command(&session.ctx, plan).await.map(|_| ()),
+                        Err(e) => Err(e),
                     };
                     if let Err(e) = result {
-                        let code = if e.to_string().contains("not found")
-                            || e.to_string().contains("Unrecognized")
-                        {
+                        let text = e.to_string();
+                        let code = if matches!(e, Error::PermissionDenied(_)) {
+                            so::ERROR
+                        } else if text.contains("not found") || text.contains("Unrecognized") {
                             so::INVALID_NAME
                         } else {
                             so::INVALID_VALUE
@@ -1406,7 +1622,16 @@ impl FlightSqlService for ColloquyFlightSql {
                 let mut session_options: HashMap<String, so::SessionOptionValue> = options
                     .entries()
                     .into_iter()
-                    .filter_map(|e| e.value.map(|v| (e.key, so::string_value(v))))
+                    .filter_map(|e| {
+                        e.value.map(|v| {
+                            let v = if is_secret_name(&e.key) {
+                                "***".to_owned()
+                            } else {
+                                v
+                            };
+                            (e.key, so::string_value(v))
+                        })
+                    })
                     .collect();
                 session_options.insert(
                     "catalog".into(),
@@ -1420,6 +1645,10 @@ impl FlightSqlService for ColloquyFlightSql {
             }
             "CloseSession" => {
                 self.sessions.lock().await.remove(&key);
+                // The session's token ends with it.
+                if let Some(token) = &principal.token {
+                    self.options.auth.revoke(token);
+                }
                 // Its parked results and prepared statements go with it.
                 self.tickets
                     .lock()
@@ -1434,7 +1663,7 @@ impl FlightSqlService for ColloquyFlightSql {
             "CancelFlightInfo" => {
                 let req = arrow_flight::CancelFlightInfoRequest::decode(action.body)
                     .map_err(|e| Status::invalid_argument(e.to_string()))?;
-                let status = self.cancel(req.info.as_ref())?;
+                let status = self.cancel(req.info.as_ref(), &owner)?;
                 arrow_flight::CancelFlightInfoResult::new(status).encode_to_vec()
             }
             other => {
@@ -1491,6 +1720,7 @@ impl ColloquyFlightSql {
         if let Ok(mut prepared) = self.prepared.lock() {
             prepared.retain(|_, p| !gone.contains(&p.session));
         }
+        self.options.auth.sweep();
         if !gone.is_empty() {
             tracing::info!(sessions = gone.len(), "closed idle sessions");
         }
@@ -1502,7 +1732,7 @@ impl ColloquyFlightSql {
     }
 
     /// Cancels the query behind a FlightInfo: forgets it if it has not started, stops it if it runs.
-    fn cancel(&self, info: Option<&FlightInfo>) -> Result<arrow_flight::CancelStatus> {
+    fn cancel(&self, info: Option<&FlightInfo>, owner: &str) -> Result<arrow_flight::CancelStatus> {
         let ticket = info
             .and_then(|i| i.endpoint.first())
             .and_then(|e| e.ticket.as_ref())
@@ -1517,17 +1747,30 @@ impl ColloquyFlightSql {
             return Ok(arrow_flight::CancelStatus::NotCancellable);
         };
         let handle = String::from_utf8_lossy(&t.statement_handle).into_owned();
-        let parked = self
-            .tickets
-            .lock()
-            .map_err(|_| Error::Internal("ticket table poisoned".into()))?
-            .remove(&handle);
-        let running = self
-            .running
-            .lock()
-            .map_err(|_| Error::Internal("running table poisoned".into()))?
-            .remove(&handle);
-        if let Some(task) = &running {
+        let not_yours = || {
+            Error::PermissionDenied("this query belongs to another user: it was not cancelled".into())
+        };
+        let parked = {
+            let mut tickets = self
+                .tickets
+                .lock()
+                .map_err(|_| Error::Internal("ticket table poisoned".into()))?;
+            if tickets.get(&handle).is_some_and(|t| t.owner != owner) {
+                return Err(not_yours());
+            }
+            tickets.remove(&handle)
+        };
+        let running = {
+            let mut running = self
+                .running
+                .lock()
+                .map_err(|_| Error::Internal("running table poisoned".into()))?;
+            if running.get(&handle).is_some_and(|(o, _)| o != owner) {
+                return Err(not_yours());
+            }
+            running.remove(&handle)
+        };
+        if let Some((_, task)) = &running {
             task.abort();
         }
         Ok(if parked.is_some() || running.is_some() {

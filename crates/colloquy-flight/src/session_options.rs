@@ -71,6 +71,8 @@ pub struct CloseSessionResult {
 
 pub const INVALID_NAME: i32 = 1;
 pub const INVALID_VALUE: i32 = 2;
+/// The option exists but this client may not set it (the server's limits).
+pub const ERROR: i32 = 3;
 pub const CLOSED: i32 = 1;
 
 /// The text a value is set to: DataFusion settings are strings.

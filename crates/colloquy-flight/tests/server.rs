@@ -64,6 +64,7 @@ impl Server {
             query_timeout: None,
             session_idle: std::time::Duration::from_secs(600),
             metrics: metrics.clone(),
+            gate: Default::default(),
         };
         tweak(&mut options);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -269,9 +270,13 @@ async fn sessions_are_private() {
 #[tokio::test]
 async fn authentication() {
     let auth = Authenticator::new(
-        HashMap::from([("ana".to_owned(), "pw:1".to_owned())]),
+        HashMap::from([(
+            "ana".to_owned(),
+            colloquy_flight::hash_password("pw:1").expect("hash"),
+        )]),
         HashMap::from([("static-token".to_owned(), "ci".to_owned())]),
-    );
+    )
+    .expect("auth");
     let server = Server::start(auth).await;
     let mut c = server.client().await;
     let e = c

@@ -36,10 +36,23 @@ def start_server(binary, tmp_path, config=None, demo=False):
     return proc, line.strip().rsplit(" ", 1)[-1]
 
 
+def hash_password(binary, password):
+    """An argon2 hash for [server.users], made the way an operator makes one."""
+    done = subprocess.run([binary, "hash-password"], input=password + "\n", capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "fixtures"))
+
+
 @pytest.fixture(scope="module")
 def server(colloquy_binary, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("open")
-    proc, uri = start_server(colloquy_binary, tmp)
+    # The analytics test creates a table over the fixture folder: the operator allows it.
+    proc, uri = start_server(colloquy_binary, tmp, config=f"""
+        [server]
+        read = ["{FIXTURES}/analytics/"]
+        """)
     yield uri
     proc.terminate()
     proc.wait(timeout=30)
@@ -51,9 +64,9 @@ def secured(colloquy_binary, tmp_path_factory):
     proc, uri = start_server(
         colloquy_binary,
         tmp,
-        config="""
+        config=f"""
         [server.users]
-        ana = "pa:ss"
+        ana = "{hash_password(colloquy_binary, 'pa:ss')}"
         [server.tokens]
         "static-token-1" = "ci"
         """,

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from test_adbc import start_server
+from test_adbc import hash_password, start_server
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,9 @@ def servers(colloquy_binary, tmp_path_factory):
     secured_proc, secured_uri = start_server(
         colloquy_binary,
         tmp_path_factory.mktemp("cli-secured"),
-        config="""
+        config=f"""
         [server.users]
-        ana = "pa:ss"
+        ana = "{hash_password(colloquy_binary, 'pa:ss')}"
         [server.tokens]
         "cli-token" = "ci"
         """,

@@ -66,10 +66,17 @@ CELL_TIMEOUT_S = 600
 @pytest.fixture(scope="session")
 def flight_uri(colloquy_binary, tmp_path_factory):
     """Starts `colloquy serve --demo` once and yields its grpc:// address; kills it at the end."""
-    log = tmp_path_factory.mktemp("server") / "stderr.log"
+    workdir = tmp_path_factory.mktemp("server")
+    log = workdir / "stderr.log"
+    # Notebook 04 reads the labelled intents and the exported ONNX models: the operator allows their
+    # folders (the server reads only the demo archive otherwise), as notebooks/serve.toml does.
+    repo = Path(__file__).resolve().parents[2]
+    onnx = Path(os.environ.get("COLLOQUY_ONNX_FIXTURES", repo / ".venv-onnx" / "fixtures")).resolve()
+    config = workdir / "serve.toml"
+    config.write_text(f'[server]\nread = ["{repo}/tests/fixtures/onnx/", "{onnx}/"]\n')
     with open(log, "w") as stderr:
         proc = subprocess.Popen(
-            [colloquy_binary, "serve", "--demo", "--bind", "127.0.0.1:0"],
+            [colloquy_binary, "serve", "--demo", "--bind", "127.0.0.1:0", "--config", str(config)],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,

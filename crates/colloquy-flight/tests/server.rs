@@ -1,4 +1,7 @@
 //! The server in-process on port 0, driven by arrow-flight's Flight SQL client: every call a client makes.
+//! `hostile/` tries each rule of a shared server's policy and limits.
+
+mod hostile;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,14 +49,22 @@ impl Server {
     }
 
     async fn start_tweaked(auth: Authenticator, tweak: impl FnOnce(&mut ServiceOptions)) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let factory = colloquy_flight::factory(|| async {
             let ctx = colloquy::new_context();
             ctx.sql("CREATE VIEW messages AS SELECT * FROM (VALUES (1, 'where is my order'), (2, 'thanks!')) AS t(id, text)")
                 .await?;
             Ok(ctx)
         });
+        Self::start_custom(auth, factory, tweak).await
+    }
+
+    async fn start_custom(
+        auth: Authenticator,
+        factory: colloquy_flight::ContextFactory,
+        tweak: impl FnOnce(&mut ServiceOptions),
+    ) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
         let metrics = Arc::new(colloquy_flight::metrics::Metrics::default());
         let mut options = ServiceOptions {
             factory,
@@ -342,6 +353,16 @@ async fn action(raw: &mut RawClient, kind: &str, body: Vec<u8>) -> Result<Vec<u8
     Ok(first.body.to_vec())
 }
 
+/// An action that answers with no result (ClosePreparedStatement).
+async fn action_done(raw: &mut RawClient, kind: &str, body: Vec<u8>) -> Result<(), tonic::Status> {
+    let mut results = raw
+        .do_action(arrow_flight::Action::new(kind, body))
+        .await?
+        .into_inner();
+    while results.message().await?.is_some() {}
+    Ok(())
+}
+
 #[tokio::test]
 async fn session_options_and_unknown_actions() {
     use colloquy_flight::session_options as so;
@@ -437,11 +458,26 @@ async fn cancel_and_disconnect_stop_the_work() {
         .await
         .expect("execute");
     let req = arrow_flight::CancelFlightInfoRequest::new(info.clone());
+    // Another client (another anonymous session) may not cancel it.
     let mut raw = raw_client(&server).await;
-    let body = action(&mut raw, "CancelFlightInfo", req.encode_to_vec())
+    let e = action(&mut raw, "CancelFlightInfo", req.encode_to_vec())
+        .await
+        .expect_err("not the owner");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+    let mut results = c
+        .do_action(arrow_flight::Action::new(
+            "CancelFlightInfo",
+            req.encode_to_vec(),
+        ))
         .await
         .expect("cancel");
-    let result = arrow_flight::CancelFlightInfoResult::decode(body.as_slice()).expect("decode");
+    let body = results
+        .message()
+        .await
+        .expect("result")
+        .expect("one result")
+        .body;
+    let result = arrow_flight::CancelFlightInfoResult::decode(body).expect("decode");
     assert_eq!(result.status(), arrow_flight::CancelStatus::Cancelled);
     let ticket = info.endpoint[0].ticket.clone().expect("ticket");
     assert!(

@@ -30,9 +30,9 @@ pub use cache::ParsedCache;
 pub use error::{ArchiveError, Result};
 pub use formats::Format;
 pub use options::ArchiveOptions;
+pub use policy::{AccessPolicy, GuardedRegistry, GuardedStore};
 pub use provider::{ArchiveErrorsFunc, ArchiveTable, ArchiveTableFactory, ReadArchiveFunc};
 pub use schema::message_schema;
-pub use policy::{AccessPolicy, GuardedRegistry, GuardedStore};
 pub use store::AutoStoreRegistry;
 
 /// The `STORED AS` name of archive tables.

@@ -606,7 +606,9 @@ mod tests {
     #[test]
     fn writes_need_a_write_prefix() {
         let p = policy(&["/data/"], &["/srv/out/"], &[]);
-        let e = p.check_write_location("/data/x.csv").expect_err("read-only");
+        let e = p
+            .check_write_location("/data/x.csv")
+            .expect_err("read-only");
         assert_eq!(e.rule, "writes");
         assert!(p.check_write_location("/srv/out/x.csv").is_ok());
         // Write prefixes are readable.
@@ -616,7 +618,11 @@ mod tests {
 
     #[test]
     fn object_store_locations() {
-        let p = policy(&["s3://acme/exports/", "https://files.example.com/pub/"], &[], &[]);
+        let p = policy(
+            &["s3://acme/exports/", "https://files.example.com/pub/"],
+            &[],
+            &[],
+        );
         assert!(p.check_read_location("s3://acme/exports/a.zip").is_ok());
         assert!(p.check_read_location("s3a://acme/exports/a.zip").is_ok());
         assert!(p.check_read_location("s3://acme/other/a.zip").is_err());

@@ -24,9 +24,9 @@ use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
 use crate::listing::{Feeds, partition_columns};
 use crate::options::ArchiveOptions;
+use crate::policy::{AccessPolicy, GuardedStore};
 use crate::scan::{ArchivePartition, PlacePruner, ScanCache, ScanShared};
 use crate::schema::table_schema;
-use crate::policy::{AccessPolicy, GuardedStore};
 use crate::store::{ArchiveUrl, build_client_store, build_store};
 
 /// A table over every message in an archive location. Objects are listed again at each scan, so new

@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use colloquy::archive::AccessPolicy;
-use colloquy_flight::{
-    Authenticator, Gate, Limits, Normalizer, ServiceOptions, Tls, TokenLimits,
-};
+use colloquy_flight::{Authenticator, Gate, Limits, Normalizer, ServiceOptions, Tls, TokenLimits};
 
 use crate::config::{self, Config, ServerSection};
 use crate::{ServeArgs, demo};
@@ -49,9 +47,13 @@ fn limits(server: &ServerSection) -> anyhow::Result<Limits> {
     let d = Limits::default();
     Ok(Limits {
         max_sql_bytes: server.max_sql_bytes.unwrap_or(d.max_sql_bytes),
-        max_expression_depth: server.max_expression_depth.unwrap_or(d.max_expression_depth),
+        max_expression_depth: server
+            .max_expression_depth
+            .unwrap_or(d.max_expression_depth),
         max_sessions: server.max_sessions.unwrap_or(d.max_sessions),
-        max_queries_per_user: server.max_queries_per_user.unwrap_or(d.max_queries_per_user),
+        max_queries_per_user: server
+            .max_queries_per_user
+            .unwrap_or(d.max_queries_per_user),
         max_target_partitions: server
             .max_target_partitions
             .unwrap_or(d.max_target_partitions),

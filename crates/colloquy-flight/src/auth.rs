@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -168,7 +168,10 @@ impl Authenticator {
         tokens: HashMap<String, String>,
     ) -> Result<usize, String> {
         check_hashes(&users)?;
-        let mut creds = self.creds.write().map_err(|_| "credentials lock poisoned")?;
+        let mut creds = self
+            .creds
+            .write()
+            .map_err(|_| "credentials lock poisoned")?;
         let changed: Vec<String> = creds
             .users
             .iter()
@@ -183,13 +186,11 @@ impl Authenticator {
         if let Ok(mut v) = self.verified.lock() {
             v.clear();
         }
+        // Anonymous tokens of an open server end when it starts requiring logins.
+        let drop_all = required_now && !required_before;
         let mut issued = self.issued.lock().map_err(|_| "token table poisoned")?;
         let before = issued.len();
-        issued.retain(|_, t| {
-            !changed.iter().any(|u| **u == *t.user)
-                // Anonymous tokens of an open server end when it starts requiring logins.
-                && !(required_now && !required_before)
-        });
+        issued.retain(|_, t| !drop_all && !changed.iter().any(|u| **u == *t.user));
         Ok(before - issued.len())
     }
 
@@ -299,9 +300,7 @@ impl Authenticator {
                     .is_ok()
             })
         }) && hash.is_some();
-        if ok
-            && let (Some(hash), Ok(mut v)) = (hash, self.verified.lock())
-        {
+        if ok && let (Some(hash), Ok(mut v)) = (hash, self.verified.lock()) {
             if v.len() >= VERIFIED_CACHE {
                 v.clear();
             }

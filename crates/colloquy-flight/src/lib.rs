@@ -28,9 +28,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use auth::{Authenticator, Principal, TokenLimits, hash_password};
+pub use error::{Error, Result};
 pub use gate::Gate;
 pub use limits::Limits;
-pub use error::{Error, Result};
 pub use schema::Normalizer;
 pub use service::{ColloquyFlightSql, ContextFactory, ServiceOptions};
 

@@ -195,10 +195,7 @@ mod tests {
     fn depth_counts_chains_not_lists() {
         let chain = format!("SELECT 1{}", "+1".repeat(2000));
         assert!(expression_depth(&chain) >= 2000);
-        let list = format!(
-            "SELECT x IN ({}) FROM t",
-            vec!["1"; 5000].join(", ")
-        );
+        let list = format!("SELECT x IN ({}) FROM t", vec!["1"; 5000].join(", "));
         assert!(expression_depth(&list) < 5);
         let case = format!(
             "SELECT CASE {} END FROM t",

@@ -86,8 +86,13 @@ mod tests {
         let sql = "CREATE EXTERNAL TABLE t STORED AS ARCHIVE LOCATION 's3://b/' OPTIONS ('aws.access_key_id' 'AKIA1', 'aws.secret_access_key' 'hunter2', 'format' 'jsonl')";
         let r = redact_sql(sql);
         assert!(!r.contains("hunter2") && !r.contains("AKIA1"), "{r}");
-        assert!(r.contains("'format' 'jsonl'") && r.contains("s3://b/"), "{r}");
-        let r = redact_sql("SELECT * FROM read_archive('s3://b/', 'jsonl', 'aws.session_token', 'tok123')");
+        assert!(
+            r.contains("'format' 'jsonl'") && r.contains("s3://b/"),
+            "{r}"
+        );
+        let r = redact_sql(
+            "SELECT * FROM read_archive('s3://b/', 'jsonl', 'aws.session_token', 'tok123')",
+        );
         assert!(!r.contains("tok123"), "{r}");
         let r = redact_sql("SET colloquy.api.password = 'pw1'");
         assert!(!r.contains("pw1"), "{r}");

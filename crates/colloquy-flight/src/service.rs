@@ -47,10 +47,10 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::{Authenticator, Principal, bearer, random_handle};
 use crate::error::{Error, Result};
 use crate::gate::Gate;
-use crate::redact::{is_secret_name, redact_sql};
 use crate::metrics::Metrics;
 use crate::params::{bind, number_placeholders, parameter_schema, row_values};
 use crate::query_pool::QueryPool;
+use crate::redact::{is_secret_name, redact_sql};
 use crate::schema::Normalizer;
 use crate::session_options as so;
 
@@ -208,7 +208,11 @@ impl ColloquyFlightSql {
 
     /// Runs a command plan (DDL, DML, SET, COPY) on the query runtime, within the query timeout and,
     /// for statements that read or write data, the per-query memory limit.
-    async fn run_command(&self, ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+    async fn run_command(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+    ) -> Result<Vec<RecordBatch>> {
         let timeout = self.options.query_timeout;
         // SET, PREPARE and CREATE/DROP FUNCTION change the session state itself; everything else
         // changes only the catalog, which a context on a limited runtime shares with the session.
@@ -1382,7 +1386,9 @@ impl FlightSqlService for ColloquyFlightSql {
                                 .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
                                 .collect::<Result<Vec<_>, _>>()
                                 .map_err(Error::from)?;
-                            all.push(RecordBatch::try_new(target.clone(), cols).map_err(Error::from)?);
+                            all.push(
+                                RecordBatch::try_new(target.clone(), cols).map_err(Error::from)?,
+                            );
                         }
                         ctx.deregister_table(name.as_str()).map_err(Error::from)?;
                         let table = MemTable::try_new(target, vec![all]).map_err(Error::from)?;
@@ -1396,9 +1402,10 @@ impl FlightSqlService for ColloquyFlightSql {
                     }
                 }
             } else if if_not_exist == TableNotExistOption::Fail {
-                return Err(
-                    Error::NotFound(format!("table '{name}' does not exist (mode 'append')")).into(),
-                );
+                return Err(Error::NotFound(format!(
+                    "table '{name}' does not exist (mode 'append')"
+                ))
+                .into());
             }
             all.extend(batches);
             let table = MemTable::try_new(schema, vec![all]).map_err(Error::from)?;
@@ -1422,8 +1429,7 @@ impl FlightSqlService for ColloquyFlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let owner = Self::owner(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
-        let (_, batches) =
-            read_batches(request, self.options.gate.limits.max_ingest_bytes).await?;
+        let (_, batches) = read_batches(request, self.options.gate.limits.max_ingest_bytes).await?;
         let values = match batches.iter().find(|b| b.num_rows() > 0) {
             Some(b) => row_values(b, 0)?,
             None => vec![],
@@ -1453,8 +1459,7 @@ impl FlightSqlService for ColloquyFlightSql {
     ) -> Result<i64, Status> {
         let owner = Self::owner(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
-        let (_, batches) =
-            read_batches(request, self.options.gate.limits.max_ingest_bytes).await?;
+        let (_, batches) = read_batches(request, self.options.gate.limits.max_ingest_bytes).await?;
         let (session_key, base, remembered) = {
             let prepared = self.prepared.lock().map_err(|_| poisoned())?;
             let Some(ps) = prepared.get(&handle) else {
@@ -1748,7 +1753,9 @@ impl ColloquyFlightSql {
         };
         let handle = String::from_utf8_lossy(&t.statement_handle).into_owned();
         let not_yours = || {
-            Error::PermissionDenied("this query belongs to another user: it was not cancelled".into())
+            Error::PermissionDenied(
+                "this query belongs to another user: it was not cancelled".into(),
+            )
         };
         let parked = {
             let mut tickets = self

@@ -273,10 +273,7 @@ async fn sessions_and_running_statements_are_capped() {
         .await
         .expect("stream");
     first.next().await.expect("a batch").expect("ok");
-    let info2 = a
-        .execute("SELECT 2".into(), None)
-        .await
-        .expect("execute");
+    let info2 = a.execute("SELECT 2".into(), None).await.expect("execute");
     let e = a
         .do_get(info2.endpoint[0].ticket.clone().expect("ticket"))
         .await

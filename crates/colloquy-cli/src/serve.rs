@@ -243,13 +243,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             expand_views: server.expand_views.unwrap_or(true),
         },
         cpu: cpu.handle().clone(),
+        // "0" leaves statements to the server-wide memory_limit alone.
         query_memory_limit: Some(parse_bytes(
             "query_memory_limit",
             server
                 .query_memory_limit
                 .as_deref()
                 .unwrap_or(DEFAULT_QUERY_MEMORY_LIMIT),
-        )?),
+        )?)
+        .filter(|n| *n > 0),
         // 0 turns the timeout off.
         query_timeout: Some(
             server

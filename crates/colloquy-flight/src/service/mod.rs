@@ -1,0 +1,131 @@
+//! The Flight SQL service: statements, prepared statements, updates, bulk ingest and metadata over
+//! per-session DataFusion contexts. One file per concern: [`session`], [`query`], [`metadata`],
+//! [`ingest`], [`actions`] (the custom actions, one table); [`flight_sql`] routes each Flight SQL call.
+
+mod actions;
+mod flight_sql;
+mod ingest;
+mod metadata;
+mod query;
+mod session;
+
+use metadata::{sql_info, xdbc_types};
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use futures::Stream;
+use futures::future::BoxFuture;
+use tonic::Status;
+
+use crate::auth::Authenticator;
+use crate::error::Result;
+use crate::gate::Gate;
+use crate::metrics::Metrics;
+use crate::schema::Normalizer;
+
+/// Builds a fresh session context: every session gets its own settings and temporary objects.
+pub type ContextFactory = Arc<dyn Fn() -> BoxFuture<'static, Result<SessionContext>> + Send + Sync>;
+
+type DoGetStream =
+    Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+
+/// What the server was started with.
+#[derive(Clone)]
+pub struct ServiceOptions {
+    pub factory: ContextFactory,
+    pub auth: Arc<Authenticator>,
+    pub normalizer: Normalizer,
+    /// The runtime that executes queries, apart from the one serving gRPC, so that scoring millions of
+    /// messages never delays a handshake or a metadata call.
+    pub cpu: tokio::runtime::Handle,
+    /// The most memory one query may reserve (inside the pool all sessions share).
+    pub query_memory_limit: Option<usize>,
+    /// Queries running longer are stopped with `DeadlineExceeded`.
+    pub query_timeout: Option<std::time::Duration>,
+    /// Sessions without a call for this long are closed, and results not fetched for this long dropped.
+    pub session_idle: std::time::Duration,
+    pub metrics: Arc<Metrics>,
+    /// The access policy and limits every client statement passes ([`Gate`]).
+    pub gate: Gate,
+}
+
+struct Session {
+    ctx: SessionContext,
+    /// Milliseconds since the service started, at the last call: idle sessions are swept.
+    last_used: AtomicU64,
+}
+
+struct Prepared {
+    session: String,
+    /// Who may use, bind and close it (see [`ColloquyFlightSql::owner`]).
+    owner: String,
+    /// The statement as the client sent it, for the query log.
+    sql: Arc<str>,
+    plan: LogicalPlan,
+    params: Option<Vec<ScalarValue>>,
+}
+
+/// A result waiting for its DoGet: a physical plan not yet run, or the rows of a command already run.
+enum Pending {
+    Plan {
+        plan: Arc<dyn ExecutionPlan>,
+        ctx: SessionContext,
+    },
+    Rows(Vec<RecordBatch>),
+}
+
+struct Ticketed {
+    handle: String,
+    session: String,
+    owner: String,
+    created: Instant,
+    user: Arc<str>,
+    sql: String,
+    schema: SchemaRef,
+    pending: Pending,
+}
+
+pub struct ColloquyFlightSql {
+    options: ServiceOptions,
+    sessions: tokio::sync::Mutex<HashMap<String, Arc<Session>>>,
+    prepared: Mutex<HashMap<String, Prepared>>,
+    tickets: Mutex<HashMap<String, Ticketed>>,
+    /// Queries being streamed, by ticket handle, with their owner, for CancelFlightInfo.
+    running: Arc<Mutex<HashMap<String, (String, tokio::task::AbortHandle)>>>,
+    /// Statements running now, per owner, against `max_queries_per_user`.
+    busy: Arc<Mutex<HashMap<String, usize>>>,
+    started: Instant,
+    sql_info: SqlInfoData,
+    xdbc: XdbcTypeInfoData,
+}
+
+fn poisoned() -> Status {
+    Status::internal("server state lock poisoned")
+}
+
+impl ColloquyFlightSql {
+    pub fn new(options: ServiceOptions) -> Result<Self> {
+        Ok(Self {
+            options,
+            sessions: tokio::sync::Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
+            tickets: Mutex::new(HashMap::new()),
+            running: Arc::new(Mutex::new(HashMap::new())),
+            busy: Arc::new(Mutex::new(HashMap::new())),
+            started: Instant::now(),
+            sql_info: sql_info()?,
+            xdbc: xdbc_types()?,
+        })
+    }
+}

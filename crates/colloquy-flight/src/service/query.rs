@@ -1,0 +1,548 @@
+//! Statements: planning at the gate, running commands within the limits, parking results under tickets,
+//! streaming them, describing them (GetSchema) and cancelling them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::{Any, ProstMessageExt, TicketStatementQuery};
+use arrow_flight::{
+    FlightDescriptor, FlightEndpoint, FlightInfo, SchemaAsIpc, SchemaResult, Ticket,
+};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::{Request, Status};
+
+use crate::auth::random_handle;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::params::number_placeholders;
+use crate::query_pool::QueryPool;
+use crate::redact::redact_sql;
+
+use super::metadata::{MetadataCommand, foreign_keys_schema, metadata_schema, primary_keys_schema};
+use super::session::Slot;
+use super::{ColloquyFlightSql, DoGetStream, Pending, Session, Ticketed};
+
+impl ColloquyFlightSql {
+    /// Parses and plans a client's SQL on the query runtime (deep statements need its larger stacks;
+    /// a table function may list an object store while planning), then checks the plan at the gate.
+    pub(super) async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
+        self.options.gate.check_sql(sql)?;
+        let sql = number_placeholders(sql);
+        let ctx = session.ctx.clone();
+        let timeout = self.options.query_timeout;
+        let plan = self
+            .options
+            .cpu
+            .spawn(async move {
+                let planning = async { ctx.state().create_logical_plan(&sql).await };
+                match timeout {
+                    Some(t) => tokio::time::timeout(t, planning)
+                        .await
+                        .map_err(|_| deadline("planning the statement", t))?
+                        .map_err(Error::from),
+                    None => planning.await.map_err(Error::from),
+                }
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("planning task failed: {e}")))??;
+        self.options.gate.check_plan(&plan)?;
+        Ok(plan)
+    }
+
+    /// Runs a command plan (DDL, DML, SET, COPY) on the query runtime, within the query timeout and,
+    /// for statements that read or write data, the per-query memory limit.
+    pub(super) async fn run_command(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+    ) -> Result<Vec<RecordBatch>> {
+        let timeout = self.options.query_timeout;
+        // SET, PREPARE and CREATE/DROP FUNCTION change the session state itself; everything else
+        // changes only the catalog, which a context on a limited runtime shares with the session.
+        let keeps_state = matches!(
+            plan,
+            LogicalPlan::Statement(_)
+                | LogicalPlan::Ddl(
+                    datafusion::logical_expr::DdlStatement::CreateFunction(_)
+                        | datafusion::logical_expr::DdlStatement::DropFunction(_)
+                )
+        );
+        let run_ctx = match self.options.query_memory_limit {
+            Some(limit) if !keeps_state => limited_ctx(ctx, limit),
+            _ => ctx.clone(),
+        };
+        self.options
+            .cpu
+            .spawn(async move {
+                let run = async {
+                    let df = run_ctx.execute_logical_plan(plan).await?;
+                    df.collect().await
+                };
+                match timeout {
+                    Some(t) => tokio::time::timeout(t, run)
+                        .await
+                        .map_err(|_| deadline("the statement", t))?
+                        .map_err(Error::from),
+                    None => run.await.map_err(Error::from),
+                }
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("statement task failed: {e}")))?
+    }
+
+    /// Runs a command plan (DDL, DML, SET) now; plans a query for its DoGet. Either way the result is
+    /// parked under a ticket and described by a FlightInfo.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn plan_result(
+        &self,
+        session_key: &str,
+        owner: &str,
+        session: &Session,
+        user: Arc<str>,
+        sql: &str,
+        plan: LogicalPlan,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo> {
+        let started = Instant::now();
+        self.options.metrics.queries.fetch_add(1, Ordering::Relaxed);
+        let is_command = matches!(
+            plan,
+            LogicalPlan::Ddl(_)
+                | LogicalPlan::Dml(_)
+                | LogicalPlan::Statement(_)
+                | LogicalPlan::Copy(_)
+        );
+        let ctx = session.ctx.clone();
+        let normalizer = self.options.normalizer;
+        let (schema, pending) = if is_command {
+            // A command (a CREATE FUNCTION may train a classifier, a CREATE TABLE AS may read a whole
+            // archive) counts against the owner's running statements while it runs.
+            let _slot = self.slot(owner)?;
+            let refresh_views = colloquy::analytics::affects_views(&plan);
+            let arrow_schema: Schema = plan.schema().as_arrow().clone();
+            let rows = self.run_command(&ctx, plan).await;
+            if let Err(e) = &rows {
+                tracing::info!(target: "colloquy::query", user = %user, sql = %redact_sql(sql), kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "error", error = %e);
+            }
+            let rows = rows?;
+            if refresh_views {
+                colloquy::analytics::install_views_and_warn(&ctx).await?;
+            }
+            tracing::info!(target: "colloquy::query", user = %user, sql = %redact_sql(sql), kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
+            (normalizer.schema(&arrow_schema), Pending::Rows(rows))
+        } else {
+            // Optimising a plan is CPU work: on the query runtime, so that the gRPC runtime keeps
+            // answering other clients meanwhile.
+            self.options
+                .cpu
+                .spawn(async move {
+                    let df = ctx.execute_logical_plan(plan).await?;
+                    let physical = df.create_physical_plan().await?;
+                    let schema = normalizer.schema(physical.schema().as_ref());
+                    Ok::<_, Error>((
+                        schema,
+                        Pending::Plan {
+                            plan: physical,
+                            ctx,
+                        },
+                    ))
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("planning task failed: {e}")))??
+        };
+        let handle = random_handle("q").map_err(|s| Error::Internal(s.message().to_owned()))?;
+        let ticket = Ticket::new(
+            TicketStatementQuery {
+                statement_handle: handle.clone().into(),
+            }
+            .as_any()
+            .encode_to_vec(),
+        );
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)?
+            .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+            .with_descriptor(descriptor)
+            .with_total_records(-1)
+            .with_ordered(true);
+        self.tickets
+            .lock()
+            .map_err(|_| Error::Internal("ticket table poisoned".into()))?
+            .insert(
+                handle.clone(),
+                Ticketed {
+                    handle,
+                    session: session_key.to_owned(),
+                    owner: owner.to_owned(),
+                    created: Instant::now(),
+                    user,
+                    sql: redact_sql(sql),
+                    schema,
+                    pending,
+                },
+            );
+        Ok(info)
+    }
+
+    /// Streams a parked result. The query runs on the CPU runtime and hands batches over a small channel;
+    /// when the client goes away the channel closes, the task stops and dropping the DataFusion stream
+    /// cancels the query.
+    pub(super) fn stream(&self, t: Ticketed) -> Result<DoGetStream> {
+        let Ticketed {
+            handle,
+            owner,
+            user,
+            sql,
+            schema,
+            pending,
+            ..
+        } = t;
+        // A query counts against its owner's running statements until its stream ends.
+        let slot = match &pending {
+            Pending::Plan { .. } => Some(self.slot(&owner)?),
+            Pending::Rows(_) => None,
+        };
+        let norm = self.options.normalizer;
+        let metrics = self.options.metrics.clone();
+        let log = QueryLog::new(
+            user,
+            sql,
+            metrics.clone(),
+            handle.clone(),
+            self.running.clone(),
+            slot,
+        );
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let deadline = self
+            .options
+            .query_timeout
+            .map(|t| (tokio::time::Instant::now() + t, t));
+        let out_schema = schema.clone();
+        let query_memory_limit = self.options.query_memory_limit;
+        let task = self.options.cpu.spawn(async move {
+            let mut batches: SendableRecordBatchStream = match pending {
+                Pending::Plan { plan, ctx } => {
+                    match execute_stream(plan, task_ctx(&ctx, query_memory_limit)) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into())).await;
+                            return;
+                        }
+                    }
+                }
+                Pending::Rows(rows) => {
+                    let schema = rows
+                        .first()
+                        .map(|b| b.schema())
+                        .unwrap_or_else(|| Arc::new(Schema::empty()));
+                    Box::pin(
+                        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                            schema,
+                            futures::stream::iter(rows.into_iter().map(Ok)),
+                        ),
+                    )
+                }
+            };
+            loop {
+                let next = match deadline {
+                    Some((at, limit)) => match tokio::time::timeout_at(at, batches.next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            let msg = format!(
+                                "the query ran longer than the server's limit of {}s",
+                                limit.as_secs_f64()
+                            );
+                            let _ = tx.send(Err(Error::DeadlineExceeded(msg))).await;
+                            return;
+                        }
+                    },
+                    None => batches.next().await,
+                };
+                let Some(item) = next else { return };
+                let item = item
+                    .map_err(Error::from)
+                    .and_then(|b| norm.batch(&b, &out_schema).map_err(Error::from));
+                if tx.send(item).await.is_err() {
+                    // The client went away.
+                    return;
+                }
+            }
+        });
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(handle, (owner, task.abort_handle()));
+        }
+        let received = futures::stream::unfold((rx, log), |(mut rx, log)| async move {
+            let Some(item) = rx.recv().await else {
+                log.finished.store(true, Ordering::Relaxed);
+                return None;
+            };
+            match &item {
+                Ok(b) => log.rows.fetch_add(b.num_rows() as u64, Ordering::Relaxed),
+                Err(_) => log.failed.fetch_add(1, Ordering::Relaxed),
+            };
+            Some((
+                item.map_err(|e| FlightError::Tonic(Box::new(Status::from(e)))),
+                (rx, log),
+            ))
+        });
+        let out = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(received)
+            .map_err(Status::from)
+            .inspect_ok(move |d| {
+                metrics.bytes_sent.fetch_add(
+                    (d.data_body.len() + d.data_header.len()) as u64,
+                    Ordering::Relaxed,
+                );
+            });
+        Ok(Box::pin(out))
+    }
+
+    /// GetSchema: the columns a statement, prepared statement or metadata command returns, without
+    /// running anything (ADBC's `execute_schema`).
+    pub async fn describe(&self, request: Request<FlightDescriptor>) -> Result<SchemaResult> {
+        use arrow_flight::sql::Command;
+        let any = Any::decode(&*request.get_ref().cmd).map_err(|e| {
+            Error::invalid(format!(
+                "GetSchema: the descriptor's command is not a Flight SQL command ({e})"
+            ))
+        })?;
+        let command =
+            Command::try_from(any).map_err(|e| Error::invalid(format!("GetSchema: {e}")))?;
+        let schema: SchemaRef = match command {
+            Command::CommandStatementQuery(q) => {
+                let session = self.session_for(&request).await?;
+                let plan = self.plan_sql(&session, &q.query).await?;
+                Arc::new(plan.schema().as_arrow().clone())
+            }
+            Command::CommandPreparedStatementQuery(cmd) => {
+                let owner = Self::owner(&request);
+                let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
+                let prepared = self
+                    .prepared
+                    .lock()
+                    .map_err(|_| Error::Internal("prepared statements lock poisoned".into()))?;
+                let ps = prepared.get(&handle).ok_or_else(|| {
+                    Error::NotFound(format!("unknown prepared statement '{handle}'"))
+                })?;
+                if ps.owner != owner {
+                    return Err(Error::PermissionDenied(
+                        "this prepared statement belongs to another user".into(),
+                    ));
+                }
+                Arc::new(ps.plan.schema().as_arrow().clone())
+            }
+            Command::CommandGetCatalogs(q) => metadata_schema(&MetadataCommand::Catalogs(q)),
+            Command::CommandGetDbSchemas(q) => metadata_schema(&MetadataCommand::Schemas(q)),
+            Command::CommandGetTables(q) => metadata_schema(&MetadataCommand::Tables(q)),
+            Command::CommandGetTableTypes(q) => metadata_schema(&MetadataCommand::TableTypes(q)),
+            Command::CommandGetPrimaryKeys(_) => primary_keys_schema(),
+            Command::CommandGetExportedKeys(_)
+            | Command::CommandGetImportedKeys(_)
+            | Command::CommandGetCrossReference(_) => foreign_keys_schema(),
+            other => {
+                return Err(Error::invalid(format!(
+                    "GetSchema describes queries, prepared statements and catalog commands, not {}",
+                    other.type_url()
+                )));
+            }
+        };
+        let schema = self.options.normalizer.schema(&schema);
+        Ok(SchemaAsIpc::new(&schema, &IpcWriteOptions::default()).try_into()?)
+    }
+
+    pub(super) fn take_ticket(&self, handle: &[u8], owner: &str) -> Result<Ticketed> {
+        let handle = std::str::from_utf8(handle)
+            .map_err(|_| Error::invalid("ticket is not a colloquy ticket"))?;
+        let mut tickets = self
+            .tickets
+            .lock()
+            .map_err(|_| Error::Internal("ticket table poisoned".into()))?;
+        match tickets.get(handle) {
+            Some(t) if t.owner != owner => Err(Error::PermissionDenied(
+                "this ticket belongs to another user".into(),
+            )),
+            Some(_) => tickets
+                .remove(handle)
+                .ok_or_else(|| Error::NotFound("ticket vanished".into())),
+            None => Err(Error::NotFound(format!(
+                "unknown or already used ticket '{handle}': tickets are good for one DoGet"
+            ))),
+        }
+    }
+
+    /// Cancels the query behind a FlightInfo: forgets it if it has not started, stops it if it runs.
+    pub(super) fn cancel(
+        &self,
+        info: Option<&FlightInfo>,
+        owner: &str,
+    ) -> Result<arrow_flight::CancelStatus> {
+        let ticket = info
+            .and_then(|i| i.endpoint.first())
+            .and_then(|e| e.ticket.as_ref())
+            .ok_or_else(|| {
+                Error::invalid("CancelFlightInfo needs the FlightInfo with its ticket")
+            })?;
+        let any = Any::decode(ticket.ticket.clone()).map_err(|e| Error::invalid(e.to_string()))?;
+        let Some(t) = any
+            .unpack::<TicketStatementQuery>()
+            .map_err(|e| Error::invalid(e.to_string()))?
+        else {
+            return Ok(arrow_flight::CancelStatus::NotCancellable);
+        };
+        let handle = String::from_utf8_lossy(&t.statement_handle).into_owned();
+        let not_yours = || {
+            Error::PermissionDenied(
+                "this query belongs to another user: it was not cancelled".into(),
+            )
+        };
+        let parked = {
+            let mut tickets = self
+                .tickets
+                .lock()
+                .map_err(|_| Error::Internal("ticket table poisoned".into()))?;
+            if tickets.get(&handle).is_some_and(|t| t.owner != owner) {
+                return Err(not_yours());
+            }
+            tickets.remove(&handle)
+        };
+        let running = {
+            let mut running = self
+                .running
+                .lock()
+                .map_err(|_| Error::Internal("running table poisoned".into()))?;
+            if running.get(&handle).is_some_and(|(o, _)| o != owner) {
+                return Err(not_yours());
+            }
+            running.remove(&handle)
+        };
+        if let Some((_, task)) = &running {
+            task.abort();
+        }
+        Ok(if parked.is_some() || running.is_some() {
+            arrow_flight::CancelStatus::Cancelled
+        } else {
+            arrow_flight::CancelStatus::NotCancellable
+        })
+    }
+}
+
+/// One structured log line per query, written when its result stream ends (finished, failed or dropped
+/// by the client), and the stream's share of the metrics.
+pub(super) struct QueryLog {
+    user: Arc<str>,
+    sql: String,
+    started: Instant,
+    rows: AtomicU64,
+    failed: AtomicU64,
+    /// The stream reached its end (else the client dropped it or it was cancelled).
+    finished: std::sync::atomic::AtomicBool,
+    metrics: Arc<Metrics>,
+    handle: String,
+    running: Arc<Mutex<HashMap<String, (String, tokio::task::AbortHandle)>>>,
+    /// Given back when the stream ends.
+    _slot: Option<Slot>,
+}
+
+impl QueryLog {
+    fn new(
+        user: Arc<str>,
+        sql: String,
+        metrics: Arc<Metrics>,
+        handle: String,
+        running: Arc<Mutex<HashMap<String, (String, tokio::task::AbortHandle)>>>,
+        slot: Option<Slot>,
+    ) -> Self {
+        metrics.active_streams.fetch_add(1, Ordering::Relaxed);
+        Self {
+            user,
+            sql,
+            started: Instant::now(),
+            rows: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            finished: std::sync::atomic::AtomicBool::new(false),
+            metrics,
+            handle,
+            running,
+            _slot: slot,
+        }
+    }
+}
+
+pub(super) fn deadline(what: &str, limit: std::time::Duration) -> Error {
+    Error::DeadlineExceeded(format!(
+        "{what} ran longer than the server's limit of {}s (query_timeout_secs in [server])",
+        limit.as_secs_f64()
+    ))
+}
+
+/// `ctx` on a runtime whose pool holds this statement to `limit` bytes. The catalog is shared, so tables
+/// and views a command creates land in the session.
+pub(super) fn limited_ctx(ctx: &SessionContext, limit: usize) -> SessionContext {
+    let state = ctx.state();
+    let runtime = QueryPool::runtime_for_query(state.runtime_env().as_ref(), limit);
+    let state = datafusion::execution::session_state::SessionStateBuilder::new_from_existing(state)
+        .with_runtime_env(runtime)
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+impl Drop for QueryLog {
+    fn drop(&mut self) {
+        let failed = self.failed.load(Ordering::Relaxed) > 0;
+        let rows = self.rows.load(Ordering::Relaxed);
+        self.metrics.active_streams.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.rows_sent.fetch_add(rows, Ordering::Relaxed);
+        if failed {
+            self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // A stream dropped early leaves its task to notice the closed channel; abort it now instead.
+        if let Ok(mut running) = self.running.lock()
+            && let Some((_, task)) = running.remove(&self.handle)
+        {
+            task.abort();
+        }
+        tracing::info!(
+            target: "colloquy::query",
+            query_id = %self.handle,
+            user = %self.user,
+            sql = %self.sql,
+            rows,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            status = if failed {
+                "error"
+            } else if self.finished.load(Ordering::Relaxed) {
+                "ok"
+            } else {
+                "cancelled"
+            },
+            "query"
+        );
+    }
+}
+
+/// The context a query runs in: the session's, with a pool of its own when queries have a memory limit.
+pub(super) fn task_ctx(
+    ctx: &SessionContext,
+    query_memory_limit: Option<usize>,
+) -> Arc<TaskContext> {
+    let task = TaskContext::from(&*ctx.state_ref().read());
+    Arc::new(match query_memory_limit {
+        None => task,
+        Some(limit) => {
+            let runtime = QueryPool::runtime_for_query(task.runtime_env().as_ref(), limit);
+            task.with_runtime(runtime)
+        }
+    })
+}

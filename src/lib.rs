@@ -116,6 +116,31 @@ pub fn new_context_with_runtime(
     ctx
 }
 
+/// Runs a planned statement as every front end must: DDL takes effect now (DataFusion runs it while
+/// building the DataFrame), and when it changed what the analytics views read (`messages`,
+/// `customer_identities`, a function), the views are planned again. Queries come back unexecuted, as a
+/// DataFrame to stream or collect.
+pub async fn execute(
+    ctx: &SessionContext,
+    plan: datafusion::logical_expr::LogicalPlan,
+) -> datafusion::error::Result<datafusion::dataframe::DataFrame> {
+    let refresh = analytics::affects_views(&plan);
+    let df = ctx.execute_logical_plan(plan).await?;
+    if refresh {
+        analytics::install_views_and_warn(ctx).await?;
+    }
+    Ok(df)
+}
+
+/// For tables replaced outside SQL (Flight bulk ingest): plans the views again when `table` is one they
+/// read.
+pub async fn table_replaced(ctx: &SessionContext, table: &str) -> datafusion::error::Result<()> {
+    if analytics::is_input_table(&datafusion::common::TableReference::from(table)) {
+        analytics::install_views_and_warn(ctx).await?;
+    }
+    Ok(())
+}
+
 /// Registers an archive location as a table, as `CREATE EXTERNAL TABLE ... STORED AS ARCHIVE` would.
 pub async fn register_archive(
     ctx: &SessionContext,

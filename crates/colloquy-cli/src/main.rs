@@ -182,20 +182,34 @@ pub async fn session(
     config: Option<&std::path::Path>,
     demo: bool,
 ) -> anyhow::Result<datafusion::prelude::SessionContext> {
+    let demo_dir = match demo {
+        true => Some(demo::ensure_cached().await?),
+        false => None,
+    };
     let ctx = colloquy::new_context();
-    if let Some(path) = config {
-        config::apply(&ctx, path).await?;
-    }
-    if demo {
-        let dir = demo::ensure_cached().await?;
-        demo::register(&ctx, &dir).await?;
-    }
+    set_up(&ctx, config, demo_dir.as_deref()).await?;
     Ok(ctx)
+}
+
+/// What every session of `sql`, `save-model` and `serve` gets: the config file's settings, archives and
+/// models, the demo archive, and the analytics views over them.
+pub async fn set_up(
+    ctx: &datafusion::prelude::SessionContext,
+    config: Option<&std::path::Path>,
+    demo_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(path) = config {
+        config::apply(ctx, path).await?;
+    }
+    if let Some(dir) = demo_dir {
+        demo::register(ctx, dir).await?;
+    }
+    colloquy::analytics::install_views_and_warn(ctx).await?;
+    Ok(())
 }
 
 async fn run_sql(args: SqlArgs) -> anyhow::Result<()> {
     let ctx = session(args.config.as_deref(), args.demo).await?;
-    colloquy::analytics::install_views_and_warn(&ctx).await?;
     let show_progress = args.format == OutputFormat::Table && std::io::stderr().is_terminal();
     let runner = runner::Runner::new(ctx, args.format, show_progress);
     if args.commands.is_empty() && args.files.is_empty() {

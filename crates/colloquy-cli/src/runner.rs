@@ -42,8 +42,7 @@ impl Runner {
     ) -> anyhow::Result<()> {
         let state = self.ctx.state();
         let plan = state.statement_to_plan(statement).await?;
-        let refresh_views = colloquy::analytics::affects_views(&plan);
-        let df = self.ctx.execute_logical_plan(plan).await?;
+        let df = colloquy::execute(&self.ctx, plan).await?;
         let schema = df.schema().as_arrow().clone();
         let bar = self.progress.then(ScanBar::start);
         let mut stream = df.execute_stream().await?;
@@ -63,9 +62,6 @@ impl Runner {
             bar.finish();
         }
         result?;
-        if refresh_views {
-            colloquy::analytics::install_views_and_warn(&self.ctx).await?;
-        }
         printer.finish(&mut stdout.lock())?;
         stdout.lock().flush()?;
         Ok(())

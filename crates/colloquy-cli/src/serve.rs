@@ -172,19 +172,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 config = cache.attach(config);
             }
             let ctx = colloquy::new_context_with_runtime(config, runtime_env.clone());
-            if let Some(path) = &config_path {
-                config::apply(&ctx, path)
-                    .await
-                    .map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
-            }
-            if let Some(dir) = &demo_dir {
-                demo::register(&ctx, dir)
-                    .await
-                    .map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
-            }
+            crate::set_up(&ctx, config_path.as_deref(), demo_dir.as_deref())
+                .await
+                .map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
             // The operator's archives and models are in: from here on the session is a client's.
             colloquy::restrict(&ctx, policy);
-            colloquy::analytics::install_views_and_warn(&ctx).await?;
             Ok(ctx)
         }
     });

@@ -388,17 +388,11 @@ impl FlightSqlService for ColloquyFlightSql {
         let owner = Self::owner(&request);
         let session = self.session_for(&request).await?;
         let plan = self.plan_sql(&session, &cmd.query).await?;
-        let refresh_views = colloquy::analytics::affects_views(&plan);
         let started = Instant::now();
         let batches = {
             let _slot = self.slot(&owner)?;
             self.run_command(&session.ctx, plan).await?
         };
-        if refresh_views {
-            colloquy::analytics::install_views_and_warn(&session.ctx)
-                .await
-                .map_err(Error::from)?;
-        }
         tracing::info!(target: "colloquy::query", user = %p.user, sql = %redact_sql(&cmd.query), kind = "update", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
         Ok(affected_rows(&batches))
     }

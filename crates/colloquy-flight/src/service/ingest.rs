@@ -10,7 +10,6 @@ use arrow_flight::sql::{CommandStatementIngest, TableExistsOption, TableNotExist
 use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use tonic::{Request, Status};
 
@@ -87,7 +86,9 @@ impl ColloquyFlightSql {
                         let table = MemTable::try_new(target, vec![all]).map_err(Error::from)?;
                         ctx.register_table(name.as_str(), Arc::new(table))
                             .map_err(Error::from)?;
-                        refresh_views_after_ingest(ctx, &name).await?;
+                        colloquy::table_replaced(ctx, &name)
+                            .await
+                            .map_err(Error::from)?;
                         return Ok(rows as i64);
                     }
                     TableExistsOption::Replace => {
@@ -104,7 +105,9 @@ impl ColloquyFlightSql {
             let table = MemTable::try_new(schema, vec![all]).map_err(Error::from)?;
             ctx.register_table(name.as_str(), Arc::new(table))
                 .map_err(Error::from)?;
-            refresh_views_after_ingest(ctx, &name).await?;
+            colloquy::table_replaced(ctx, &name)
+                .await
+                .map_err(Error::from)?;
             Ok(rows as i64)
         };
         match timeout {
@@ -157,18 +160,6 @@ pub(super) async fn read_batches(
         .cloned()
         .or_else(|| batches.first().map(|b| b.schema()));
     Ok((schema, batches))
-}
-
-/// Ingesting into `messages` or `customer_identities` replaces the table the analytics views were planned
-/// against: plan them again.
-pub(super) async fn refresh_views_after_ingest(
-    ctx: &SessionContext,
-    name: &str,
-) -> Result<(), Error> {
-    if colloquy::analytics::is_input_table(&datafusion::common::TableReference::from(name)) {
-        colloquy::analytics::install_views_and_warn(ctx).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ impl ColloquyFlightSql {
             .cpu
             .spawn(async move {
                 let run = async {
-                    let df = run_ctx.execute_logical_plan(plan).await?;
+                    let df = colloquy::execute(&run_ctx, plan).await?;
                     df.collect().await
                 };
                 match timeout {
@@ -130,16 +130,12 @@ impl ColloquyFlightSql {
             // A command (a CREATE FUNCTION may train a classifier, a CREATE TABLE AS may read a whole
             // archive) counts against the owner's running statements while it runs.
             let _slot = self.slot(owner)?;
-            let refresh_views = colloquy::analytics::affects_views(&plan);
             let arrow_schema: Schema = plan.schema().as_arrow().clone();
             let rows = self.run_command(&ctx, plan).await;
             if let Err(e) = &rows {
                 tracing::info!(target: "colloquy::query", user = %user, sql = %redact_sql(sql), kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "error", error = %e);
             }
             let rows = rows?;
-            if refresh_views {
-                colloquy::analytics::install_views_and_warn(&ctx).await?;
-            }
             tracing::info!(target: "colloquy::query", user = %user, sql = %redact_sql(sql), kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
             (normalizer.schema(&arrow_schema), Pending::Rows(rows))
         } else {

@@ -159,30 +159,37 @@ fn config_file_registers_archives_and_settings() {
 fn demo_writes_the_archive_and_prints_headlines_and_sql_demo_uses_the_cache() {
     let cache = tempfile::tempdir().expect("tempdir");
     let out_dir = cache.path().join("demo");
+    // The default demo, as a new user runs it: the story ends with the incident the generator hides.
     let out = colloquy(
-        &[
-            "demo",
-            "--out",
-            &out_dir.display().to_string(),
-            "--conversations",
-            "150",
-            "--seed",
-            "3",
-        ],
+        &["demo", "--out", &out_dir.display().to_string()],
         cache.path(),
     );
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for heading in [
-        "Messages by channel and sender role",
-        "Busiest conversations",
-        "Messages per week and channel",
+        "Language mix per channel",
+        "Sentiment and top intents per channel",
+        "First-contact resolution and time to first response",
+        "The incident",
+        "track_order in WhatsApp turning negative",
+        "colloquy serve --demo",
     ] {
         assert!(
             stdout.contains(heading),
             "missing '{heading}' in:\n{stdout}"
         );
     }
+    // Each result comes with the SQL that produced it.
+    assert_eq!(
+        stdout.matches("\n-- SELECT").count() + stdout.matches("\n-- WITH").count(),
+        5
+    );
+    let incident = &stdout[stdout.find("## The incident").expect("incident")..];
+    let incident = &incident[..incident.find("## ...").expect("trend after it")];
+    assert!(
+        incident.contains("| whatsapp | 2026-03-02 |"),
+        "the demo's incident week is not flagged:\n{incident}"
+    );
     assert!(out_dir.join("slack/acme-slack-export.zip").exists());
 
     let out = colloquy(

@@ -1,6 +1,8 @@
 //! Microsoft Teams messages in the Graph API's `chatMessage` shape: a JSON array, or a Graph page
-//! `{"value": [...]}`. HTML bodies become text (mentions kept as their names), replies point at their
-//! parent, applications are bots and `systemEventMessage`s are system rows.
+//! `{"value": [...]}`; and the same messages as the Teams export API and eDiscovery write them
+//! (`TeamsDataExport`: one array per channel, PascalCase keys such as `Body.Content`, `CreatedDateTime`,
+//! `From.User.DisplayName`, `ChannelIdentity`). HTML bodies become text (mentions kept as their names),
+//! replies point at their parent, applications are bots and `systemEventMessage`s are system rows.
 
 use serde_json::Value as Json;
 
@@ -12,16 +14,44 @@ use crate::sink::Sink;
 use crate::time::parse_timestamp;
 
 pub fn sniff(head: &str) -> bool {
-    head.contains("\"createdDateTime\"")
+    (head.contains("\"createdDateTime\"")
         && (head.contains("\"messageType\"")
             || head.contains("\"chatId\"")
-            || head.contains("\"body\""))
+            || head.contains("\"body\"")))
+        || (head.contains("\"CreatedDateTime\"")
+            && (head.contains("\"MessageType\"")
+                || head.contains("\"ChannelIdentity\"")
+                || head.contains("\"Body\"")))
+}
+
+/// The export API's PascalCase keys as the Graph API's camelCase ones (`ChannelIdentity.ChannelId` →
+/// `channelIdentity.channelId`), so that one reader serves both.
+fn camel_case_keys(v: Json) -> Json {
+    match v {
+        Json::Object(o) => Json::Object(
+            o.into_iter()
+                .map(|(k, v)| {
+                    let mut chars = k.chars();
+                    let key = match chars.next() {
+                        Some(first) if first.is_ascii_uppercase() => {
+                            first.to_ascii_lowercase().to_string() + chars.as_str()
+                        }
+                        _ => k,
+                    };
+                    (key, camel_case_keys(v))
+                })
+                .collect(),
+        ),
+        Json::Array(a) => Json::Array(a.into_iter().map(camel_case_keys).collect()),
+        other => other,
+    }
 }
 
 pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
-    let Some(doc) = parse_document(data, sink)? else {
+    let Some(doc) = parse_document::<Json>(data, sink)? else {
         return Ok(());
     };
+    let doc = camel_case_keys(doc);
     let channel = ctx.channel("teams");
     let list = match &doc {
         Json::Array(a) => a,
@@ -58,7 +88,7 @@ pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>
         let sender_name = who
             .and_then(|w| str_of(w, "displayName"))
             .map(str::to_string);
-        let role = if str_of(m, "messageType").is_some_and(|t| t != "message") {
+        let role = if str_of(m, "messageType").is_some_and(|t| !t.eq_ignore_ascii_case("message")) {
             Role::System
         } else if app.is_some() && user.is_none() {
             Role::Bot

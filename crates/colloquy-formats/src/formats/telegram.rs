@@ -9,7 +9,7 @@ use super::json_doc::{parse_document, str_of, text_of};
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
-use crate::time::{local_to_micros, truncate};
+use crate::time::{parse_timestamp, truncate};
 
 /// Does a JSON document's head look like a Telegram export?
 pub fn sniff(head: &str) -> bool {
@@ -117,11 +117,12 @@ fn message(
                 .map_err(|_| format!("invalid date_unixtime '{}'", truncate(&u, 20)))?
                 * 1_000_000,
         ),
+        // Telegram Desktop writes local time without a zone; other tools write RFC 3339 (fractions, `Z`,
+        // offsets): every variant reads, the zoneless one in the archive's timezone.
         None => match str_of(m, "date") {
             Some(d) => Some(
-                chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%dT%H:%M:%S")
-                    .map(|n| local_to_micros(n, ctx.options.timezone))
-                    .map_err(|_| format!("invalid date '{}'", truncate(d, 30)))?,
+                parse_timestamp(d, ctx.options.timezone, None)
+                    .map_err(|e| format!("invalid date: {e}"))?,
             ),
             None => None,
         },

@@ -31,7 +31,6 @@ BY returned and each side's top 5 languages (a sanity check, not an accuracy mea
 Record results in benches/README.md with the machine they ran on.
 """
 import argparse
-import json
 import math
 import os
 import shutil
@@ -39,19 +38,10 @@ import statistics
 import subprocess
 import tempfile
 import time
+from common import last_json_array
 
 QUERY = "SELECT {lang}(text) AS lang, avg({sent}(text)) AS avg_sentiment, count(*) AS n FROM messages GROUP BY 1"
 
-
-def last_json_array(stdout):
-    """colloquy prints one JSON array per statement (or only the last one): return the last array."""
-    decoder, pos, last = json.JSONDecoder(), 0, None
-    while True:
-        while pos < len(stdout) and stdout[pos].isspace():
-            pos += 1
-        if pos >= len(stdout):
-            return last
-        last, pos = decoder.raw_decode(stdout, pos)
 
 
 def colloquy_env(threads):

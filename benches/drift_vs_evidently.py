@@ -47,6 +47,7 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
+from common import last_json_array
 
 XLMT_LANGUAGES = ["arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish"]
 NEG, NEU, POS = 0, 1, 2
@@ -231,16 +232,6 @@ def evidently_verdicts(battery, method):
 
 # ---------------------------------------------------------------- colloquy
 
-
-def last_json_array(stdout):
-    """colloquy prints one JSON array per statement (or only the last one): return the last array."""
-    decoder, pos, last = json.JSONDecoder(), 0, None
-    while True:
-        while pos < len(stdout) and stdout[pos].isspace():
-            pos += 1
-        if pos >= len(stdout):
-            return last
-        last, pos = decoder.raw_decode(stdout, pos)
 
 
 def write_pairs(battery, path):

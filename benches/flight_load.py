@@ -35,7 +35,6 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ import urllib.request
 import warnings
 
 import adbc_driver_flightsql.dbapi as flight_sql
+from common import free_port, server_log_tail, start_server, stop_server
 
 # The server has no transactions, so the driver cannot turn autocommit off: it warns once per connection.
 warnings.filterwarnings("ignore", message="Cannot disable autocommit")
@@ -78,50 +78,11 @@ os._exit(0)
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(binary, workdir, cache_dir, demo, metrics_port, archive_cache=None):
-    config = os.path.join(workdir, "colloquy.toml")
-    with open(config, "w") as f:
-        f.write(f'[server]\nmetrics_bind = "127.0.0.1:{metrics_port}"\n')
-        if archive_cache is not None:
-            f.write(f'archive_cache = "{archive_cache}"\n')
-    args = [binary, "serve", "--bind", "127.0.0.1:0", "--config", config]
-    if demo:
-        args.append("--demo")
-    env = dict(os.environ, COLLOQUY_CACHE_DIR=cache_dir)
-    # One log line per query goes to stderr: a file, so that a full pipe never stalls the server.
-    log = open(os.path.join(workdir, "server.log"), "w")
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        proc.wait()
-        log.close()
-        raise RuntimeError(f"server did not start: {line!r}\n{server_log_tail(workdir)}")
-    return proc, line.strip().rsplit(" ", 1)[-1], log
-
-
-def server_log_tail(workdir, lines=20):
-    try:
-        with open(os.path.join(workdir, "server.log")) as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def stop_server(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def start_load_server(binary, workdir, cache_dir, demo, metrics_port, archive_cache=None):
+    config = f'[server]\nmetrics_bind = "127.0.0.1:{metrics_port}"\n'
+    if archive_cache is not None:
+        config += f'archive_cache = "{archive_cache}"\n'
+    return start_server(binary, workdir, config=config, demo=demo, cache_dir=cache_dir)
 
 
 def read_metrics(port):
@@ -379,7 +340,7 @@ def main():
     cache_dir = args.cache_dir or os.path.join(workdir, "cache")
     metrics_port = free_port()
     started = time.perf_counter()
-    proc, uri, log = start_server(args.colloquy, workdir, cache_dir, args.demo, metrics_port, args.archive_cache)
+    proc, uri, log = start_load_server(args.colloquy, workdir, cache_dir, args.demo, metrics_port, args.archive_cache)
     failures = []
     try:
         print(f"server {uri} (pid {proc.pid}) ready in {time.perf_counter() - started:.1f} s; metrics on :{metrics_port}")

@@ -39,6 +39,7 @@ import warnings
 import adbc_driver_flightsql.dbapi as flight_sql
 import pyarrow as pa
 import pyarrow.flight as flight
+from common import start_server, stop_server
 
 warnings.filterwarnings("ignore", message="Cannot disable autocommit")
 
@@ -130,16 +131,7 @@ def prepared_query_command(handle):
 
 
 def start_colloquy(binary, workdir):
-    log = open(os.path.join(workdir, "server.log"), "w")
-    env = dict(os.environ, COLLOQUY_CACHE_DIR=os.path.join(workdir, "cache"))
-    proc = subprocess.Popen(
-        [binary, "serve", "--bind", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=log, text=True, env=env
-    )
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise RuntimeError(f"colloquy did not start: {line!r}; see {workdir}/server.log")
-    return proc, line.strip().rsplit(" ", 1)[-1], log
+    return start_server(binary, workdir)
 
 
 def start_ceiling(ipc_path):
@@ -150,15 +142,6 @@ def start_ceiling(ipc_path):
         raise RuntimeError("the ceiling server did not start")
     return proc, f"grpc://127.0.0.1:{port}"
 
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def drain(reader, collect, sink=None):
@@ -272,7 +255,7 @@ def main():
                     if got_rows != rows:
                         raise RuntimeError(f"{name}: {got_rows} rows, expected {rows}")
                     samples[name].append((secs, got_bytes))
-            stop(ceiling)
+            stop_server(ceiling)
             ceiling = None
             os.remove(ipc_path)
             fetch_raw(raw, "DROP TABLE wide", False)
@@ -335,8 +318,8 @@ def main():
         raw.close()
     finally:
         if ceiling is not None:
-            stop(ceiling)
-        stop(server)
+            stop_server(ceiling)
+        stop_server(server)
         log.close()
     shutil.rmtree(workdir, ignore_errors=True)
 

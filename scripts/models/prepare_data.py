@@ -798,7 +798,8 @@ def jaccard_edges(keys):
     sets = {k: frozenset(k.split()) for k in keys}
     sets = {k: s for k, s in sets.items() if s}
     df = Counter(tok for s in sets.values() for tok in s)
-    order = lambda tok: (df[tok], tok)
+    def order(tok):
+        return (df[tok], tok)
     recs = sorted(sets.items(), key=lambda kv: (len(kv[1]), kv[0]))
     index = defaultdict(list)
     edges = []
@@ -858,7 +859,7 @@ def group_split(ctx, prepared):
     all_edges.sort(key=lambda e: (-e[0], e[1], e[2], e[3]))
     cap = {lab: max(5, int(GROUP_CAP * len(ks))) for lab, ks in keys_by_label.items()}
     merged = refused = 0
-    for j, lab, a, b in all_edges:
+    for _j, lab, a, b in all_edges:
         ra, rb = find(a), find(b)
         if ra == rb:
             continue
@@ -875,7 +876,7 @@ def group_split(ctx, prepared):
         groups[find(k)].append(k)
     # allocate groups per (majority) label
     by_label = defaultdict(list)
-    for root, ks in groups.items():
+    for _root, ks in groups.items():
         labs = Counter()
         for k in ks:
             labs.update(label_rows_by_key[k])
@@ -899,7 +900,7 @@ def group_split(ctx, prepared):
     # residual near-duplicate leakage: test/dev keys with a same-label train neighbour
     for thr in (0.6, 0.8):
         nb = defaultdict(set)
-        for j, lab, a, b in all_edges:
+        for j, _lab, a, b in all_edges:
             if j >= thr:
                 nb[a].add(b)
                 nb[b].add(a)
@@ -918,7 +919,7 @@ def read_intent_file(ctx, path):
     """(label, text) rows of a hand-written intent file (label<TAB>text; # comments and blank lines skipped)."""
     rows, bad = [], Counter()
     with open(path, encoding="utf-8-sig") as f:
-        for ln, line in enumerate(f.read().split("\n"), 1):
+        for _ln, line in enumerate(f.read().split("\n"), 1):
             line = line.rstrip("\r")
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
@@ -1020,7 +1021,7 @@ def build_intent(ctx, bitext_rows, clinc, hwu, snips_train, banking, chitchat):
             if i in CLINC_NONE:
                 add_none(t, "clinc_none")
     for split in ("oos_train", "oos_val"):
-        for t, i in clinc.get(split, []):
+        for t, _i in clinc.get(split, []):
             add_none(t, "clinc_oos")
     for intent, t in hwu:
         if intent in HWU_NONE:

@@ -5,7 +5,6 @@ committed files only change when their inputs do.
 """
 import bz2
 import gzip
-import io
 import os
 import zipfile
 

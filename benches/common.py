@@ -1,0 +1,84 @@
+"""What the bench scripts share: a free port, `colloquy serve` started and stopped, and colloquy's JSON output.
+
+The scripts run as `python benches/NAME.py`, so this folder is on `sys.path` and `import common` finds this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from typing import IO, Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(
+    binary: str,
+    workdir: str,
+    *,
+    config: str | None = None,
+    demo: bool = False,
+    cache_dir: str | None = None,
+) -> tuple[subprocess.Popen[str], str, IO[str]]:
+    """Starts `colloquy serve` on a free port with `config` (TOML text) and returns (process, grpc URI, log).
+
+    The server logs a line per query to stderr: into `workdir/server.log`, because a pipe nobody reads fills
+    up and then blocks the server's next write. The caller closes the log after `stop_server`.
+    """
+    args = [binary, "serve", "--bind", "127.0.0.1:0"]
+    if config is not None:
+        path = os.path.join(workdir, "colloquy.toml")
+        with open(path, "w") as f:
+            f.write(config)
+        args += ["--config", path]
+    if demo:
+        args.append("--demo")
+    env = dict(os.environ, COLLOQUY_CACHE_DIR=cache_dir or os.path.join(workdir, "cache"))
+    log = open(os.path.join(workdir, "server.log"), "w")  # noqa: SIM115 (handed to the caller)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        proc.kill()
+        proc.wait()
+        log.close()
+        raise RuntimeError(f"colloquy serve did not start: {line!r}\n{server_log_tail(workdir)}")
+    return proc, line.strip().rsplit(" ", 1)[-1], log
+
+
+def server_log_tail(workdir: str, lines: int = 20) -> str:
+    """The last lines of the server log `start_server` writes, for error messages."""
+    try:
+        with open(os.path.join(workdir, "server.log")) as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop_server(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM (the server lets running streams finish), then SIGKILL after 30 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def last_json_array(stdout: str) -> Any:
+    """colloquy prints one JSON array per statement (`--format json`): the last one."""
+    decoder, pos, last = json.JSONDecoder(), 0, None
+    while True:
+        while pos < len(stdout) and stdout[pos].isspace():
+            pos += 1
+        if pos >= len(stdout):
+            return last
+        last, pos = decoder.raw_decode(stdout, pos)

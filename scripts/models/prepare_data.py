@@ -21,7 +21,7 @@ empty text dropped):
   sentiment/dev_xlmt.tsv, dev_en_clean.tsv, dev_tweeteval_val.tsv
   intent/{train,dev,test,full_train}.tsv, intent/dev_<lang>.tsv   label<TAB>text
 
-See udfs/PLAN-issue4.md, sections 1-2, for where each rule comes from.
+See docs/text-functions.md ("Data rules") for where each rule comes from.
 
 HARD RULE: benchmark test splits are never read. They are recognised by file
 name (FORBIDDEN_PATTERNS) and skipped explicitly; every read goes through

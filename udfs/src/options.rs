@@ -25,7 +25,7 @@ config_namespace! {
 }
 
 config_namespace! {
-    /// Settings of the conversation-analytics views in `sql/views/` (read through colloquy_setting()).
+    /// Settings of the conversation-analytics views in `sql/views/` (read through `current_setting()`).
     pub struct AnalyticsOptions {
         /// Minutes of silence after which the next message in a chat starts a new conversation.
         pub conversation_gap_minutes: u64, default = 120

@@ -1,6 +1,6 @@
 //! `train_classifier(text, label [, options])`: trains a text classifier on the labelled rows of each group
 //! and returns it as ONNX model bytes, ready for `CREATE FUNCTION ... LANGUAGE ONNX RETURN (SELECT
-//! train_classifier(...) ...)` or to be saved with `colloquy train` and run by any ONNX Runtime.
+//! train_classifier(...) ...)` or to be saved with `colloquy save-model` and run by any ONNX Runtime.
 
 use std::any::Any;
 use std::sync::{Arc, LazyLock};
@@ -43,7 +43,7 @@ impl Default for TrainClassifierFunc {
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DocSection { include: true, label: "Text functions", description: None },
-        "Trains a text classifier on the rows of the group and returns it as an ONNX model (BINARY): TF-IDF over word 1-2-grams and character 2-5-grams (lower-cased; words are runs of letters, marks, digits and _), then multinomial logistic regression fitted by AdaGrad SGD. Rows with a NULL text or label are skipped; a group without labelled rows gives NULL, and one with fewer than two different labels is an error. Register the result with CREATE FUNCTION name(TEXT) RETURNS TEXT LANGUAGE ONNX RETURN (SELECT train_classifier(...) FROM ...), save it with the colloquy train command, or run it in any ONNX Runtime (input 'text' [N,1] strings; outputs 'label' and 'probabilities'). All rows of a group are held in memory while it trains.",
+        "Trains a text classifier on the rows of the group and returns it as an ONNX model (BINARY): TF-IDF over word 1-2-grams and character 2-5-grams (lower-cased; words are runs of letters, marks, digits and _), then multinomial logistic regression fitted by AdaGrad SGD. Rows with a NULL text or label are skipped; a group without labelled rows gives NULL, and one with fewer than two different labels is an error. Register the result with CREATE FUNCTION name(TEXT) RETURNS TEXT LANGUAGE ONNX RETURN (SELECT train_classifier(...) FROM ...), save it with the colloquy save-model command, or run it in any ONNX Runtime (input 'text' [N,1] strings; outputs 'label' and 'probabilities'). All rows of a group are held in memory while it trains.",
         "train_classifier(text, label [, options])",
     )
     .with_argument("text", "The text to classify.")

@@ -3,7 +3,7 @@
 //! Layout (little-endian): magic `CLQM`, format version, the [`FeatureSpec`] words, label count and labels
 //! (length-prefixed UTF-8), the weight scale, one f32 bias per label, `2^bits × labels` i8 weights (row per
 //! bucket), the bit count of the known-words set and its u64 words (0 = none), named f32 parameters, and an FNV-1a checksum of
-//! everything before it. One 8-bit weight per bucket and label keeps a 33-language model at 4 MB, and a
+//! everything before it. One 8-bit weight per bucket and label keeps the 33-language model at 8.7 MB (2^18 buckets), and a
 //! row of weights per bucket means one feature is one contiguous add.
 
 use std::cell::RefCell;

@@ -1,6 +1,6 @@
 //! The Flight SQL service: statements, prepared statements, updates, bulk ingest and metadata over
-//! per-session DataFusion contexts. One file per concern: [`session`], [`query`], [`metadata`],
-//! [`ingest`], [`actions`] (the custom actions, one table); [`flight_sql`] routes each Flight SQL call.
+//! per-session DataFusion contexts. One file per concern: `session`, `query`, `metadata`,
+//! `ingest`, `actions` (the custom actions, one table); `flight_sql` routes each Flight SQL call.
 
 mod actions;
 mod flight_sql;

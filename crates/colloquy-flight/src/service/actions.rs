@@ -125,7 +125,7 @@ impl ColloquyFlightSql {
                 None => format!("RESET {setting}"),
             };
             // The same way in as a SET statement: the gate's rules and limits apply.
-            let result = match self.plan_sql(&session, &sql).await {
+            let result = match self.plan_sql(&call.owner, &session, &sql).await {
                 Ok(plan) => self.run_command(&session.ctx, plan).await.map(|_| ()),
                 Err(e) => Err(e),
             };

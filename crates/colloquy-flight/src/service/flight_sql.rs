@@ -71,7 +71,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let key = Self::session_key(&request);
         let owner = Self::owner(&request);
         let session = self.session(&key).await?;
-        let plan = self.plan_sql(&session, &query.query).await?;
+        let plan = self.plan_sql(&owner, &session, &query.query).await?;
         if !plan.get_parameter_types().map_err(Error::from)?.is_empty() {
             return Err(
                 Error::invalid("the statement has parameters: prepare it and bind values").into(),
@@ -387,7 +387,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let p = Self::principal(&request);
         let owner = Self::owner(&request);
         let session = self.session_for(&request).await?;
-        let plan = self.plan_sql(&session, &cmd.query).await?;
+        let plan = self.plan_sql(&owner, &session, &cmd.query).await?;
         let started = Instant::now();
         let batches = {
             let _slot = self.slot(&owner)?;
@@ -486,7 +486,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let owner = Self::owner(&request);
         let session = self.session(&key).await?;
         // Planning only: nothing runs until GetFlightInfo, so DDL is executed exactly once.
-        let plan = self.plan_sql(&session, &query.query).await?;
+        let plan = self.plan_sql(&owner, &session, &query.query).await?;
         let dataset = self.options.normalizer.schema(plan.schema().as_arrow());
         let params = parameter_schema(&plan)?;
         let opts = IpcWriteOptions::default();

@@ -37,8 +37,16 @@ use super::{ColloquyFlightSql, DoGetStream, Pending, Session, Ticketed};
 impl ColloquyFlightSql {
     /// Parses and plans a client's SQL on the query runtime (deep statements need its larger stacks;
     /// a table function may list an object store while planning), then checks the plan at the gate.
-    pub(super) async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
+    /// Planning holds one of the owner's statement slots: a flood of plannings (each may list a slow
+    /// store) is capped like a flood of queries.
+    pub(super) async fn plan_sql(
+        &self,
+        owner: &str,
+        session: &Session,
+        sql: &str,
+    ) -> Result<LogicalPlan> {
         self.options.gate.check_sql(sql)?;
+        let _slot = self.slot(owner)?;
         let sql = number_placeholders(sql);
         let ctx = session.ctx.clone();
         let timeout = self.options.query_timeout;
@@ -319,7 +327,9 @@ impl ColloquyFlightSql {
         let schema: SchemaRef = match command {
             Command::CommandStatementQuery(q) => {
                 let session = self.session_for(&request).await?;
-                let plan = self.plan_sql(&session, &q.query).await?;
+                let plan = self
+                    .plan_sql(&Self::owner(&request), &session, &q.query)
+                    .await?;
                 Arc::new(plan.schema().as_arrow().clone())
             }
             Command::CommandPreparedStatementQuery(cmd) => {

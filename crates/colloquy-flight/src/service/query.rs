@@ -2,6 +2,7 @@
 //! streaming them, describing them (GetSchema) and cancelling them.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -49,22 +50,11 @@ impl ColloquyFlightSql {
         let _slot = self.slot(owner)?;
         let sql = number_placeholders(sql);
         let ctx = session.ctx.clone();
-        let timeout = self.options.query_timeout;
         let plan = self
-            .options
-            .cpu
-            .spawn(async move {
-                let planning = async { ctx.state().create_logical_plan(&sql).await };
-                match timeout {
-                    Some(t) => tokio::time::timeout(t, planning)
-                        .await
-                        .map_err(|_| deadline("planning the statement", t))?
-                        .map_err(Error::from),
-                    None => planning.await.map_err(Error::from),
-                }
+            .on_query_runtime("planning the statement", async move {
+                ctx.state().create_logical_plan(&sql).await
             })
-            .await
-            .map_err(|e| Error::Internal(format!("planning task failed: {e}")))??;
+            .await?;
         self.options.gate.check_plan(&plan)?;
         Ok(plan)
     }
@@ -76,7 +66,6 @@ impl ColloquyFlightSql {
         ctx: &SessionContext,
         plan: LogicalPlan,
     ) -> Result<Vec<RecordBatch>> {
-        let timeout = self.options.query_timeout;
         // SET, PREPARE and CREATE/DROP FUNCTION change the session state itself; everything else
         // changes only the catalog, which a context on a limited runtime shares with the session.
         let keeps_state = matches!(
@@ -91,23 +80,33 @@ impl ColloquyFlightSql {
             Some(limit) if !keeps_state => limited_ctx(ctx, limit),
             _ => ctx.clone(),
         };
+        self.on_query_runtime("the statement", async move {
+            let df = colloquy::execute(&run_ctx, plan).await?;
+            df.collect().await
+        })
+        .await
+    }
+
+    /// Runs `work` on the query runtime within the query timeout; `what` names it in the timeout error.
+    async fn on_query_runtime<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        work: impl Future<Output = datafusion::error::Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let timeout = self.options.query_timeout;
         self.options
             .cpu
             .spawn(async move {
-                let run = async {
-                    let df = colloquy::execute(&run_ctx, plan).await?;
-                    df.collect().await
-                };
                 match timeout {
-                    Some(t) => tokio::time::timeout(t, run)
+                    Some(t) => tokio::time::timeout(t, work)
                         .await
-                        .map_err(|_| deadline("the statement", t))?
+                        .map_err(|_| deadline(what, t))?
                         .map_err(Error::from),
-                    None => run.await.map_err(Error::from),
+                    None => work.await.map_err(Error::from),
                 }
             })
             .await
-            .map_err(|e| Error::Internal(format!("statement task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("{what}: task failed: {e}")))?
     }
 
     /// Runs a command plan (DDL, DML, SET) now; plans a query for its DoGet. Either way the result is

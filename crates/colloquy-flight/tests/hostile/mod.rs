@@ -370,3 +370,63 @@ async fn commands_and_ingest_obey_the_timeout() {
     assert_alive(&server).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn session_options_go_through_the_gate() {
+    use colloquy_flight::session_options as so;
+    use prost::Message;
+    let f = folders();
+    let server = guarded(&f, Limits::default(), None).await;
+    let mut raw = raw_client(&server).await;
+    let mut set = so::SetSessionOptionsRequest::default();
+    for (name, value) in [
+        ("datafusion.runtime.memory_limit", "64G"),
+        ("datafusion.runtime.temp_directory", "/"),
+        ("datafusion.execution.target_partitions", "100000"),
+        // A name is never SQL: this one would otherwise append a COPY to the SET.
+        (
+            "datafusion.execution.time_zone = 'x'; COPY (SELECT 1) TO '/tmp/x.csv'; SET a",
+            "1",
+        ),
+        ("datafusion.execution.batch_size", "1234"),
+    ] {
+        set.session_options
+            .insert(name.into(), so::string_value(value.into()));
+    }
+    let body = super::action(&mut raw, "SetSessionOptions", set.encode_to_vec())
+        .await
+        .expect("set");
+    let result = so::SetSessionOptionsResult::decode(body.as_slice()).expect("decode");
+    let mut refused: Vec<(&str, i32)> = result
+        .errors
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.value))
+        .collect();
+    refused.sort();
+    assert_eq!(
+        refused,
+        [
+            ("datafusion.execution.target_partitions", so::ERROR),
+            (
+                "datafusion.execution.time_zone = 'x'; COPY (SELECT 1) TO '/tmp/x.csv'; SET a",
+                so::INVALID_NAME
+            ),
+            ("datafusion.runtime.memory_limit", so::ERROR),
+            ("datafusion.runtime.temp_directory", so::ERROR),
+        ]
+    );
+    let body = super::action(&mut raw, "GetSessionOptions", vec![])
+        .await
+        .expect("get");
+    let got = so::GetSessionOptionsResult::decode(body.as_slice()).expect("decode");
+    assert_eq!(
+        so::value_text(&got.session_options["datafusion.execution.batch_size"]).as_deref(),
+        Some("1234"),
+        "allowed settings still apply"
+    );
+    assert_ne!(
+        so::value_text(&got.session_options["datafusion.execution.target_partitions"]).as_deref(),
+        Some("100000")
+    );
+    server.stop().await;
+}

@@ -66,7 +66,8 @@ pub fn server_runtime_env(
 
 /// Puts a server's policy on a session (after the operator's own archives and models are registered):
 /// archive tables and `read_archive` then check their locations while planning and build stores from a
-/// client's OPTIONS without the server's credentials.
+/// client's OPTIONS without the server's credentials. The session's runtime must come from
+/// [`server_runtime_env`] with the same policy: its registry guards every other store.
 pub fn restrict(ctx: &SessionContext, policy: Arc<AccessPolicy>) {
     ctx.state_ref().write().config_mut().set_extension(policy);
 }

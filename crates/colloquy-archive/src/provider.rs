@@ -78,10 +78,9 @@ impl ArchiveTable {
 }
 
 /// A table with store options gets a store built from them. Under a server policy the table alone keeps
-/// it: never registered in the runtime, which the server's sessions share, so one client's credentials
-/// never sign another's requests. Otherwise the session's store for the URL (made from the environment on
-/// first use). Under a server policy every store is guarded and a client's OPTIONS never use the
-/// server's credentials.
+/// it (guarded): never registered in the runtime, which the server's sessions share, so one client's
+/// credentials never sign another's requests. Otherwise the session's store for the URL (made from the
+/// environment on first use); a server's runtime ([`crate::GuardedRegistry`]) hands it out guarded already.
 fn resolve_store(
     session: &dyn Session,
     url: &ArchiveUrl,
@@ -89,34 +88,27 @@ fn resolve_store(
     policy: Option<Arc<AccessPolicy>>,
 ) -> Result<Arc<dyn ObjectStore>> {
     let key = url.store_url();
-    let store = if !options.store.is_empty() {
-        match &policy {
-            Some(p) => build_client_store(&key, options, p)?,
+    let env = session.runtime_env();
+    if !options.store.is_empty() {
+        return Ok(match policy {
+            Some(p) => GuardedStore::wrap(build_client_store(&key, options, &p)?, &key, p),
             None => {
                 // `colloquy sql` has one user: later statements on the same bucket reuse the store.
-                let store = build_store(&key, options)?;
-                session
-                    .runtime_env()
-                    .register_object_store(&key, Arc::clone(&store));
-                store
-            }
-        }
-    } else {
-        let env = session.runtime_env();
-        match env.object_store_registry.get_store(&key) {
-            Ok(s) => s,
-            Err(e) if policy.is_some() => return Err(ArchiveError::DataFusion(e)),
-            Err(_) => {
                 let store = build_store(&key, options)?;
                 env.register_object_store(&key, Arc::clone(&store));
                 store
             }
+        });
+    }
+    match env.object_store_registry.get_store(&key) {
+        Ok(s) => Ok(s),
+        Err(e) if policy.is_some() => Err(ArchiveError::DataFusion(e)),
+        Err(_) => {
+            let store = build_store(&key, options)?;
+            env.register_object_store(&key, Arc::clone(&store));
+            Ok(store)
         }
-    };
-    Ok(match policy {
-        Some(p) => GuardedStore::wrap(store, &key, p),
-        None => store,
-    })
+    }
 }
 
 impl ArchiveTable {

@@ -3,6 +3,7 @@
 //! same characters as its character mode. A model trained on these features therefore answers the same in
 //! Rust and in ONNX Runtime.
 
+use colloquy_textmodels::ngrams::spans;
 use regex::Regex;
 
 /// Word tokens in the ONNX graph (RE2 syntax): runs of letters, marks, digits and `_`. Marks are in so that
@@ -61,20 +62,15 @@ impl Featurizer {
             buf.tokens
                 .extend(self.words.find_iter(&buf.lowered).map(|m| m.range()));
             let (lo, hi) = self.word_ngrams;
-            for start in 0..buf.tokens.len() {
-                for n in lo..=hi {
-                    if start + n > buf.tokens.len() {
-                        break;
+            for (start, end) in spans(buf.tokens.len(), lo, hi) {
+                buf.key.clear();
+                for (i, r) in buf.tokens[start..end].iter().enumerate() {
+                    if i > 0 {
+                        buf.key.push(' ');
                     }
-                    buf.key.clear();
-                    for (i, r) in buf.tokens[start..=start + n - 1].iter().enumerate() {
-                        if i > 0 {
-                            buf.key.push(' ');
-                        }
-                        buf.key.push_str(&buf.lowered[r.clone()]);
-                    }
-                    f(Branch::Word, &buf.key);
+                    buf.key.push_str(&buf.lowered[r.clone()]);
                 }
+                f(Branch::Word, &buf.key);
             }
         }
         if self.char_ngrams.1 > 0 {
@@ -84,15 +80,9 @@ impl Featurizer {
             buf.starts.push(buf.lowered.len());
             let chars = buf.starts.len() - 1;
             let (lo, hi) = self.char_ngrams;
-            for start in 0..chars {
-                for n in lo..=hi {
-                    if start + n > chars {
-                        break;
-                    }
-                    let gram = &buf.lowered[buf.starts[start]..buf.starts[start + n]];
-                    if gram.contains(PAD) {
-                        break;
-                    }
+            for (start, end) in spans(chars, lo, hi) {
+                let gram = &buf.lowered[buf.starts[start]..buf.starts[end]];
+                if !gram.contains(PAD) {
                     f(Branch::Char, gram);
                 }
             }

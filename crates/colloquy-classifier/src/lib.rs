@@ -7,6 +7,10 @@
 //! The result is written as a standard ONNX graph (StringNormalizer, Tokenizer, TfIdfVectorizer,
 //! Normalizer, LinearClassifier), so the model runs in colloquy's `LANGUAGE ONNX` functions and in any
 //! ONNX Runtime, and [`Classifier::predict`] gives the same answer in Rust.
+//!
+//! The softmax trainer, the sparse-row helpers and the n-gram enumerator are colloquy-textmodels', shared
+//! with the built-in models. The tokenizer stays here: it is the one ONNX Runtime's StringNormalizer and
+//! Tokenizer apply to the exported graph, not the chat tokenizer of the built-in models.
 
 mod error;
 mod features;

@@ -7,6 +7,10 @@ use std::collections::{BTreeSet, HashMap};
 type FastMap<K, V> = foldhash::HashMap<K, V>;
 use std::time::Instant;
 
+use colloquy_textmodels::model::{argmax, softmax};
+use colloquy_textmodels::sparse::{l2_normalise, sum_duplicates};
+use colloquy_textmodels::train::{AdaGrad, Example, TrainConfig, Trained, train as fit};
+
 use crate::error::{ClassifierError, Result};
 use crate::features::{Branch, Featurizer, Scratch, key_len};
 use crate::options::Options;
@@ -66,12 +70,6 @@ pub struct TrainReport {
 
 /// A text's n-gram ids with their counts, per tokenizer (words, characters), and its label.
 type CountedDoc = ([Vec<(u32, u32)>; 2], u32);
-
-/// One training row: sparse TF-IDF features (each tokenizer's part L2-normalised) and its label.
-struct Row {
-    features: Vec<(u32, f32)>,
-    label: u32,
-}
 
 /// Trains a classifier on `texts` and their `labels` (same length; pairs with an empty label are skipped).
 pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Classifier> {
@@ -193,7 +191,8 @@ pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Class
     }
     drop(interned);
     let offset = vocab[0].len() as u32;
-    let rows: Vec<Row> = docs
+    // One training row per text: sparse TF-IDF features, each tokenizer's part L2-normalised.
+    let rows: Vec<Example> = docs
         .into_iter()
         .map(|(counted, label)| {
             let mut features = Vec::new();
@@ -206,16 +205,35 @@ pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Class
                         features.push((f + shift, count as f32 * vocab[b].idf[f as usize]));
                     }
                 }
-                normalise(&mut features[from..]);
+                l2_normalise(&mut features[from..]);
             }
-            Row { features, label }
+            Example {
+                features,
+                label,
+                weight: 1.0,
+            }
         })
         .collect();
     let featurize_seconds = started.elapsed().as_secs_f64();
 
     let fit_started = Instant::now();
     let n_features = vocab[0].len() + vocab[1].len();
-    let (weights, bias, final_loss) = fit(&rows, n_features, classes.len(), options);
+    // The seed option spread over all 64 bits: xorshift starts poorly from a state with few bits set.
+    let config = TrainConfig {
+        epochs: options.epochs,
+        learning_rate: options.learning_rate,
+        adagrad: AdaGrad::PerFeature,
+        seed: options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    };
+    let mut final_loss = 0.0;
+    let Trained { weights, bias } = fit(
+        n_features,
+        classes.len(),
+        &rows,
+        &config,
+        None,
+        |_, loss| final_loss = loss,
+    );
     let [words, chars] = vocab;
     let featurizer = Featurizer::new(options.word_ngrams, options.char_ngrams);
     Ok(Classifier {
@@ -234,83 +252,6 @@ pub fn train(texts: &[&str], labels: &[&str], options: &Options) -> Result<Class
             final_loss,
         },
     })
-}
-
-fn normalise(features: &mut [(u32, f32)]) {
-    let norm = features.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        for (_, v) in features {
-            *v /= norm;
-        }
-    }
-}
-
-/// Multinomial logistic regression by SGD with AdaGrad step sizes: one accumulator per feature (shared by
-/// its class weights) keeps the update to two passes over the touched rows.
-fn fit(
-    rows: &[Row],
-    n_features: usize,
-    n_classes: usize,
-    o: &Options,
-) -> (Vec<f32>, Vec<f32>, f64) {
-    let c = n_classes;
-    let mut w = vec![0.0f32; n_features * c];
-    let mut g2 = vec![0.0f32; n_features];
-    let mut bias = vec![0.0f32; c];
-    let mut bias_g2 = vec![0.0f32; c];
-    let mut p = vec![0.0f32; c];
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    let mut rng = o.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut loss = 0.0f64;
-    for _ in 0..o.epochs {
-        // Fisher–Yates with xorshift: deterministic for a seed.
-        for i in (1..order.len()).rev() {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            order.swap(i, (rng % (i as u64 + 1)) as usize);
-        }
-        loss = 0.0;
-        for &i in &order {
-            let row = &rows[i];
-            p.copy_from_slice(&bias);
-            for &(f, v) in &row.features {
-                for (pj, wj) in p.iter_mut().zip(&w[f as usize * c..][..c]) {
-                    *pj += wj * v;
-                }
-            }
-            softmax(&mut p);
-            let y = row.label as usize;
-            loss -= f64::from(p[y].max(1e-12).ln());
-            p[y] -= 1.0;
-            for j in 0..c {
-                bias_g2[j] += p[j] * p[j];
-                bias[j] -= o.learning_rate * p[j] / (bias_g2[j].sqrt() + 1e-6);
-            }
-            let mean_g2 = p.iter().map(|g| g * g).sum::<f32>() / c as f32;
-            for &(f, v) in &row.features {
-                let f = f as usize;
-                g2[f] += mean_g2 * v * v;
-                let step = o.learning_rate / (g2[f].sqrt() + 1e-6);
-                for (wj, pj) in w[f * c..][..c].iter_mut().zip(&p) {
-                    *wj -= step * pj * v;
-                }
-            }
-        }
-    }
-    (w, bias, loss / rows.len().max(1) as f64)
-}
-
-pub(crate) fn softmax(p: &mut [f32]) {
-    let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for x in p.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    for x in p.iter_mut() {
-        *x /= sum;
-    }
 }
 
 impl Classifier {
@@ -362,15 +303,8 @@ impl Classifier {
         out.extend_from_slice(&self.bias);
         for (b, part) in parts.iter_mut().enumerate() {
             // Repeated n-grams add up before the norm, as counts do in training and in ONNX.
-            part.sort_unstable_by_key(|&(f, _)| f);
-            part.dedup_by(|next, kept| {
-                let same = next.0 == kept.0;
-                if same {
-                    kept.1 += next.1;
-                }
-                same
-            });
-            normalise(part);
+            sum_duplicates(part);
+            l2_normalise(part);
             let shift = if b == 0 { 0 } else { self.words.len() };
             for &(f, v) in part.iter() {
                 for (pj, wj) in out
@@ -381,17 +315,13 @@ impl Classifier {
                 }
             }
         }
-        softmax(out);
+        softmax(out, None);
         scratch.parts = parts;
     }
 
     /// The answer for probabilities `p`: the top label, or the out-of-scope label below the threshold.
     pub fn label_for(&self, p: &[f32]) -> &str {
-        let (best, top) =
-            p.iter().enumerate().fold(
-                (0, f32::NEG_INFINITY),
-                |a, (i, &x)| if x > a.1 { (i, x) } else { a },
-            );
+        let (best, top) = argmax(p);
         match self.options.oos_threshold {
             Some(t) if top < t => &self.options.oos_label,
             _ => &self.labels[best],

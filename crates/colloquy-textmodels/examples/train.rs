@@ -30,7 +30,7 @@ use std::time::Instant;
 use colloquy_textmodels::features::{known_word_bucket, symbol_bucket, word_bucket};
 use colloquy_textmodels::hash::checksum;
 use colloquy_textmodels::model::{CacheId, LinearModel, Scratch, argmax, softmax};
-use colloquy_textmodels::train::{Example, TrainConfig, Trained, next, quantize, train};
+use colloquy_textmodels::train::{AdaGrad, Example, TrainConfig, Trained, next, quantize, train};
 use colloquy_textmodels::{FeatureSpec, IntentModel, LanguageDetector, SentimentModel, Tokens};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -210,10 +210,10 @@ fn language(args: &Args) -> Result<()> {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let index: BTreeMap<&str, u16> = labels
+    let index: BTreeMap<&str, u32> = labels
         .iter()
         .enumerate()
-        .map(|(i, l)| (l.as_str(), i as u16))
+        .map(|(i, l)| (l.as_str(), i as u32))
         .collect();
     let mut tokens = Tokens::new();
     let mut examples = Vec::new();
@@ -258,10 +258,19 @@ fn language(args: &Args) -> Result<()> {
     let cfg = TrainConfig {
         epochs: args.epochs.unwrap_or(4),
         learning_rate: args.lr.unwrap_or(0.3),
-        l2: args.l2.unwrap_or(1e-7),
+        adagrad: AdaGrad::PerWeight {
+            l2: args.l2.unwrap_or(1e-7),
+        },
         seed: 11,
     };
-    let trained = train(&spec, labels.len(), &examples, &cfg, None, progress);
+    let trained = train(
+        1 << spec.bits,
+        labels.len(),
+        &examples,
+        &cfg,
+        None,
+        progress,
+    );
     println!("trained in {:.1}s", t.elapsed().as_secs_f64());
     let model = finish_model(
         spec,
@@ -439,7 +448,7 @@ fn sentiment(args: &Args) -> Result<()> {
         if w <= 0.0 {
             continue;
         }
-        let y = labels.iter().position(|l| *l == r[0]).unwrap_or(1) as u16;
+        let y = labels.iter().position(|l| *l == r[0]).unwrap_or(1) as u32;
         if let Some(ex) = Example::new(&spec, &mut tokens, &r[2], y, w) {
             tokens.words().for_each(|w| mark_known(&mut known, w));
             examples.push((ex, i));
@@ -456,7 +465,9 @@ fn sentiment(args: &Args) -> Result<()> {
     let cfg = TrainConfig {
         epochs: args.epochs.unwrap_or(8),
         learning_rate: args.lr.unwrap_or(0.05),
-        l2: args.l2.unwrap_or(1e-5),
+        adagrad: AdaGrad::PerWeight {
+            l2: args.l2.unwrap_or(1e-5),
+        },
         seed: 5,
     };
     let n_avg = args.knob("avg", 1.0) as usize;
@@ -627,7 +638,7 @@ fn sentiment(args: &Args) -> Result<()> {
             softmax(&mut probs, None);
             let (y, p) = argmax(&probs);
             if p >= tau
-                && let Some(ex) = Example::new(&spec, &mut tokens, text, y as u16, self_w * en_w)
+                && let Some(ex) = Example::new(&spec, &mut tokens, text, y as u32, self_w * en_w)
             {
                 added[y] += 1;
                 pseudo.push(ex);
@@ -636,7 +647,7 @@ fn sentiment(args: &Args) -> Result<()> {
         // Each pseudo-class weighs the same in total, as the labelled classes do.
         let total: usize = added.iter().sum();
         for mut ex in pseudo {
-            let k = added[usize::from(ex.label)] as f32;
+            let k = added[ex.label as usize] as f32;
             ex.weight *= (total as f32 / (3.0 * k)).min(args.knob("self_cap", 5.0));
             fit.push(ex);
         }
@@ -752,7 +763,7 @@ fn train_averaged(
             ..*cfg
         };
         let t = train(
-            spec,
+            1 << spec.bits,
             n_labels,
             examples,
             &cfg,
@@ -1103,7 +1114,7 @@ fn intent(args: &Args) -> Result<()> {
                 let balance =
                     rows.len() as f32 / (labels.len() as f32 * counts[r[0].as_str()] as f32);
                 let w = balance.powf(cw_pow).clamp(cw_min, cw_max) * mix_w;
-                examples.extend(Example::new(&spec, &mut tokens, &text, y as u16, w));
+                examples.extend(Example::new(&spec, &mut tokens, &text, y as u32, w));
             }
             let balance = rows.len() as f32 / (labels.len() as f32 * counts[r[0].as_str()] as f32);
             let mut w = balance.powf(cw_pow).clamp(cw_min, cw_max);
@@ -1112,11 +1123,11 @@ fn intent(args: &Args) -> Result<()> {
                 Some(false) => w *= hand_en_w,
                 None => {}
             }
-            examples.extend(Example::new(&spec, &mut tokens, &r[1], y as u16, w));
+            examples.extend(Example::new(&spec, &mut tokens, &r[1], y as u32, w));
             if hand.get(r[1].as_str()) == Some(&true) && args.knob("strip_aug", 0.0) != 0.0 {
                 let plain = strip_accents(&r[1]);
                 if plain != r[1] {
-                    examples.extend(Example::new(&spec, &mut tokens, &plain, y as u16, w));
+                    examples.extend(Example::new(&spec, &mut tokens, &plain, y as u32, w));
                 }
             }
         }
@@ -1129,11 +1140,20 @@ fn intent(args: &Args) -> Result<()> {
         let cfg = TrainConfig {
             epochs: args.epochs.unwrap_or(15),
             learning_rate: args.lr.unwrap_or(0.3),
-            l2: args.l2.unwrap_or(1e-5),
+            adagrad: AdaGrad::PerWeight {
+                l2: args.l2.unwrap_or(1e-5),
+            },
             seed: 3,
         };
         let t = Instant::now();
-        let trained = train(&spec, labels.len(), &examples, &cfg, None, progress);
+        let trained = train(
+            1 << spec.bits,
+            labels.len(),
+            &examples,
+            &cfg,
+            None,
+            progress,
+        );
         println!("trained in {:.1}s", t.elapsed().as_secs_f64());
         let params = vec![("threshold".into(), threshold.unwrap_or(0.5))];
         Ok(finish_model(

@@ -2,6 +2,7 @@
 //! scored with the features it was trained on.
 
 use crate::hash::FeatureHash;
+use crate::ngrams::spans;
 use crate::tokens::{EMOTICONS, Tokens};
 
 // Feature families: the first byte of each feature's hash.
@@ -215,17 +216,16 @@ fn utf8_char_ngrams(word: &str, min: u32, max: u32, bits: u32, out: &mut Vec<u32
         }
     }
     starts[n_starts] = padded.len();
-    for s in 0..n_starts {
-        let mut h = FeatureHash::new(CHARS);
-        for n in 1..=max as usize {
-            let e = s + n;
-            if e > n_starts {
-                break;
-            }
-            h.bytes(&padded[starts[e - 1]..starts[e]]);
-            if n as u32 >= min && !(n == 1 && padded[starts[s]] == BOUNDARY) {
-                out.push(h.bucket(bits));
-            }
+    // From length 1, shorter than `min` included: each n-gram's hash extends the one before it.
+    let mut h = FeatureHash::new(CHARS);
+    for (s, e) in spans(n_starts, 1, max as usize) {
+        let n = e - s;
+        if n == 1 {
+            h = FeatureHash::new(CHARS);
+        }
+        h.bytes(&padded[starts[e - 1]..starts[e]]);
+        if n as u32 >= min && !(n == 1 && padded[starts[s]] == BOUNDARY) {
+            out.push(h.bucket(bits));
         }
     }
 }

@@ -504,7 +504,8 @@ pub fn softmax(logits: &mut [f32], active: Option<&[bool]>) {
             *v = 0.0;
         }
     }
-    if sum > 0.0 {
+    // Not when every entry is masked off (the sum is 0); NaN logits make every probability NaN.
+    if sum != 0.0 {
         for v in logits.iter_mut() {
             *v /= sum;
         }

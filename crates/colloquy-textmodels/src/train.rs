@@ -1,27 +1,32 @@
-//! Training: multinomial logistic regression over hashed features, by AdaGrad SGD, then quantisation to the
-//! i8 model format. Lives in the library, not only in the trainer binary, so that training reads features
-//! through exactly the code that scores them.
+//! Training: multinomial logistic regression over sparse rows by AdaGrad SGD, and quantisation to the i8
+//! model format.
+//!
+//! The one softmax trainer of the workspace: the built-in models fit it over hashed features
+//! ([`Example::new`], driven by `examples/train.rs`) and colloquy-classifier over TF-IDF rows. It lives
+//! in this crate, next to the features and the scorer, so that training reads features through exactly
+//! the code that scores them. The two users differ only in how AdaGrad sizes steps ([`AdaGrad`]).
 
 use crate::features::FeatureSpec;
 use crate::model::softmax;
+use crate::sparse::sum_duplicates;
 use crate::tokens::Tokens;
 
-/// One training text as sparse features: `(bucket, value)` with values scaled so that the row adds up the
-/// same way the scorer does (`count / sqrt(total)`).
+/// One training row: its sparse features `(feature, value)`, its label and its weight.
 #[derive(Clone, Debug)]
 pub struct Example {
     pub features: Vec<(u32, f32)>,
-    pub label: u16,
+    pub label: u32,
     pub weight: f32,
 }
 
 impl Example {
-    /// Featurises `text`; `None` when it has no features at all.
+    /// Featurises `text` with the hashed features of `spec`, values scaled so that the row adds up the
+    /// same way the scorer does (`count / sqrt(total)`); `None` when it has no features at all.
     pub fn new(
         spec: &FeatureSpec,
         tokens: &mut Tokens,
         text: &str,
-        label: u16,
+        label: u32,
         weight: f32,
     ) -> Option<Self> {
         tokens.read(text);
@@ -31,14 +36,8 @@ impl Example {
             return None;
         }
         let norm = 1.0 / (buckets.len() as f32).sqrt();
-        buckets.sort_unstable();
-        let mut features: Vec<(u32, f32)> = Vec::with_capacity(buckets.len());
-        for b in buckets {
-            match features.last_mut() {
-                Some((last, v)) if *last == b => *v += norm,
-                _ => features.push((b, norm)),
-            }
-        }
+        let mut features: Vec<(u32, f32)> = buckets.into_iter().map(|b| (b, norm)).collect();
+        sum_duplicates(&mut features);
         Some(Self {
             features,
             label,
@@ -47,12 +46,24 @@ impl Example {
     }
 }
 
+/// How AdaGrad sizes the step of each weight.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AdaGrad {
+    /// One squared-gradient sum per weight (feature × label), with an L2 penalty on the weights an example
+    /// touches: the built-in models.
+    PerWeight { l2: f32 },
+    /// One sum per feature, shared by its labels' weights and fed the mean of their squared gradients,
+    /// without a penalty: colloquy-classifier's. The accumulator is one number per feature rather than one
+    /// per weight, and the update two passes over the touched rows.
+    PerFeature,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct TrainConfig {
     pub epochs: usize,
     pub learning_rate: f32,
-    /// L2 penalty applied to the weights an example touches.
-    pub l2: f32,
+    pub adagrad: AdaGrad,
+    /// The shuffling seed (`seed | 1` seeds the xorshift generator of [`shuffle`]).
     pub seed: u64,
 }
 
@@ -61,37 +72,47 @@ impl Default for TrainConfig {
         Self {
             epochs: 8,
             learning_rate: 0.5,
-            l2: 1e-6,
+            adagrad: AdaGrad::PerWeight { l2: 1e-6 },
             seed: 7,
         }
     }
 }
 
-/// f32 weights (`2^bits × labels`, row per bucket) and biases.
+/// f32 weights (`features × labels`, row per feature) and biases.
 pub struct Trained {
     pub weights: Vec<f32>,
     pub bias: Vec<f32>,
 }
 
-/// Fits the model. `init` optionally starts the weights from a prior (same layout as the result).
+/// Fits the model over `n_features` features (`2^bits` buckets for a [`FeatureSpec`]). `init` optionally
+/// starts the weights from a prior (same layout as the result). `progress` gets each epoch's mean
+/// weighted cross-entropy.
 pub fn train(
-    spec: &FeatureSpec,
+    n_features: usize,
     n_labels: usize,
     examples: &[Example],
     config: &TrainConfig,
     init: Option<Vec<f32>>,
     mut progress: impl FnMut(usize, f64),
 ) -> Trained {
-    let rows = 1usize << spec.bits;
     let l = n_labels;
-    let mut w = init.unwrap_or_else(|| vec![0.0; rows * l]);
-    assert_eq!(w.len(), rows * l, "prior has the wrong size");
-    let mut g2 = vec![0.0f32; rows * l];
+    let mut w = init.unwrap_or_else(|| vec![0.0; n_features * l]);
+    assert_eq!(w.len(), n_features * l, "prior has the wrong size");
+    let per_weight = matches!(config.adagrad, AdaGrad::PerWeight { .. });
+    let mut g2 = vec![
+        0.0f32;
+        if per_weight {
+            n_features * l
+        } else {
+            n_features
+        }
+    ];
     let mut bias = vec![0.0f32; l];
     let mut bias_g2 = vec![0.0f32; l];
     let mut order: Vec<usize> = (0..examples.len()).collect();
     let mut rng = config.seed | 1;
     let mut p = vec![0.0f32; l];
+    let lr = config.learning_rate;
     for epoch in 0..config.epochs {
         shuffle(&mut order, &mut rng);
         let mut loss = 0.0f64;
@@ -105,27 +126,41 @@ pub fn train(
                 }
             }
             softmax(&mut p, None);
-            let y = usize::from(ex.label);
+            let y = ex.label as usize;
             loss -= f64::from(p[y].max(1e-12).ln() * ex.weight);
             // Gradient of the cross-entropy: p - onehot(y).
             p[y] -= 1.0;
             for pj in p.iter_mut() {
                 *pj *= ex.weight;
             }
-            let lr = config.learning_rate;
             for j in 0..l {
                 let g = p[j];
                 bias_g2[j] += g * g;
                 bias[j] -= lr * g / (bias_g2[j].sqrt() + 1e-6);
             }
-            for &(b, v) in &ex.features {
-                let base = b as usize * l;
-                let row = &mut w[base..base + l];
-                let acc = &mut g2[base..base + l];
-                for j in 0..l {
-                    let g = p[j] * v + config.l2 * row[j];
-                    acc[j] += g * g;
-                    row[j] -= lr * g / (acc[j].sqrt() + 1e-6);
+            match config.adagrad {
+                AdaGrad::PerWeight { l2 } => {
+                    for &(b, v) in &ex.features {
+                        let base = b as usize * l;
+                        let row = &mut w[base..base + l];
+                        let acc = &mut g2[base..base + l];
+                        for j in 0..l {
+                            let g = p[j] * v + l2 * row[j];
+                            acc[j] += g * g;
+                            row[j] -= lr * g / (acc[j].sqrt() + 1e-6);
+                        }
+                    }
+                }
+                AdaGrad::PerFeature => {
+                    let mean_g2 = p.iter().map(|g| g * g).sum::<f32>() / l as f32;
+                    for &(f, v) in &ex.features {
+                        let f = f as usize;
+                        g2[f] += mean_g2 * v * v;
+                        let step = lr / (g2[f].sqrt() + 1e-6);
+                        for (wj, pj) in w[f * l..][..l].iter_mut().zip(&p) {
+                            *wj -= step * pj * v;
+                        }
+                    }
                 }
             }
         }
@@ -164,6 +199,7 @@ pub fn shuffle<T>(items: &mut [T], state: &mut u64) {
     }
 }
 
+/// The next value of a xorshift64 generator (`state` must not be 0).
 pub fn next(state: &mut u64) -> u64 {
     let mut x = *state;
     x ^= x << 13;
@@ -206,7 +242,7 @@ mod tests {
             epochs: 30,
             ..TrainConfig::default()
         };
-        let trained = train(&spec, 2, &ex, &cfg, None, |_, _| {});
+        let trained = train(1 << spec.bits, 2, &ex, &cfg, None, |_, _| {});
         let (scale, weights) = quantize(&trained.weights);
         let model = LinearModel {
             spec,

@@ -227,8 +227,12 @@ pub fn unit_key(location: &str, options_fingerprint: &str, unit: &ScanUnit) -> S
                 "r\u{0}{location}\u{0}{size}\u{0}{version}\u{0}{start}..{end}"
             );
         }
-        UnitKind::SlackFolder { root, files } => {
-            let _ = write!(key, "s\u{0}{root}");
+        UnitKind::ExportFolder {
+            format,
+            root,
+            files,
+        } => {
+            let _ = write!(key, "s\u{0}{format}\u{0}{root}");
             for f in files {
                 let _ = write!(
                     key,

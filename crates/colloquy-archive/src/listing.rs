@@ -13,7 +13,6 @@ use crate::container::compression_of;
 use crate::detect::{is_hidden, is_media};
 use crate::error::{ArchiveError, Result};
 use crate::formats::Format;
-use crate::formats::slack::MARKERS;
 use crate::progress::{PROGRESS, ScanProgress};
 use crate::scan::{PlacePruner, ScanShared};
 use crate::schema::MESSAGE_COLUMNS;
@@ -71,8 +70,13 @@ pub enum UnitKind {
         end: u64,
         version: String,
     },
-    /// An unpacked Slack export: the folder holding `users.json`/`channels.json`, and every file below it.
-    SlackFolder { root: Path, files: Vec<ObjectMeta> },
+    /// An unpacked folder export (Slack's): the folder holding its marker files (`users.json`,
+    /// `channels.json`), and every file below it.
+    ExportFolder {
+        format: Format,
+        root: Path,
+        files: Vec<ObjectMeta>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -87,7 +91,7 @@ impl ScanUnit {
         match &self.kind {
             UnitKind::Object { size, .. } => *size,
             UnitKind::Range { start, end, .. } => end - start,
-            UnitKind::SlackFolder { files, .. } => files.iter().map(|f| f.size).sum(),
+            UnitKind::ExportFolder { files, .. } => files.iter().map(|f| f.size).sum(),
         }
     }
 }
@@ -231,7 +235,7 @@ impl Lister<'_> {
             }
         }
         let mut held: Vec<ObjectMeta> = Vec::new();
-        let mut slack_roots: BTreeSet<String> = BTreeSet::new();
+        let mut export_roots: BTreeMap<String, Format> = BTreeMap::new();
         let mut walk = vec![(url.prefix.clone(), Vec::new())];
         while let Some((dir, known)) = walk.pop() {
             // Descend folder by folder while partition filters still wait for keys the path has not
@@ -247,7 +251,11 @@ impl Lister<'_> {
                     ArchiveError::object(&url.original, format!("cannot list: {e}"))
                 })?;
                 for m in level.objects {
-                    if self.consider(m, &mut held, &mut slack_roots).await.is_err() {
+                    if self
+                        .consider(m, &mut held, &mut export_roots)
+                        .await
+                        .is_err()
+                    {
                         return Ok(());
                     }
                 }
@@ -271,22 +279,26 @@ impl Lister<'_> {
                 .await
                 .map_err(|e| ArchiveError::object(&url.original, format!("cannot list: {e}")))?
             {
-                if self.consider(m, &mut held, &mut slack_roots).await.is_err() {
+                if self
+                    .consider(m, &mut held, &mut export_roots)
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
         }
-        let root_of = |p: &str| -> Option<String> {
-            slack_roots
+        let root_of = |p: &str| -> Option<(String, Format)> {
+            export_roots
                 .iter()
-                .filter(|r| r.is_empty() || p.starts_with(&format!("{r}/")))
-                .max_by_key(|r| r.len())
-                .cloned()
+                .filter(|(r, _)| r.is_empty() || p.starts_with(&format!("{r}/")))
+                .max_by_key(|(r, _)| r.len())
+                .map(|(r, f)| (r.clone(), *f))
         };
-        let mut slack: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
+        let mut folders: BTreeMap<(String, Format), Vec<ObjectMeta>> = BTreeMap::new();
         for m in held {
             match root_of(m.location.as_ref()) {
-                Some(root) => slack.entry(root).or_default().push(m),
+                Some(root) => folders.entry(root).or_default().push(m),
                 None => {
                     let rel = self.relative(&m.location);
                     if self.object(m, &rel).await.is_err() {
@@ -295,11 +307,12 @@ impl Lister<'_> {
                 }
             }
         }
-        for (root, mut files) in slack {
+        for ((root, format), mut files) in folders {
             files.sort_by(|a, b| a.location.cmp(&b.location));
             let rel = self.relative(&Path::from(format!("{root}/x")));
             let unit = ScanUnit {
-                kind: UnitKind::SlackFolder {
+                kind: UnitKind::ExportFolder {
+                    format,
                     root: Path::from(root),
                     files,
                 },
@@ -324,7 +337,7 @@ impl Lister<'_> {
         &mut self,
         m: ObjectMeta,
         held: &mut Vec<ObjectMeta>,
-        slack_roots: &mut BTreeSet<String>,
+        export_roots: &mut BTreeMap<String, Format>,
     ) -> std::result::Result<(), Closed> {
         if !self.url.matches(&m.location) {
             return Ok(());
@@ -335,8 +348,8 @@ impl Lister<'_> {
         }
         let path = m.location.as_ref();
         let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
-        if MARKERS.contains(&file) {
-            slack_roots.insert(dir.to_string());
+        if let Some(format) = Format::marked_by(file) {
+            export_roots.insert(dir.to_string(), format);
             held.push(m);
         } else if file.to_ascii_lowercase().ends_with(".json") {
             held.push(m);
@@ -482,7 +495,10 @@ impl Feeds {
             }
         }
         let (tx, rx) = mpsc::channel(FEED_DEPTH);
-        let split = matches!(scan.options.format, None | Some(Format::Jsonl))
+        let split = scan
+            .options
+            .format
+            .is_none_or(Format::splits_by_line)
             .then_some(scan.options.split_size);
         tokio::spawn(list_units(
             Arc::clone(&scan.store),

@@ -24,10 +24,7 @@ use crate::container::{compression_of, decompress, is_zip, zip_entries};
 use crate::detect::{detect, is_hidden, is_media};
 use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
-use crate::formats::slack::{FileData, MARKERS, SlackFile};
-use crate::formats::{
-    Format, ParseCtx, csv, discord, jsonl, messenger, slack, teams, telegram, whatsapp,
-};
+use crate::formats::{ExportFile, FileData, Format, ParseCtx};
 use crate::listing::{Feed, Feeds, Place, ScanUnit, UnitKind};
 use crate::options::ArchiveOptions;
 use crate::progress::{PROGRESS, ScanProgress};
@@ -403,7 +400,11 @@ async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
             source: format!("{}[from byte {start}]", shared.url.object_url(location)),
             data: fetch_lines(store, &shared.url, location, *size, *start, *end).await?,
         },
-        UnitKind::SlackFolder { root, files } => {
+        UnitKind::ExportFolder {
+            format,
+            root,
+            files,
+        } => {
             let mut out = Vec::with_capacity(files.len());
             for m in files {
                 let data = fetch(store, &shared.url, &m.location).await?;
@@ -413,13 +414,14 @@ async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
                     .unwrap_or(path)
                     .trim_start_matches('/')
                     .to_string();
-                out.push(SlackFile {
+                out.push(ExportFile {
                     path: rel,
                     source: shared.url.object_url(&m.location),
                     data: data.into(),
                 });
             }
-            Input::SlackFolder {
+            Input::Folder {
+                format: *format,
                 source: shared.url.object_url(root),
                 files: out,
             }
@@ -447,9 +449,10 @@ enum Input {
         source: String,
         file: std::fs::File,
     },
-    SlackFolder {
+    Folder {
+        format: Format,
         source: String,
-        files: Vec<SlackFile>,
+        files: Vec<ExportFile>,
     },
 }
 
@@ -621,7 +624,7 @@ impl Input {
         match self {
             Input::Object { source, .. }
             | Input::LocalFile { source, .. }
-            | Input::SlackFolder { source, .. } => source,
+            | Input::Folder { source, .. } => source,
         }
     }
 }
@@ -707,15 +710,15 @@ fn parse_into(
             Ok(data) => parse_into(shared, unit, Input::Object { name, source, data }, sink),
             Err(e) => Err(FormatError::Downstream(e.to_string())),
         },
-        Input::SlackFolder { files, .. } => {
+        Input::Folder { format, files, .. } => {
             let ctx = ParseCtx {
                 options,
                 name: "",
                 container: None,
                 default_channel: unit.place.default_channel.as_deref(),
-                format_name: "slack",
+                format_name: format.name(),
             };
-            slack::parse(&files, &ctx, sink)
+            format.parse_folder(&files, &ctx, sink)
         }
         Input::Object { name, source, data } => {
             let (compression, inner) = compression_of(&name);
@@ -728,15 +731,19 @@ fn parse_into(
                     Ok(e) => e,
                     Err(e) => return sink.bad_object(e),
                 };
-                let is_slack = forced == Some(Format::Slack)
-                    || entries.iter().any(|e| {
+                // A zip holding a folder export's marker files near its top is that export (a Slack
+                // workspace zip).
+                let folder = forced.filter(|f| f.is_folder_export()).or_else(|| {
+                    entries.iter().find_map(|e| {
                         let file = e.name.rsplit('/').next().unwrap_or(&e.name);
-                        MARKERS.contains(&file) && e.name.matches('/').count() <= 1
-                    });
-                if is_slack {
+                        Format::marked_by(file).filter(|_| e.name.matches('/').count() <= 1)
+                    })
+                });
+                if let Some(format) = folder {
+                    let markers = format.spec().folder_markers();
                     let root = entries
                         .iter()
-                        .filter(|e| MARKERS.contains(&e.name.rsplit('/').next().unwrap_or(&e.name)))
+                        .filter(|e| markers.contains(&e.name.rsplit('/').next().unwrap_or(&e.name)))
                         .map(|e| {
                             e.name
                                 .rsplit_once('/')
@@ -744,11 +751,11 @@ fn parse_into(
                         })
                         .min_by_key(String::len)
                         .unwrap_or_default();
-                    let files: Vec<SlackFile> = entries
+                    let files: Vec<ExportFile> = entries
                         .into_iter()
                         .filter_map(|e| {
                             let rel = e.name.strip_prefix(&root)?.to_string();
-                            Some(SlackFile {
+                            Some(ExportFile {
                                 source: format!("{source}#{}", e.name),
                                 path: rel,
                                 data: FileData::Zipped(e),
@@ -760,9 +767,9 @@ fn parse_into(
                         name: inner,
                         container: None,
                         default_channel: unit.place.default_channel.as_deref(),
-                        format_name: "slack",
+                        format_name: format.name(),
                     };
-                    return slack::parse(&files, &ctx, sink);
+                    return format.parse_folder(&files, &ctx, sink);
                 }
                 let mut seen_names = HashSet::new();
                 for entry in entries {
@@ -799,7 +806,7 @@ fn parse_into(
                         default_channel: unit.place.default_channel.as_deref(),
                         format_name: format.name(),
                     };
-                    parse_one(format, &data, &ctx, sink)?;
+                    format.parse(&data, &ctx, sink)?;
                 }
                 Ok(())
             } else {
@@ -818,7 +825,7 @@ fn parse_into(
                     default_channel: unit.place.default_channel.as_deref(),
                     format_name: format.name(),
                 };
-                parse_one(format, &data, &ctx, sink)
+                format.parse(&data, &ctx, sink)
             }
         }
     }
@@ -828,25 +835,6 @@ fn is_blank(data: &[u8]) -> bool {
     crate::formats::strip_bom(data)
         .iter()
         .all(u8::is_ascii_whitespace)
-}
-
-fn parse_one(
-    format: Format,
-    data: &[u8],
-    ctx: &ParseCtx<'_>,
-    sink: &mut Sink<'_>,
-) -> FormatResult<()> {
-    match format {
-        Format::Whatsapp => whatsapp::parse(data, ctx, sink),
-        Format::Telegram => telegram::parse(data, ctx, sink),
-        Format::Discord => discord::parse(data, ctx, sink),
-        Format::Messenger => messenger::parse(data, ctx, sink, "messenger"),
-        Format::Instagram => messenger::parse(data, ctx, sink, "instagram"),
-        Format::Teams => teams::parse(data, ctx, sink),
-        Format::Jsonl => jsonl::parse(data, ctx, sink),
-        Format::Csv => csv::parse(data, ctx, sink),
-        Format::Slack => sink.bad_object("the 'slack' format reads a Slack export .zip or folder (with users.json and channels.json), not a single file"),
-    }
 }
 
 /// Assembles the projected batch from the built message columns and the unit's partition values.

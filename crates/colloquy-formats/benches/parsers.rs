@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use colloquy_formats::formats::{ParseCtx, csv, jsonl, slack, whatsapp};
+use colloquy_formats::formats::{ExportFile, ParseCtx, csv, jsonl, slack, whatsapp};
 use colloquy_formats::message::Message;
 use colloquy_formats::options::{ArchiveOptions, OnError};
 use colloquy_formats::sink::Sink;
@@ -127,7 +127,7 @@ fn parsers(c: &mut Criterion) {
         csv::parse(d, ctx, s).expect("parses")
     });
     let day = slack_day();
-    let files = vec![slack::SlackFile {
+    let files = vec![ExportFile {
         path: "general/2025-03-01.json".into(),
         source: "s".into(),
         data: bytes::Bytes::from(day.clone()).into(),

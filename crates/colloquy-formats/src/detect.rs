@@ -1,6 +1,6 @@
 //! Which parser reads an object: by name first, then by content, unless the `format` option says.
 
-use crate::formats::{Format, discord, jsonl, messenger, teams, telegram, whatsapp};
+use crate::formats::{Format, Probe};
 
 /// Media and other files that sit beside chats in exports (WhatsApp folders, Slack uploads); never parsed.
 const MEDIA_EXTENSIONS: &[&str] = &[
@@ -21,15 +21,14 @@ pub fn is_hidden(path: &str) -> bool {
         .any(|seg| seg.starts_with('.') || seg == "_SUCCESS" || seg == "__MACOSX")
 }
 
-/// Picks the format of one decompressed, non-zip object or zip entry.
+/// Picks the format of one decompressed, non-zip object or zip entry: by extension, then by each
+/// registered format's sniffer in registry order.
 pub fn detect(path: &str, data: &[u8]) -> Result<Format, String> {
     let name = path.rsplit('/').next().unwrap_or(path);
     let lower = name.to_ascii_lowercase();
     let ext = lower.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    match ext {
-        "jsonl" | "ndjson" => return Ok(Format::Jsonl),
-        "csv" | "tsv" => return Ok(Format::Csv),
-        _ => {}
+    if let Some(f) = Format::all().find(|f| f.spec().extensions().contains(&ext)) {
+        return Ok(f);
     }
     let head = &data[..data.len().min(64 * 1024)];
     let head = crate::formats::strip_bom(head);
@@ -38,44 +37,21 @@ pub fn detect(path: &str, data: &[u8]) -> Result<Format, String> {
         Ok(t) => t,
         Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
     };
-    if whatsapp::sniff(text) {
-        return Ok(Format::Whatsapp);
-    }
-    // Whole-document JSON exports, told apart by the keys near their start (checked before JSON Lines:
-    // a minified document is one line of JSON too).
-    if text.trim_start().starts_with(['{', '[']) {
-        if telegram::sniff(text) {
-            return Ok(Format::Telegram);
-        }
-        if discord::sniff(text) {
-            return Ok(Format::Discord);
-        }
-        if messenger::sniff(text) {
-            let p = path.to_ascii_lowercase();
-            return Ok(if p.contains("instagram") {
-                Format::Instagram
-            } else {
-                Format::Messenger
-            });
-        }
-        if teams::sniff(text) {
-            return Ok(Format::Teams);
-        }
-    }
-    if jsonl::sniff(text) && (ext == "json" || ext == "log" || ext == "txt" || ext.is_empty()) {
-        return Ok(Format::Jsonl);
+    let probe = Probe { path, ext, text };
+    if let Some(f) = Format::all().find(|f| f.spec().sniff(&probe)) {
+        return Ok(f);
     }
     let first = text.lines().next().unwrap_or("");
     if ext == "txt" || ext == "log" {
         return Err(format!(
             "cannot tell the format of '{name}': it is not a WhatsApp chat export (first line: '{}'); set OPTIONS ('format' '...') to one of {}",
             crate::time::truncate(first, 50),
-            Format::ALL.map(Format::name).join(", ")
+            Format::names()
         ));
     }
     Err(format!(
         "cannot tell the format of '{name}' from its name or content; set OPTIONS ('format' '...') to one of {}",
-        Format::ALL.map(Format::name).join(", ")
+        Format::names()
     ))
 }
 
@@ -85,15 +61,22 @@ mod tests {
 
     #[test]
     fn detection() {
-        assert_eq!(detect("a.jsonl", b""), Ok(Format::Jsonl));
-        assert_eq!(detect("x/sms.csv", b"a,b\n"), Ok(Format::Csv));
+        let name = |r: Result<Format, String>| r.map(Format::name);
+        assert_eq!(name(detect("a.jsonl", b"")), Ok("jsonl"));
+        assert_eq!(name(detect("x/sms.csv", b"a,b\n")), Ok("csv"));
         assert_eq!(
-            detect("_chat.txt", "[1/2/24, 10:00:00] Ana: hi\n".as_bytes()),
-            Ok(Format::Whatsapp)
+            name(detect(
+                "_chat.txt",
+                "[1/2/24, 10:00:00] Ana: hi\n".as_bytes()
+            )),
+            Ok("whatsapp")
         );
         assert_eq!(
-            detect("log.json", b"{\"text\":\"hi\"}\n{\"text\":\"yo\"}\n"),
-            Ok(Format::Jsonl)
+            name(detect(
+                "log.json",
+                b"{\"text\":\"hi\"}\n{\"text\":\"yo\"}\n"
+            )),
+            Ok("jsonl")
         );
         let err = detect("notes.txt", b"Dear diary").expect_err("unknown");
         assert!(err.contains("not a WhatsApp chat export"), "{err}");

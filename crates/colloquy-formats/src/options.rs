@@ -102,7 +102,7 @@ impl ArchiveOptions {
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let v = value.trim();
         match key {
-            "format" => self.format = Format::parse(v)?,
+            "format" => self.format = Format::from_option(v)?,
             "timezone" | "tz" => {
                 self.timezone = v.parse::<Tz>().map_err(|_| {
                     FormatError::config(format!(

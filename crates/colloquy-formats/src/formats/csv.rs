@@ -2,10 +2,35 @@
 
 use std::borrow::Cow;
 
-use super::ParseCtx;
 use super::fields::{Mapping, Value, file_stem};
+use super::{ExportFormat, ParseCtx};
 use crate::error::Result;
 use crate::sink::Sink;
+
+/// CSV and TSV logs with a header row.
+pub struct Csv;
+
+impl ExportFormat for Csv {
+    fn name(&self) -> &'static str {
+        "csv"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["tsv"]
+    }
+
+    fn extensions(&self) -> &'static [&'static str] {
+        &["csv", "tsv"]
+    }
+
+    fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+        parse(data, ctx, sink)
+    }
+
+    fn samples(&self) -> &'static [&'static str] {
+        &["csv/sms.csv", "csv/sms_semicolon.tsv"]
+    }
+}
 
 pub fn parse(data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
     let data = super::strip_bom(data);

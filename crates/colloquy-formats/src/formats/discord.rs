@@ -4,8 +4,8 @@
 
 use serde_json::Value as Json;
 
-use super::ParseCtx;
 use super::json_doc::{names_in, parse_document, str_of, text_of};
+use super::{ExportFormat, ParseCtx, Probe};
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
@@ -19,6 +19,27 @@ const SPOKEN: &[&str] = &[
     "ChatInputCommand",
     "ContextMenuCommand",
 ];
+
+/// DiscordChatExporter's JSON.
+pub struct Discord;
+
+impl ExportFormat for Discord {
+    fn name(&self) -> &'static str {
+        "discord"
+    }
+
+    fn sniff(&self, probe: &Probe<'_>) -> bool {
+        probe.is_json_document() && sniff(probe.text)
+    }
+
+    fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+        parse(data, ctx, sink)
+    }
+
+    fn samples(&self) -> &'static [&'static str] {
+        &["discord/Acme Community - support [991].json"]
+    }
+}
 
 pub fn sniff(head: &str) -> bool {
     head.contains("\"guild\"") && head.contains("\"channel\"") && head.contains("\"messages\"")

@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 
-use super::ParseCtx;
 use super::fields::{Mapping, Value, file_stem};
 use super::flat_json::{self, Json};
+use super::{ExportFormat, ParseCtx, Probe};
 use crate::error::Result;
 use crate::sink::Sink;
 use crate::time::truncate;
@@ -44,6 +44,40 @@ fn to_value<'v>(v: &'v Json<'_>) -> Option<Value<'v>> {
         ),
         Json::Object(_) => Value::Str(Cow::Owned(v.to_string())),
     })
+}
+
+/// JSON Lines / NDJSON logs.
+pub struct Jsonl;
+
+impl ExportFormat for Jsonl {
+    fn name(&self) -> &'static str {
+        "jsonl"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["ndjson", "json_lines", "jsonlines"]
+    }
+
+    fn extensions(&self) -> &'static [&'static str] {
+        &["jsonl", "ndjson"]
+    }
+
+    /// After the whole-document formats: a minified document is one line of JSON too.
+    fn sniff(&self, probe: &Probe<'_>) -> bool {
+        matches!(probe.ext, "json" | "log" | "txt" | "") && sniff(probe.text)
+    }
+
+    fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+        parse(data, ctx, sink)
+    }
+
+    fn splits_by_line(&self) -> bool {
+        true
+    }
+
+    fn samples(&self) -> &'static [&'static str] {
+        &["jsonl/webchat.jsonl", "jsonl/custom.ndjson"]
+    }
 }
 
 /// Does this look like JSON Lines (an object on the first line)?

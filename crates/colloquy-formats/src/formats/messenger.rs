@@ -4,12 +4,62 @@
 
 use serde_json::Value as Json;
 
-use super::ParseCtx;
 use super::json_doc::{parse_document, str_of};
+use super::{ExportFormat, ParseCtx, Probe};
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
 use crate::time::epoch_to_micros;
+
+/// Facebook Messenger's "Download your information" JSON.
+pub struct Messenger;
+
+/// Instagram's, the same shape; told from Messenger's by its path (or the `format` option).
+pub struct Instagram;
+
+fn is_instagram(path: &str) -> bool {
+    path.to_ascii_lowercase().contains("instagram")
+}
+
+impl ExportFormat for Messenger {
+    fn name(&self) -> &'static str {
+        "messenger"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["facebook"]
+    }
+
+    fn sniff(&self, probe: &Probe<'_>) -> bool {
+        probe.is_json_document() && sniff(probe.text) && !is_instagram(probe.path)
+    }
+
+    fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+        parse(data, ctx, sink, "messenger")
+    }
+
+    fn samples(&self) -> &'static [&'static str] {
+        &["social/messenger/inbox/anasilva_123/message_1.json"]
+    }
+}
+
+impl ExportFormat for Instagram {
+    fn name(&self) -> &'static str {
+        "instagram"
+    }
+
+    fn sniff(&self, probe: &Probe<'_>) -> bool {
+        probe.is_json_document() && sniff(probe.text) && is_instagram(probe.path)
+    }
+
+    fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+        parse(data, ctx, sink, "instagram")
+    }
+
+    fn samples(&self) -> &'static [&'static str] {
+        &["social/your_instagram_activity/messages/inbox/acmeshop_456/message_1.json"]
+    }
+}
 
 pub fn sniff(head: &str) -> bool {
     head.contains("\"timestamp_ms\"") && head.contains("\"sender_name\"")

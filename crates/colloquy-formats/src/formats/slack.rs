@@ -6,49 +6,61 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::ParseCtx;
 use super::flat_json::Json;
 use super::json_doc::parse_document;
+use super::{ExportFile, ExportFormat, ParseCtx};
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
 
-/// One file of the export, with its path relative to the export's root.
-pub struct SlackFile {
-    pub path: String,
-    pub source: String,
-    pub data: FileData,
-}
-
-/// A file's bytes, or a zip entry still compressed (expanded when the parser reaches it).
-pub enum FileData {
-    Ready(bytes::Bytes),
-    Zipped(crate::container::ZipEntry),
-}
-
-impl FileData {
-    pub fn load(&self) -> std::result::Result<bytes::Bytes, String> {
-        match self {
-            FileData::Ready(b) => Ok(b.clone()),
-            FileData::Zipped(e) => e.read(),
-        }
-    }
-}
-
-impl From<bytes::Bytes> for FileData {
-    fn from(b: bytes::Bytes) -> Self {
-        FileData::Ready(b)
-    }
-}
-
 /// Expands a file; a file that cannot be read is a bad object (skipped under `on_error 'skip'`).
-fn load(f: &SlackFile, sink: &mut Sink<'_>) -> Result<Option<bytes::Bytes>> {
+fn load(f: &ExportFile, sink: &mut Sink<'_>) -> Result<Option<bytes::Bytes>> {
     match f.data.load() {
         Ok(d) => Ok(Some(d)),
         Err(e) => {
             sink.bad_object(e)?;
             Ok(None)
         }
+    }
+}
+
+/// Slack's workspace export, a `.zip` or an unpacked folder.
+pub struct Slack;
+
+impl ExportFormat for Slack {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+
+    /// A single file of a Slack export means nothing without the rest.
+    fn parse(&self, _data: &[u8], _ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+        sink.bad_object(
+            "the 'slack' format reads a Slack export .zip or folder (with users.json and channels.json), not a single file",
+        )
+    }
+
+    fn folder_markers(&self) -> &'static [&'static str] {
+        MARKERS
+    }
+
+    fn parse_folder(
+        &self,
+        files: &[ExportFile],
+        ctx: &ParseCtx<'_>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        parse(files, ctx, sink)
+    }
+
+    fn folder_layout(&self) -> &'static [&'static str] {
+        &["users.json", "general/2025-01-01.json", "channels.json"]
+    }
+
+    fn samples(&self) -> &'static [&'static str] {
+        &[
+            "slack_folder/users.json",
+            "slack_folder/ext-globex/2025-02-03.json",
+        ]
     }
 }
 
@@ -119,9 +131,9 @@ struct Person {
     is_bot: bool,
 }
 
-pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+pub fn parse(files: &[ExportFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
     let channel = ctx.channel("slack");
-    let by_path: HashMap<&str, &SlackFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let by_path: HashMap<&str, &ExportFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
 
     let mut people: HashMap<String, Person> = HashMap::new();
     if let Some(f) = by_path.get("users.json") {
@@ -174,7 +186,7 @@ pub fn parse(files: &[SlackFile], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Re
         }
     }
 
-    let mut day_files: Vec<&SlackFile> = files
+    let mut day_files: Vec<&ExportFile> = files
         .iter()
         .filter(|f| f.path.contains('/') && f.path.ends_with(".json"))
         .collect();

@@ -6,12 +6,37 @@
 
 use serde_json::Value as Json;
 
-use super::ParseCtx;
 use super::json_doc::{names_in, parse_document, str_of, text_of};
+use super::{ExportFormat, ParseCtx, Probe};
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
 use crate::time::parse_timestamp;
+
+/// Microsoft Teams messages (Graph `chatMessage`, export API, eDiscovery).
+pub struct Teams;
+
+impl ExportFormat for Teams {
+    fn name(&self) -> &'static str {
+        "teams"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["msteams", "microsoft_teams"]
+    }
+
+    fn sniff(&self, probe: &Probe<'_>) -> bool {
+        probe.is_json_document() && sniff(probe.text)
+    }
+
+    fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+        parse(data, ctx, sink)
+    }
+
+    fn samples(&self) -> &'static [&'static str] {
+        &["teams/support-chat.json", "teams/export-api/General.json"]
+    }
+}
 
 pub fn sniff(head: &str) -> bool {
     (head.contains("\"createdDateTime\"")

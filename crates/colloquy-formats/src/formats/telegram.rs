@@ -4,12 +4,37 @@
 
 use serde_json::Value as Json;
 
-use super::ParseCtx;
 use super::json_doc::{parse_document, str_of, text_of};
+use super::{ExportFormat, ParseCtx, Probe};
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::sink::Sink;
 use crate::time::{parse_timestamp, truncate};
+
+/// Telegram Desktop's JSON export (`result.json`).
+pub struct Telegram;
+
+impl ExportFormat for Telegram {
+    fn name(&self) -> &'static str {
+        "telegram"
+    }
+
+    fn sniff(&self, probe: &Probe<'_>) -> bool {
+        probe.is_json_document() && sniff(probe.text)
+    }
+
+    fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+        parse(data, ctx, sink)
+    }
+
+    fn samples(&self) -> &'static [&'static str] {
+        &[
+            "telegram/result.json",
+            "telegram/account/result.json",
+            "telegram/fractional/result.json",
+        ]
+    }
+}
 
 /// Does a JSON document's head look like a Telegram export?
 pub fn sniff(head: &str) -> bool {

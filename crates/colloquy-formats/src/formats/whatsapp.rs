@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use chrono::{Datelike, NaiveDate, NaiveTime};
 use regex::Regex;
 
-use super::ParseCtx;
+use super::{ExportFormat, ParseCtx, Probe};
 use crate::error::Result;
 use crate::message::{Message, Role};
 use crate::options::DateOrder;
@@ -27,6 +27,32 @@ static HEADER: LazyLock<Regex> = LazyLock::new(|| {
     ))
     .expect("static regex")
 });
+
+/// WhatsApp "Export chat": a `.txt`, alone or in the export's `.zip` with its media.
+pub struct Whatsapp;
+
+impl ExportFormat for Whatsapp {
+    fn name(&self) -> &'static str {
+        "whatsapp"
+    }
+
+    fn sniff(&self, probe: &Probe<'_>) -> bool {
+        sniff(probe.text)
+    }
+
+    fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
+        parse(data, ctx, sink)
+    }
+
+    fn samples(&self) -> &'static [&'static str] {
+        &[
+            "whatsapp/WhatsApp Chat with Dana Ortiz.txt",
+            "whatsapp/WhatsApp Chat with Jonas Weber.txt",
+            "whatsapp/WhatsApp Chat with Lea.txt",
+            "whatsapp/WhatsApp Chat with DST Tester.txt",
+        ]
+    }
+}
 
 /// Does this text look like a WhatsApp export? Used by format detection.
 pub fn sniff(text: &str) -> bool {

@@ -1,6 +1,0 @@
-#![no_main]
-//! Fuzzes the discord parser (see common.rs for the properties checked).
-#[path = "common.rs"]
-mod common;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::run(colloquy_formats::Format::Discord, data));

@@ -2,13 +2,15 @@
 //! model format and its scorer, the trainer, and the three shipped models (language, sentiment, intent).
 //!
 //! Training and scoring share this crate so that a model is always scored with the features it was
-//! trained on; the trainer is `examples/train.rs`, driven by `scripts/models/train.sh`. The softmax
-//! trainer ([`train`]), [`sparse`] rows and [`ngrams`] are also colloquy-classifier's.
+//! trained on: the softmax trainer is [`train`], the recipes that build the shipped models are
+//! [`recipes`], and the `train-models` binary (driven by `scripts/models/train.sh`) is their command line.
+//! The trainer, [`sparse`] rows and [`ngrams`] are also colloquy-classifier's.
 
 pub mod features;
 pub mod hash;
 pub mod model;
 pub mod ngrams;
+pub mod recipes;
 pub mod sparse;
 pub mod tokens;
 pub mod train;

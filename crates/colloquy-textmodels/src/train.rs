@@ -2,7 +2,7 @@
 //! model format.
 //!
 //! The one softmax trainer of the workspace: the built-in models fit it over hashed features
-//! ([`Example::new`], driven by `examples/train.rs`) and colloquy-classifier over TF-IDF rows. It lives
+//! ([`Example::new`], driven by [`crate::recipes`]) and colloquy-classifier over TF-IDF rows. It lives
 //! in this crate, next to the features and the scorer, so that training reads features through exactly
 //! the code that scores them. The two users differ only in how AdaGrad sizes steps ([`AdaGrad`]).
 

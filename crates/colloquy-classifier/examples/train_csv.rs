@@ -1,22 +1,21 @@
-//! Trains on one `text,label` CSV and reports accuracy on another, without DataFusion: the quick loop for
-//! tuning defaults on the train/dev splits written by `scripts/classifier/prepare_intent_benchmarks.py`.
+//! Trains on one `label<TAB>text` file and reports accuracy on another, without DataFusion: the quick loop
+//! for tuning defaults on the train/dev splits written by `scripts/classifier/prepare_intent_benchmarks.py`.
 //!
 //! `cargo run --release -p colloquy-classifier --example train_csv -- TRAIN.csv DEV.csv ['options'] [OUT.onnx]`
 
 use std::error::Error;
 
+use colloquy_textmodels::recipes::data::read_tsv;
+
+/// Texts and labels of a prepared file: a header line, then `label<TAB>text` rows.
 fn read(path: &str) -> Result<(Vec<String>, Vec<String>), Box<dyn Error>> {
-    let text = std::fs::read_to_string(path)?;
-    let (mut texts, mut labels) = (Vec::new(), Vec::new());
-    for (i, line) in text.lines().enumerate().skip(1) {
-        // The prepared files hold `label<TAB>text`, so no quoting is needed.
-        let Some((label, t)) = line.split_once('\t') else {
-            return Err(format!("{path}:{}: expected label<TAB>text", i + 1).into());
-        };
-        labels.push(label.to_string());
-        texts.push(t.to_string());
-    }
-    Ok((texts, labels))
+    // Every row has the two columns (`read_tsv` checks it).
+    Ok(read_tsv(path.as_ref(), 2)?
+        .into_iter()
+        .skip(1)
+        .filter_map(|row| <[String; 2]>::try_from(row).ok())
+        .map(|[label, text]| (text, label))
+        .unzip())
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -15,8 +15,8 @@
 
 use std::sync::Arc;
 
-use colloquy_archive::AccessPolicy;
 use colloquy_archive::errlog::ErrorLog;
+use colloquy_store::AccessPolicy;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -25,6 +25,7 @@ use datafusion::prelude::SessionConfig;
 pub mod analytics;
 
 pub use colloquy_archive as archive;
+pub use colloquy_store as store;
 pub use datafusion;
 
 /// The table name every view and notebook builds on.
@@ -48,19 +49,19 @@ pub fn runtime_env(
 ) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
     runtime_env_with_registry(
         memory_limit,
-        Arc::new(colloquy_archive::AutoStoreRegistry::new()),
+        Arc::new(colloquy_store::AutoStoreRegistry::new()),
     )
 }
 
 /// The runtime environment of a shared server's sessions: as [`runtime_env`], but every object store
-/// it hands out checks each path against `policy` (see [`colloquy_archive::policy`]).
+/// it hands out checks each path against `policy` (see [`colloquy_store::policy`]).
 pub fn server_runtime_env(
     memory_limit: Option<usize>,
     policy: Arc<AccessPolicy>,
 ) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
     runtime_env_with_registry(
         memory_limit,
-        Arc::new(colloquy_archive::GuardedRegistry::new(policy)),
+        Arc::new(colloquy_store::GuardedRegistry::new(policy)),
     )
 }
 
@@ -112,7 +113,10 @@ pub fn new_context_with_runtime(
     colloquy_archive::add_table_factory(&mut state, &log);
     let ctx = SessionContext::new_with_state(state);
     colloquy_archive::register_functions(&ctx, &log);
-    colloquy_udfs::register_all(&ctx);
+    let providers = colloquy_udfs::Providers {
+        embedder: Some(colloquy_onnx::embedder(Arc::clone(&models))),
+    };
+    colloquy_udfs::register_all_with(&ctx, &providers);
     colloquy_onnx::register(&ctx, models);
     ctx
 }

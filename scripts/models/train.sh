@@ -14,8 +14,8 @@ prep="${2:-target/model-data}"
 models=crates/colloquy-textmodels/models
 
 python3 scripts/models/prepare_data.py "$data" "$prep"
-cargo build --release --locked -p colloquy-textmodels --example train
-train=target/release/examples/train
+cargo build --release --locked -p colloquy-textmodels --bin train-models
+train="${CARGO_TARGET_DIR:-target}/release/train-models"
 for task in language sentiment intent; do
   echo "==> $task"
   "$train" "$task" --prep "$prep" --data "$data" --handwritten scripts/models/handwritten --out "$models" \

@@ -9,6 +9,7 @@ pub mod pii;
 mod current_setting;
 mod drift;
 mod drift_state;
+pub mod embedding;
 mod intent;
 mod intent_confidence;
 mod intent_scores;
@@ -29,6 +30,7 @@ use datafusion::prelude::SessionContext;
 
 pub use current_setting::CurrentSettingFunc;
 pub use drift::DriftFunc;
+pub use embedding::SentenceEmbedder;
 pub use intent::IntentFunc;
 pub use intent_confidence::IntentConfidenceFunc;
 pub use intent_scores::IntentScoresFunc;
@@ -41,8 +43,25 @@ pub use sentiment::SentimentFunc;
 pub use sentiment_label::SentimentLabelFunc;
 pub use train_classifier::TrainClassifierFunc;
 
-/// Every scalar function of this crate.
+/// What functions of this crate take from outside it. The default has none: `intent(text, labels)` then
+/// says that the session has no sentence-embedding models.
+#[derive(Debug, Default, Clone)]
+pub struct Providers {
+    /// The sentence-embedding models of `intent(text, labels)` (colloquy-onnx's registry).
+    pub embedder: Option<Arc<dyn SentenceEmbedder>>,
+}
+
+/// Every scalar function of this crate, without providers.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
+    scalar_functions_with(&Providers::default())
+}
+
+/// Every scalar function of this crate, using `providers`.
+pub fn scalar_functions_with(providers: &Providers) -> Vec<Arc<ScalarUDF>> {
+    let intent = match &providers.embedder {
+        Some(e) => IntentFunc::with_embedder(Arc::clone(e)),
+        None => IntentFunc::new(),
+    };
     vec![
         Arc::new(ScalarUDF::new_from_impl(RedactPii::new())),
         Arc::new(ScalarUDF::new_from_impl(PiiTypes::new())),
@@ -50,7 +69,7 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(LanguageConfidenceFunc::new())),
         Arc::new(ScalarUDF::new_from_impl(SentimentFunc::new())),
         Arc::new(ScalarUDF::new_from_impl(SentimentLabelFunc::new())),
-        Arc::new(ScalarUDF::new_from_impl(IntentFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(intent)),
         Arc::new(ScalarUDF::new_from_impl(IntentConfidenceFunc::new())),
         Arc::new(ScalarUDF::new_from_impl(IntentScoresFunc::new())),
         Arc::new(ScalarUDF::new_from_impl(CurrentSettingFunc::new())),
@@ -65,9 +84,14 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     ]
 }
 
-/// Registers every text function with the session.
+/// Registers every text function with the session, without providers.
 pub fn register_all(ctx: &SessionContext) {
-    for f in scalar_functions() {
+    register_all_with(ctx, &Providers::default());
+}
+
+/// Registers every text function with the session, using `providers`.
+pub fn register_all_with(ctx: &SessionContext, providers: &Providers) {
+    for f in scalar_functions_with(providers) {
         ctx.register_udf(f.as_ref().clone());
     }
     for f in aggregate_functions() {

@@ -21,7 +21,7 @@ pub enum ArchiveError {
     DataFusion(#[from] DataFusionError),
     /// The server's access policy refused a location, a write or a host.
     #[error(transparent)]
-    Denied(crate::policy::Denied),
+    Denied(colloquy_store::Denied),
 }
 
 impl ArchiveError {
@@ -33,6 +33,15 @@ impl ArchiveError {
         Self::Object {
             source_url: source_url.into(),
             reason: reason.into(),
+        }
+    }
+}
+
+impl From<colloquy_store::StoreError> for ArchiveError {
+    fn from(e: colloquy_store::StoreError) -> Self {
+        match e {
+            colloquy_store::StoreError::Config(msg) => Self::Config(msg),
+            colloquy_store::StoreError::Denied(d) => Self::Denied(d),
         }
     }
 }

@@ -13,12 +13,10 @@ pub mod cache;
 pub mod errlog;
 pub mod error;
 pub mod listing;
-pub mod policy;
 pub mod progress;
 pub mod provider;
 pub mod scan;
 pub mod schema;
-pub mod store;
 
 // The parsers live in their own crate (no query engine, so fuzzing builds fast); re-exported here.
 pub use colloquy_formats::{container, detect, formats, message, options, sink, time};
@@ -32,10 +30,8 @@ pub use cache::ParsedCache;
 pub use error::{ArchiveError, Result};
 pub use formats::Format;
 pub use options::ArchiveOptions;
-pub use policy::{AccessPolicy, GuardedRegistry, GuardedStore};
 pub use provider::{ArchiveErrorsFunc, ArchiveTable, ArchiveTableFactory, ReadArchiveFunc};
 pub use schema::message_schema;
-pub use store::AutoStoreRegistry;
 
 /// The `STORED AS` name of archive tables.
 pub const FILE_TYPE: &str = "ARCHIVE";

@@ -16,7 +16,7 @@ use crate::formats::Format;
 use crate::progress::{PROGRESS, ScanProgress};
 use crate::scan::{PlacePruner, ScanShared};
 use crate::schema::MESSAGE_COLUMNS;
-use crate::store::ArchiveUrl;
+use colloquy_store::Location;
 
 /// Channel names recognised as folder names (`exports/sms/2024-01.csv`).
 const CHANNEL_WORDS: &[&str] = &[
@@ -182,7 +182,7 @@ fn place_of(relative_path: &str) -> (Place, bool) {
 /// `channels.json` that marks their folder; everything else streams.
 pub async fn list_units(
     store: Arc<dyn ObjectStore>,
-    url: ArchiveUrl,
+    url: Location,
     split: Option<u64>,
     prune: Option<Arc<PlacePruner>>,
     tx: mpsc::Sender<Result<ScanUnit>>,
@@ -201,7 +201,7 @@ pub async fn list_units(
 }
 
 struct Lister<'a> {
-    url: &'a ArchiveUrl,
+    url: &'a Location,
     prune: Option<Arc<PlacePruner>>,
     split: Option<u64>,
     tx: &'a mpsc::Sender<Result<ScanUnit>>,
@@ -429,10 +429,7 @@ const SCHEMA_SAMPLE: usize = 10_000;
 /// `SCHEMA_SAMPLE` units, sorted, except names the message schema already has) and to fail early when it
 /// holds nothing. A sample, as DataFusion's listing tables take one: listing 700k local files took 9.6 s,
 /// and a key that first appears later is ignored rather than failing the scan.
-pub async fn partition_columns(
-    store: Arc<dyn ObjectStore>,
-    url: &ArchiveUrl,
-) -> Result<Vec<String>> {
+pub async fn partition_columns(store: Arc<dyn ObjectStore>, url: &Location) -> Result<Vec<String>> {
     let (tx, mut rx) = mpsc::channel(FEED_DEPTH);
     let lister = tokio::spawn(list_units(store, url.clone(), None, None, tx));
     let mut keys: BTreeSet<String> = BTreeSet::new();

@@ -24,17 +24,16 @@ use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
 use crate::listing::{Feeds, partition_columns};
 use crate::options::ArchiveOptions;
-use crate::policy::{AccessPolicy, GuardedStore};
 use crate::scan::{ArchivePartition, PlacePruner, ScanCache, ScanShared};
 use crate::schema::table_schema;
-use crate::store::{ArchiveUrl, build_client_store, build_store};
+use colloquy_store::{AccessPolicy, GuardedStore, Location, build_client_store, build_store};
 
 /// A table over every message in an archive location. Objects are listed again at each scan, so new
 /// exports dropped under a prefix show up without re-creating the table.
 #[derive(Debug)]
 pub struct ArchiveTable {
     name: String,
-    url: ArchiveUrl,
+    url: Location,
     options: Arc<ArchiveOptions>,
     store: Arc<dyn ObjectStore>,
     partition_cols: Vec<String>,
@@ -52,7 +51,7 @@ impl ArchiveTable {
         session: &dyn Session,
         log: ErrorLog,
     ) -> Result<Self> {
-        let url = ArchiveUrl::parse(location)?;
+        let url = Location::parse(location)?;
         let policy = session.config().get_extension::<AccessPolicy>();
         if let Some(policy) = &policy {
             policy
@@ -83,7 +82,7 @@ impl ArchiveTable {
 /// environment on first use); a server's runtime ([`crate::GuardedRegistry`]) hands it out guarded already.
 fn resolve_store(
     session: &dyn Session,
-    url: &ArchiveUrl,
+    url: &Location,
     options: &ArchiveOptions,
     policy: Option<Arc<AccessPolicy>>,
 ) -> Result<Arc<dyn ObjectStore>> {
@@ -91,10 +90,10 @@ fn resolve_store(
     let env = session.runtime_env();
     if !options.store.is_empty() {
         return Ok(match policy {
-            Some(p) => GuardedStore::wrap(build_client_store(&key, options, &p)?, &key, p),
+            Some(p) => GuardedStore::wrap(build_client_store(&key, &options.store, &p)?, &key, p),
             None => {
                 // `colloquy sql` has one user: later statements on the same bucket reuse the store.
-                let store = build_store(&key, options)?;
+                let store = build_store(&key, &options.store)?;
                 env.register_object_store(&key, Arc::clone(&store));
                 store
             }
@@ -104,7 +103,7 @@ fn resolve_store(
         Ok(s) => Ok(s),
         Err(e) if policy.is_some() => Err(ArchiveError::DataFusion(e)),
         Err(_) => {
-            let store = build_store(&key, options)?;
+            let store = build_store(&key, &options.store)?;
             env.register_object_store(&key, Arc::clone(&store));
             Ok(store)
         }

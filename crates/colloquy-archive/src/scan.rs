@@ -30,9 +30,9 @@ use crate::options::ArchiveOptions;
 use crate::progress::{PROGRESS, ScanProgress};
 use crate::schema::{BATCH_ROWS, MESSAGE_COLUMNS, MessageBatchBuilder};
 use crate::sink::{RecordIssue, Sink};
-use crate::store::ArchiveUrl;
 use colloquy_formats::message::Message;
 use colloquy_formats::{FormatError, Result as FormatResult};
+use colloquy_store::Location;
 
 /// Objects fetched ahead of the parser, per output partition...
 const PREFETCH: usize = 16;
@@ -49,7 +49,7 @@ const TAIL_STEP: u64 = 64 << 10;
 #[derive(Debug)]
 pub struct ScanShared {
     pub store: Arc<dyn ObjectStore>,
-    pub url: ArchiveUrl,
+    pub url: Location,
     pub options: Arc<ArchiveOptions>,
     pub partition_cols: Vec<String>,
     /// Schema of message columns plus partition columns, before projection.
@@ -275,7 +275,7 @@ async fn read_partition(
     Ok(())
 }
 
-async fn fetch(store: &dyn ObjectStore, url: &ArchiveUrl, location: &Path) -> Result<Bytes> {
+async fn fetch(store: &dyn ObjectStore, url: &Location, location: &Path) -> Result<Bytes> {
     let source = url.object_url(location);
     let get = store
         .get(location)
@@ -323,7 +323,7 @@ fn read_local(source: &str, mut file: std::fs::File) -> Result<Bytes> {
 
 async fn fetch_range(
     store: &dyn ObjectStore,
-    url: &ArchiveUrl,
+    url: &Location,
     location: &Path,
     range: std::ops::Range<u64>,
 ) -> Result<Bytes> {
@@ -344,7 +344,7 @@ async fn fetch_range(
 /// before `start` (to see whether a line starts exactly there) and past `end` until its last line ends.
 async fn fetch_lines(
     store: &dyn ObjectStore,
-    url: &ArchiveUrl,
+    url: &Location,
     location: &Path,
     size: u64,
     start: u64,

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use object_store::{ObjectStoreExt, PutPayload};
 
-use colloquy_archive::store::ArchiveUrl;
+use colloquy::store::Location;
 
 #[derive(clap::Args)]
 pub struct SaveModelArgs {
@@ -69,7 +69,7 @@ pub async fn run(args: SaveModelArgs) -> anyhow::Result<()> {
         bail!("--sql returned NULL instead of a model");
     }
     let bytes = values.value(0).to_vec();
-    let location = ArchiveUrl::parse(&args.to).with_context(|| format!("--to {}", args.to))?;
+    let location = Location::parse(&args.to).with_context(|| format!("--to {}", args.to))?;
     let store = ctx
         .runtime_env()
         .object_store(ObjectStoreUrl::parse(location.store_url().as_str())?)?;

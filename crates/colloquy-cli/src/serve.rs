@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use colloquy::archive::AccessPolicy;
+use colloquy::store::AccessPolicy;
 use colloquy_flight::{Authenticator, Gate, Limits, Normalizer, ServiceOptions, Tls, TokenLimits};
 
 use crate::config::{self, Config, ServerSection};

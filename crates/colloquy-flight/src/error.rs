@@ -130,7 +130,7 @@ fn datafusion_code(e: &DataFusionError) -> Code {
         }
         DataFusionError::IoError(_) => Code::Unavailable,
         DataFusionError::External(inner) => {
-            if inner.is::<colloquy::archive::policy::Denied>() {
+            if inner.is::<colloquy::store::Denied>() {
                 return Code::PermissionDenied;
             }
             match inner.downcast_ref::<DataFusionError>() {

@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use colloquy::archive::AccessPolicy;
-use colloquy::archive::policy::Denied;
+use colloquy::store::{AccessPolicy, Denied};
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::listing::ListingTable;

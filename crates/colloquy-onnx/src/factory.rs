@@ -15,7 +15,7 @@ use datafusion::logical_expr::{CreateFunction, Expr, LogicalPlan, ScalarUDF};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
-use colloquy_archive::store::ArchiveUrl;
+use colloquy_store::Location;
 use colloquy_udfs::ColloquyOptions;
 
 use crate::error::OnnxError;
@@ -122,7 +122,7 @@ async fn from_url(
 ) -> Result<Arc<OnnxModel>> {
     let name = name.to_string();
     let return_type = return_type.clone();
-    let location = ArchiveUrl::parse(&url).map_err(|e| OnnxError::Statement(e.to_string()))?;
+    let location = Location::parse(&url).map_err(|e| OnnxError::Statement(e.to_string()))?;
     let store = state
         .runtime_env()
         .object_store(ObjectStoreUrl::parse(location.store_url().as_str())?)?;

@@ -13,19 +13,20 @@
 //! vector, the logits or the mean-pooled sentence embedding. ONNX Runtime is loaded at run time
 //! (`runtime`), never linked or downloaded at build time.
 
+pub mod embedder;
 pub mod error;
 pub mod factory;
 pub mod model;
 pub mod registry;
 pub mod runtime;
 pub mod udf;
-pub mod zero_shot;
 
 use std::sync::Arc;
 
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
+pub use embedder::RegistryEmbedder;
 pub use error::OnnxError;
 pub use factory::OnnxFunctionFactory;
 pub use registry::{ModelRegistry, OnnxModelsFunc};
@@ -39,12 +40,12 @@ pub fn with_factory(builder: SessionStateBuilder) -> (SessionStateBuilder, Arc<M
     (builder, registry)
 }
 
-/// Registers `onnx_models()` over the session's registry, and `intent(text, labels)` (zero-shot with a
-/// registered embedding model) next to the built-in `intent(text)`.
+/// Registers `onnx_models()` over the session's registry.
 pub fn register(ctx: &SessionContext, registry: Arc<ModelRegistry>) {
-    ctx.register_udtf(
-        "onnx_models",
-        Arc::new(OnnxModelsFunc::new(Arc::clone(&registry))),
-    );
-    zero_shot::register(ctx, registry);
+    ctx.register_udtf("onnx_models", Arc::new(OnnxModelsFunc::new(registry)));
+}
+
+/// The registry's sentence encoders, for `intent(text, labels)` (see `colloquy_udfs::Providers`).
+pub fn embedder(registry: Arc<ModelRegistry>) -> Arc<dyn colloquy_udfs::SentenceEmbedder> {
+    Arc::new(RegistryEmbedder::new(registry))
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use colloquy::archive::AccessPolicy;
+use colloquy::store::AccessPolicy;
 use colloquy_flight::{Authenticator, Gate, Limits};
 use datafusion::prelude::SessionConfig;
 use futures::StreamExt;

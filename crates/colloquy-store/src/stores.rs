@@ -1,7 +1,8 @@
-//! Archive URLs (files, globs, prefixes on any object store) and the object stores behind them. Stores are
-//! created on first use from the URL, the standard environment variables and the table's OPTIONS, as
-//! datafusion-cli does, so `s3://`, `gs://`, `az://`, `http(s)://` and `memory://` work without setup.
+//! Object stores built from URLs: the environment's credentials plus a table's options for the operator,
+//! an allow-listed subset of options and never the environment for a server's clients; and the registry
+//! that builds a store the first time a URL is used.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,125 +15,16 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
 use object_store::memory::InMemory;
-use object_store::path::Path;
 use object_store::{ClientConfigKey, RetryConfig};
 use url::Url;
 
-use crate::error::{ArchiveError, Result};
-use crate::options::ArchiveOptions;
+use crate::error::{Result, StoreError};
 use crate::policy::{AccessPolicy, Denied};
 
-/// A parsed archive location: the URL of its fixed prefix and, for globs, the pattern over full paths.
-#[derive(Debug, Clone)]
-pub struct ArchiveUrl {
-    /// As the user wrote it, for messages.
-    pub original: String,
-    /// `scheme://authority/prefix` without any glob part.
-    pub base: Url,
-    /// The object-store path of `base`.
-    pub prefix: Path,
-    /// Matches full object paths when the location had glob characters.
-    pub glob: Option<glob::Pattern>,
-}
+/// Object-store options, as `aws.*`, `gcp.*`/`google.*`, `azure.*` and `http.*` keys.
+pub type StoreOptions = BTreeMap<String, String>;
 
-impl ArchiveUrl {
-    pub fn parse(location: &str) -> Result<Self> {
-        let loc = location.trim();
-        if loc.is_empty() {
-            return Err(ArchiveError::config("archive location is empty"));
-        }
-        let has_scheme = loc.contains("://");
-        // Split at the first path segment with glob characters; the rest is matched against listed paths.
-        let (fixed, pattern) = match loc.find(['*', '?', '[']) {
-            Some(i) => {
-                let cut = loc[..i].rfind('/').map_or(0, |j| j + 1);
-                (&loc[..cut], Some(&loc[cut..]))
-            }
-            None => (loc, None),
-        };
-        let base = if has_scheme {
-            Url::parse(fixed)
-                .map_err(|e| ArchiveError::config(format!("invalid archive URL '{loc}': {e}")))?
-        } else {
-            let p = std::path::Path::new(if fixed.is_empty() { "." } else { fixed });
-            let abs = std::path::absolute(p)
-                .map_err(|e| ArchiveError::config(format!("invalid path '{loc}': {e}")))?;
-            // Resolve `.` and `..` by hand: object-store paths cannot hold them, and the path need not
-            // exist yet for a useful error later ("no objects found").
-            let mut clean = std::path::PathBuf::new();
-            for c in abs.components() {
-                match c {
-                    std::path::Component::ParentDir => {
-                        clean.pop();
-                    }
-                    std::path::Component::CurDir => {}
-                    other => clean.push(other),
-                }
-            }
-            let abs = clean;
-            let mut url = Url::from_file_path(&abs)
-                .map_err(|_| ArchiveError::config(format!("invalid path '{loc}'")))?;
-            if fixed.ends_with('/') && !url.path().ends_with('/') {
-                url.set_path(&format!("{}/", url.path()));
-            }
-            url
-        };
-        match base.scheme() {
-            "file" | "s3" | "s3a" | "gs" | "gcs" | "az" | "azure" | "abfs" | "abfss" | "http"
-            | "https" | "memory" => {}
-            other => {
-                return Err(ArchiveError::config(format!(
-                    "unsupported URL scheme '{other}' in '{loc}' (supported: file, s3, gs, az, abfss, http, https, memory)"
-                )));
-            }
-        }
-        let prefix = Path::from_url_path(base.path())
-            .map_err(|e| ArchiveError::config(format!("invalid path in '{loc}': {e}")))?;
-        let glob =
-            match pattern {
-                Some(p) => {
-                    let full = if prefix.as_ref().is_empty() {
-                        p.to_string()
-                    } else {
-                        format!("{}/{p}", prefix.as_ref())
-                    };
-                    Some(glob::Pattern::new(&full).map_err(|e| {
-                        ArchiveError::config(format!("invalid glob in '{loc}': {e}"))
-                    })?)
-                }
-                None => None,
-            };
-        Ok(Self {
-            original: loc.to_string(),
-            base,
-            prefix,
-            glob,
-        })
-    }
-
-    /// The key object stores are registered under: `scheme://authority`.
-    pub fn store_url(&self) -> Url {
-        store_key(&self.base)
-    }
-
-    /// The full URL of an object of this archive's store, for lineage and messages.
-    pub fn object_url(&self, location: &Path) -> String {
-        let authority = &self.base[url::Position::BeforeHost..url::Position::AfterPort];
-        format!("{}://{authority}/{}", self.base.scheme(), location.as_ref())
-    }
-
-    pub fn matches(&self, location: &Path) -> bool {
-        let opts = glob::MatchOptions {
-            require_literal_separator: false,
-            ..Default::default()
-        };
-        self.glob
-            .as_ref()
-            .is_none_or(|g| g.matches_with(location.as_ref(), opts))
-    }
-}
-
-pub(crate) fn store_key(url: &Url) -> Url {
+pub fn store_key(url: &Url) -> Url {
     let s = format!(
         "{}://{}",
         url.scheme(),
@@ -150,8 +42,8 @@ fn retry() -> RetryConfig {
     }
 }
 
-/// Builds the store for `url`, from environment variables plus `options.store` (`aws.*`, `gcp.*`, ...).
-pub fn build_store(url: &Url, options: &ArchiveOptions) -> Result<Arc<dyn ObjectStore>> {
+/// Builds the store for `url`, from environment variables plus `options` (`aws.*`, `gcp.*`, ...).
+pub fn build_store(url: &Url, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>> {
     build_store_with(url, options, None)
 }
 
@@ -160,7 +52,7 @@ pub fn build_store(url: &Url, options: &ArchiveOptions) -> Result<Arc<dyn Object
 /// keys of its own the store sends unsigned requests).
 pub fn build_client_store(
     url: &Url,
-    options: &ArchiveOptions,
+    options: &StoreOptions,
     policy: &AccessPolicy,
 ) -> Result<Arc<dyn ObjectStore>> {
     build_store_with(url, options, Some(policy))
@@ -216,7 +108,7 @@ fn check_client_key(
         return Ok(());
     };
     if !CLIENT_STORE_KEYS.contains(&canonical) {
-        return Err(ArchiveError::Denied(Denied {
+        return Err(StoreError::Denied(Denied {
             rule: "network",
             message: format!(
                 "object-store option '{written}' is not available to clients of colloquy serve (they may set credentials, region and an allowed endpoint); an operator can register the archive in the config instead"
@@ -226,7 +118,7 @@ fn check_client_key(
     if canonical.ends_with("endpoint") {
         policy
             .check_endpoint(written, value)
-            .map_err(ArchiveError::Denied)?;
+            .map_err(StoreError::Denied)?;
     }
     if CLIENT_CREDENTIAL_KEYS.contains(&canonical) {
         *has_credentials = true;
@@ -236,18 +128,17 @@ fn check_client_key(
 
 fn build_store_with(
     url: &Url,
-    options: &ArchiveOptions,
+    options: &StoreOptions,
     policy: Option<&AccessPolicy>,
 ) -> Result<Arc<dyn ObjectStore>> {
     // A client's store never starts from the server's environment (its credentials and endpoints).
     let from_env = policy.is_none();
     let mut has_credentials = false;
     let bad = |k: &str, e: object_store::Error| {
-        ArchiveError::config(format!("object-store option '{k}': {e}"))
+        StoreError::config(format!("object-store option '{k}': {e}"))
     };
     let opts = |prefixes: &[&str]| -> Vec<(String, String)> {
         options
-            .store
             .iter()
             .filter_map(|(k, v)| {
                 prefixes
@@ -310,9 +201,11 @@ fn build_store_with(
             if !from_env && !has_credentials {
                 b = b.with_skip_signature(true);
             }
-            Arc::new(b.build().map_err(|e| {
-                ArchiveError::config(format!("cannot configure S3 for '{url}': {e}"))
-            })?)
+            Arc::new(
+                b.build().map_err(|e| {
+                    StoreError::config(format!("cannot configure S3 for '{url}': {e}"))
+                })?,
+            )
         }
         "gs" | "gcs" => {
             let b = if from_env {
@@ -336,7 +229,7 @@ fn build_store_with(
                 b = b.with_config(GoogleConfigKey::SkipSignature, "true");
             }
             Arc::new(b.build().map_err(|e| {
-                ArchiveError::config(format!("cannot configure GCS for '{url}': {e}"))
+                StoreError::config(format!("cannot configure GCS for '{url}': {e}"))
             })?)
         }
         "az" | "azure" | "abfs" | "abfss" => {
@@ -362,7 +255,7 @@ fn build_store_with(
                 b = b.with_config(AzureConfigKey::SkipSignature, "true");
             }
             Arc::new(b.build().map_err(|e| {
-                ArchiveError::config(format!("cannot configure Azure for '{url}': {e}"))
+                StoreError::config(format!("cannot configure Azure for '{url}': {e}"))
             })?)
         }
         "http" | "https" => {
@@ -374,7 +267,7 @@ fn build_store_with(
                 b = b.with_config(ClientConfigKey::AllowHttp, "true");
             }
             if let Some(policy) = policy {
-                policy.check_host(url).map_err(ArchiveError::Denied)?;
+                policy.check_host(url).map_err(StoreError::Denied)?;
             }
             for (k, v) in opts(&["http."]) {
                 let key =
@@ -389,13 +282,13 @@ fn build_store_with(
                 b = b.with_config(key, v);
             }
             Arc::new(b.build().map_err(|e| {
-                ArchiveError::config(format!("cannot configure HTTP for '{url}': {e}"))
+                StoreError::config(format!("cannot configure HTTP for '{url}': {e}"))
             })?)
         }
         "memory" => Arc::new(InMemory::new()),
         "file" => Arc::new(object_store::local::LocalFileSystem::new()),
         other => {
-            return Err(ArchiveError::config(format!(
+            return Err(StoreError::config(format!(
                 "unsupported URL scheme '{other}'"
             )));
         }
@@ -433,36 +326,9 @@ impl ObjectStoreRegistry for AutoStoreRegistry {
             return Ok(s);
         }
         let key = store_key(url);
-        let store = build_store(&key, &ArchiveOptions::default()).map_err(DataFusionError::from)?;
+        let store = build_store(&key, &StoreOptions::new()).map_err(DataFusionError::from)?;
         // Two racing first uses may both build; the registry keeps one and both callers use that one.
         self.inner.register_store(&key, Arc::clone(&store));
         self.inner.get_store(url).or(Ok(store))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_and_globs() {
-        let u = ArchiveUrl::parse("s3://acme/exports/").expect("url");
-        assert_eq!(u.store_url().as_str(), "s3://acme");
-        assert_eq!(u.prefix.as_ref(), "exports");
-        assert!(u.glob.is_none());
-
-        let g = ArchiveUrl::parse("file:///data/whatsapp/*.zip").expect("glob");
-        assert_eq!(g.prefix.as_ref(), "data/whatsapp");
-        assert!(g.matches(&Path::from("data/whatsapp/chat with Ana.zip")));
-        assert!(!g.matches(&Path::from("data/whatsapp/chat.txt")));
-
-        let local = ArchiveUrl::parse("/tmp/x/**/*.jsonl").expect("path");
-        assert_eq!(local.base.scheme(), "file");
-        assert!(local.matches(&Path::from("tmp/x/a/b.jsonl")));
-
-        assert!(ArchiveUrl::parse("ftp://x/y").is_err());
-
-        let dotted = ArchiveUrl::parse("/data/exports/../chats/./a.zip").expect("dots");
-        assert_eq!(dotted.prefix.as_ref(), "data/chats/a.zip");
     }
 }

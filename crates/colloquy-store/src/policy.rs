@@ -32,7 +32,8 @@ use object_store::{
 };
 use url::Url;
 
-use crate::store::{ArchiveUrl, AutoStoreRegistry, store_key};
+use crate::location::Location;
+use crate::stores::{AutoStoreRegistry, store_key};
 
 /// Folders no client ever reads or writes, whatever the allow-list says.
 const SYSTEM_DIRS: [&str; 3] = ["/proc", "/dev", "/sys"];
@@ -70,7 +71,7 @@ struct Prefix {
 
 impl Prefix {
     fn parse(text: &str) -> Result<Self, String> {
-        let url = ArchiveUrl::parse(text).map_err(|e| format!("location '{text}': {e}"))?;
+        let url = Location::parse(text).map_err(|e| format!("location '{text}': {e}"))?;
         let (scheme, authority) = scheme_and_authority(&url.base);
         let mut path = url.prefix.as_ref().to_string();
         if scheme == "file" {
@@ -226,14 +227,14 @@ impl AccessPolicy {
 
     /// May a client read (or list) `location`, a URL or local path as a statement writes it?
     pub fn check_read_location(&self, location: &str) -> Result<(), Denied> {
-        let url = ArchiveUrl::parse(location)
+        let url = Location::parse(location)
             .map_err(|e| Denied::new("locations", format!("cannot check '{location}': {e}")))?;
         self.check_url(&url.base, &url.prefix, false)
     }
 
     /// May a client write `location` (`COPY … TO`, an `INSERT` into a file table)?
     pub fn check_write_location(&self, location: &str) -> Result<(), Denied> {
-        let url = ArchiveUrl::parse(location)
+        let url = Location::parse(location)
             .map_err(|e| Denied::new("writes", format!("cannot check '{location}': {e}")))?;
         self.check_url(&url.base, &url.prefix, true)
     }

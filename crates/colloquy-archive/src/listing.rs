@@ -18,19 +18,13 @@ use crate::scan::{PlacePruner, ScanShared};
 use crate::schema::MESSAGE_COLUMNS;
 use colloquy_store::Location;
 
-/// Channel names recognised as folder names (`exports/sms/2024-01.csv`).
-const CHANNEL_WORDS: &[&str] = &[
-    "whatsapp",
-    "slack",
-    "telegram",
-    "discord",
-    "messenger",
-    "instagram",
-    "teams",
-    "sms",
-    "webchat",
-    "email",
-];
+/// Channels that logs (JSONL, CSV) carry without a format of their own, recognised as folder names
+/// (`exports/sms/2024-01.csv`) next to the registered formats' own channels.
+const LOG_CHANNELS: &[&str] = &["sms", "webchat", "email"];
+
+fn is_channel_word(word: &str) -> bool {
+    LOG_CHANNELS.contains(&word) || Format::all().any(|f| f.spec().channel() == Some(word))
+}
 
 /// Units waiting between the listing and the readers, per scan.
 const FEED_DEPTH: usize = 256;
@@ -140,7 +134,7 @@ fn names_channel(file: &str) -> bool {
 fn channel_word(file: &str) -> Option<String> {
     file.to_ascii_lowercase()
         .split(|c: char| !c.is_ascii_alphanumeric())
-        .find(|w| CHANNEL_WORDS.contains(w))
+        .find(|w| is_channel_word(w))
         .map(str::to_string)
 }
 
@@ -157,9 +151,7 @@ fn place_of(relative_path: &str) -> (Place, bool) {
             } else {
                 partitions.push((k.to_string(), v.to_string()));
             }
-        } else if default_channel.is_none()
-            && CHANNEL_WORDS.contains(&seg.to_ascii_lowercase().as_str())
-        {
+        } else if default_channel.is_none() && is_channel_word(&seg.to_ascii_lowercase()) {
             default_channel = Some(seg.to_ascii_lowercase());
         }
     }

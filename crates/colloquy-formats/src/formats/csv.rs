@@ -23,6 +23,10 @@ impl ExportFormat for Csv {
         &["csv", "tsv"]
     }
 
+    fn channel(&self) -> Option<&'static str> {
+        None
+    }
+
     fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
         parse(data, ctx, sink)
     }

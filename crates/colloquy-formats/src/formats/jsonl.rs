@@ -67,6 +67,10 @@ impl ExportFormat for Jsonl {
         matches!(probe.ext, "json" | "log" | "txt" | "") && sniff(probe.text)
     }
 
+    fn channel(&self) -> Option<&'static str> {
+        None
+    }
+
     fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()> {
         parse(data, ctx, sink)
     }

@@ -55,6 +55,12 @@ pub trait ExportFormat: Sync {
         false
     }
 
+    /// The channel this format's messages come from (`whatsapp`), also recognised as a folder name in
+    /// paths; `None` for logs that can hold any channel.
+    fn channel(&self) -> Option<&'static str> {
+        Some(self.name())
+    }
+
     /// Parses one object (or zip entry), already decompressed.
     fn parse(&self, data: &[u8], ctx: &ParseCtx<'_>, sink: &mut Sink<'_>) -> Result<()>;
 

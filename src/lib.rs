@@ -23,6 +23,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 
 pub mod analytics;
+pub mod governance;
 
 pub use colloquy_archive as archive;
 pub use colloquy_store as store;

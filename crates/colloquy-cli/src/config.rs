@@ -65,6 +65,26 @@ pub struct Config {
 /// ana = "$argon2id$v=19$m=19456,t=2,p=1$…"      # from `colloquy hash-password`
 /// [server.tokens]              # static API tokens → user name
 /// "tok-ci-123" = "ci"
+///
+/// # Governance (see colloquy::governance). Once any of these is set, a user reads only the tables a
+/// # role of theirs is granted; every user has the role "public".
+/// [server.roles]               # role → members
+/// emea = ["ana"]
+/// ml = ["carol"]
+/// [[server.grant]]
+/// role = "emea"
+/// select = ["messages"]        # tables a role reads ("*": all); the analytics views follow `messages`
+/// write = false                # COPY, INSERT into file tables, bulk ingest
+/// create_function = false      # CREATE / DROP FUNCTION (ONNX models)
+/// [[server.row_policy]]        # rows of `table` the roles see: where `using` is true (several: any)
+/// table = "messages"
+/// roles = ["emea"]
+/// using = "channel IN ('whatsapp', 'sms')"
+/// [[server.column_policy]]     # how `column` looks to roles not in `except`
+/// table = "messages"
+/// column = "sender_id"
+/// mask = "hash"                # "hide", "null", "hash", or a SQL expression such as "redact_pii(text)"
+/// except = ["ml"]
 /// ```
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +119,85 @@ pub struct ServerSection {
     pub users: BTreeMap<String, String>,
     #[serde(default)]
     pub tokens: BTreeMap<String, String>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub grant: Vec<GrantEntry>,
+    #[serde(default)]
+    pub row_policy: Vec<RowPolicyEntry>,
+    #[serde(default)]
+    pub column_policy: Vec<ColumnPolicyEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantEntry {
+    pub role: String,
+    #[serde(default)]
+    pub select: Vec<String>,
+    #[serde(default)]
+    pub write: bool,
+    #[serde(default)]
+    pub create_function: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowPolicyEntry {
+    pub table: String,
+    pub roles: Vec<String>,
+    pub using: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnPolicyEntry {
+    pub table: String,
+    pub column: String,
+    pub mask: String,
+    #[serde(default)]
+    pub except: Vec<String>,
+}
+
+impl ServerSection {
+    /// The governance rules of this section, with the locations of `tables` (name → location) to
+    /// protect from direct reads.
+    pub fn rules(&self, tables: BTreeMap<String, String>) -> colloquy::governance::Rules {
+        use colloquy::governance::{ColumnPolicy, Grant, Mask, RowPolicy, Rules};
+        Rules {
+            roles: self.roles.clone(),
+            grants: self
+                .grant
+                .iter()
+                .map(|g| Grant {
+                    role: g.role.clone(),
+                    select: g.select.clone(),
+                    write: g.write,
+                    create_function: g.create_function,
+                })
+                .collect(),
+            row_policies: self
+                .row_policy
+                .iter()
+                .map(|p| RowPolicy {
+                    table: p.table.clone(),
+                    roles: p.roles.clone(),
+                    using: p.using.clone(),
+                })
+                .collect(),
+            column_policies: self
+                .column_policy
+                .iter()
+                .map(|p| ColumnPolicy {
+                    table: p.table.clone(),
+                    column: p.column.clone(),
+                    mask: Mask::parse(&p.mask),
+                    except: p.except.clone(),
+                })
+                .collect(),
+            locations: tables,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use colloquy::governance::Governance;
 use colloquy::store::AccessPolicy;
-use colloquy_flight::{Authenticator, Gate, Limits, Normalizer, ServiceOptions, Tls, TokenLimits};
+use colloquy_flight::{
+    Authenticator, Gate, GovernanceSlot, Limits, Normalizer, ServiceOptions, Tls, TokenLimits,
+};
 
 use crate::config::{self, Config, ServerSection};
 use crate::{ServeArgs, demo};
@@ -41,6 +44,33 @@ fn access_policy(
             .map_err(|e| anyhow::anyhow!("registered location: {e}"))?;
     }
     Ok(policy)
+}
+
+/// The governance rules of `[server]`, or `None` when it sets none.
+fn governance(
+    config: Option<&Config>,
+    server: &ServerSection,
+    demo_dir: Option<&std::path::Path>,
+) -> anyhow::Result<Option<Governance>> {
+    let mut tables = std::collections::BTreeMap::new();
+    if let Some(config) = config {
+        for a in &config.archive {
+            tables.insert(a.name.clone(), a.location.clone());
+        }
+    }
+    if let Some(dir) = demo_dir {
+        tables.insert(
+            colloquy::MESSAGES_TABLE.to_string(),
+            format!("{}/", dir.canonicalize()?.display()),
+        );
+    }
+    let rules = server.rules(tables);
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    Governance::new(rules)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("[server] governance: {e}"))
 }
 
 fn limits(server: &ServerSection) -> anyhow::Result<Limits> {
@@ -156,8 +186,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
         tokio::spawn(colloquy_flight::metrics::serve_http(l, metrics.clone()));
     }
+    let governed = governance(config.as_ref(), &server, demo_dir.as_deref())?;
     let config_path: Option<PathBuf> = args.config.clone();
     // Each client session gets a context of its own, built the way `colloquy sql` builds one.
+    let demo_dir_for_reload = demo_dir.clone();
     let session_env = runtime_env.clone();
     let session_policy = Arc::clone(&policy);
     let factory = colloquy_flight::factory(move || {
@@ -212,8 +244,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             policy.write_locations().join(", ")
         }
     );
+    // A policy that does not parse, or names a column the table lacks, stops the server here rather
+    // than failing each client's session.
+    if let Some(g) = &governed {
+        let factory = factory.clone();
+        g.validate(async || {
+            factory()
+                .await
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("[server] governance: {e}"))?;
+        eprintln!(
+            "colloquy serve: governance on: {} role(s); users read only what their roles are granted",
+            g.role_count()
+        );
+    }
+    let governance_slot = Arc::new(GovernanceSlot::new(governed));
     if let Some(path) = args.config.clone() {
-        reload_on_hangup(path, Arc::clone(&auth));
+        reload_on_hangup(
+            path,
+            Arc::clone(&auth),
+            Arc::clone(&governance_slot),
+            demo_dir_for_reload,
+        );
     }
     if auth.required() {
         tracing::info!(
@@ -258,6 +312,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             policy: Some(policy),
             limits: limits(&server)?,
         },
+        governance: governance_slot,
     };
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -290,9 +345,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// Parsed archive messages the server keeps between queries unless `archive_cache` says otherwise.
 const DEFAULT_ARCHIVE_CACHE: usize = 512 << 20;
 
-/// SIGHUP reads the config again and replaces users and tokens: tokens of removed users, or of users
-/// whose password changed, stop working at once.
-fn reload_on_hangup(path: PathBuf, auth: Arc<Authenticator>) {
+/// SIGHUP reads the config again and replaces users and tokens (tokens of removed users, or of users
+/// whose password changed, stop working at once) and the governance rules (every session is shaped
+/// again at its next call).
+fn reload_on_hangup(
+    path: PathBuf,
+    auth: Arc<Authenticator>,
+    governance_slot: Arc<GovernanceSlot>,
+    demo_dir: Option<PathBuf>,
+) {
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -301,16 +362,20 @@ fn reload_on_hangup(path: PathBuf, auth: Arc<Authenticator>) {
         };
         while hup.recv().await.is_some() {
             let reloaded = config::load(&path).and_then(|c| {
-                let server = c.server.unwrap_or_default();
-                auth.reload(
-                    server.users.into_iter().collect(),
-                    server.tokens.into_iter().collect(),
-                )
-                .map_err(|e| anyhow::anyhow!("{e}"))
+                let server = c.server.clone().unwrap_or_default();
+                let rules = governance(Some(&c), &server, demo_dir.as_deref())?;
+                let revoked = auth
+                    .reload(
+                        server.users.into_iter().collect(),
+                        server.tokens.into_iter().collect(),
+                    )
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                governance_slot.replace(rules);
+                Ok(revoked)
             });
             match reloaded {
                 Ok(revoked) => eprintln!(
-                    "colloquy serve: reloaded users and tokens from {} ({revoked} session token(s) revoked)",
+                    "colloquy serve: reloaded users, tokens and governance from {} ({revoked} session token(s) revoked)",
                     path.display()
                 ),
                 Err(e) => eprintln!(
@@ -322,7 +387,7 @@ fn reload_on_hangup(path: PathBuf, auth: Arc<Authenticator>) {
         }
     });
     #[cfg(not(unix))]
-    let _ = (path, auth);
+    let _ = (path, auth, governance_slot, demo_dir);
 }
 
 /// "2GB", "512MB", "1048576", for the setting `what`.

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 pub mod gate;
+pub mod grants;
 pub mod grpc;
 pub mod limits;
 pub mod metrics;
@@ -30,6 +31,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 pub use auth::{Authenticator, Principal, TokenLimits, hash_password};
 pub use error::{Error, Result};
 pub use gate::Gate;
+pub use grants::GovernanceSlot;
 pub use limits::Limits;
 pub use schema::Normalizer;
 pub use service::{ColloquyFlightSql, ContextFactory, ServiceOptions};

@@ -76,6 +76,7 @@ impl Server {
             session_idle: std::time::Duration::from_secs(600),
             metrics: metrics.clone(),
             gate: Default::default(),
+            governance: Default::default(),
         };
         tweak(&mut options);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

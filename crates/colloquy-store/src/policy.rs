@@ -96,6 +96,19 @@ impl Prefix {
     }
 }
 
+impl Prefix {
+    /// Whether this prefix lies under `path` (a request for a parent folder).
+    fn inside(&self, scheme: &str, authority: &str, path: &str) -> bool {
+        self.scheme == scheme
+            && self.authority.eq_ignore_ascii_case(authority)
+            && (path.is_empty()
+                || self
+                    .path
+                    .strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with('/')))
+    }
+}
+
 /// `s3a` is `s3`, `gcs` is `gs`, `azure`/`abfs(s)` are `az`: one name per store kind.
 fn scheme_and_authority(url: &Url) -> (String, String) {
     let scheme = match url.scheme() {
@@ -181,6 +194,10 @@ pub struct AccessPolicy {
     /// `host` or `host:port` entries: clients may reach these though they are internal, and may name
     /// them as an object-store endpoint.
     hosts: Vec<String>,
+    /// Locations one session may not touch directly, whatever `read` and `write` say: the data behind
+    /// tables its roles may not read, or read only through row and column policies. A request overlaps
+    /// one when either holds the other (a parent folder holds the protected data too).
+    protected: Vec<(Prefix, String)>,
 }
 
 impl AccessPolicy {
@@ -207,7 +224,16 @@ impl AccessPolicy {
             read: parse(read)?,
             write: parse(write)?,
             hosts,
+            protected: Vec::new(),
         })
+    }
+
+    /// This policy, for a session that may reach `location` (the data of `table`) only through the
+    /// table: reading, listing or writing anything that overlaps it directly is refused.
+    pub fn protect(&mut self, location: &str, table: &str) -> Result<(), String> {
+        self.protected
+            .push((Prefix::parse(location)?, table.to_string()));
+        Ok(())
     }
 
     /// Adds a location clients may read (a registered archive, a model the config loads).
@@ -261,6 +287,16 @@ impl AccessPolicy {
         } else {
             format!("{scheme}://{authority}/{path}")
         };
+        if let Some((_, table)) = self.protected.iter().find(|(p, _)| {
+            p.holds(&scheme, &authority, &path) || p.inside(&scheme, &authority, &path)
+        }) {
+            return Err(Denied::new(
+                "grants",
+                format!(
+                    "'{shown}' holds the data of table '{table}', which your roles may read only through the table (with its row and column policies) or not at all"
+                ),
+            ));
+        }
         let holds = |list: &[Prefix]| list.iter().any(|p| p.holds(&scheme, &authority, &path));
         if write {
             if holds(&self.write) {
@@ -575,6 +611,36 @@ mod tests {
         assert!(p.check_read_location(&dotted).is_err());
         assert!(p.check_read_location("/etc/passwd").is_err());
         assert!(p.check_read_location("s3://bucket/x").is_err());
+    }
+
+    #[test]
+    fn protected_locations_are_refused_with_their_parents_and_children() {
+        let dir = tempfile::tempdir().expect("dir");
+        let root = dir.path().canonicalize().expect("canonical");
+        let eu = root.join("chats/eu");
+        std::fs::create_dir_all(&eu).expect("mkdir");
+        let mut p = policy(&[&format!("{}/", root.display())], &[], &[]);
+        p.protect(&format!("{}/", eu.display()), "messages")
+            .expect("protect");
+        for refused in [
+            format!("{}/a.jsonl", eu.display()),
+            format!("{}/", eu.display()),
+            format!("{}/chats/", root.display()),
+            format!("{}/chats/*/a.jsonl", root.display()),
+            format!("{}/", root.display()),
+        ] {
+            let e = p.check_read_location(&refused).expect_err(&refused);
+            assert_eq!(e.rule, "grants", "{refused}");
+            assert!(e.message.contains("'messages'"), "{e}");
+        }
+        assert!(
+            p.check_read_location(&format!("{}/chats/us/a.jsonl", root.display()))
+                .is_ok()
+        );
+        assert!(
+            p.check_read_location(&format!("{}/chats/eu-old/a.jsonl", root.display()))
+                .is_ok()
+        );
     }
 
     #[cfg(unix)]

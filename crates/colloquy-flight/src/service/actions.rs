@@ -97,7 +97,7 @@ impl ColloquyFlightSql {
     async fn set_session_options(&self, call: Call) -> Result<Vec<u8>, Status> {
         let req = so::SetSessionOptionsRequest::decode(call.body)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let session = self.session(&call.key).await?;
+        let session = self.session(&call.key, &call.principal.user).await?;
         let mut errors = HashMap::new();
         for (name, value) in req.session_options {
             let setting = match name.as_str() {
@@ -145,7 +145,7 @@ impl ColloquyFlightSql {
     }
 
     async fn get_session_options(&self, call: Call) -> Result<Vec<u8>, Status> {
-        let session = self.session(&call.key).await?;
+        let session = self.session(&call.key, &call.principal.user).await?;
         let state = session.ctx.state();
         let options = state.config().options();
         let mut session_options: HashMap<String, so::SessionOptionValue> = options

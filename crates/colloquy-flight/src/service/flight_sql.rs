@@ -70,7 +70,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let p = Self::principal(&request);
         let key = Self::session_key(&request);
         let owner = Self::owner(&request);
-        let session = self.session(&key).await?;
+        let session = self.session(&key, &p.user).await?;
         let plan = self.plan_sql(&owner, &session, &query.query).await?;
         if !plan.get_parameter_types().map_err(Error::from)?.is_empty() {
             return Err(
@@ -131,7 +131,9 @@ impl FlightSqlService for ColloquyFlightSql {
             };
             (ps.session.clone(), plan, Arc::clone(&ps.sql))
         };
-        let session = self.session(&session_key).await?;
+        let session = self
+            .session(&session_key, &Self::principal(&request).user)
+            .await?;
         let info = self
             .plan_result(
                 &session_key,
@@ -441,6 +443,7 @@ impl FlightSqlService for ColloquyFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let owner = Self::owner(&request);
+        let user = Self::principal(&request).user;
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
         let (_, batches) = read_batches(request, self.options.gate.limits.max_ingest_bytes).await?;
         let (session_key, base, remembered) = {
@@ -458,7 +461,7 @@ impl FlightSqlService for ColloquyFlightSql {
             }
             (ps.session.clone(), ps.plan.clone(), ps.params.clone())
         };
-        let session = self.session(&session_key).await?;
+        let session = self.session(&session_key, &user).await?;
         let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
         for b in batches.iter().filter(|b| b.num_columns() > 0) {
             for r in 0..b.num_rows() {
@@ -484,7 +487,7 @@ impl FlightSqlService for ColloquyFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let key = Self::session_key(&request);
         let owner = Self::owner(&request);
-        let session = self.session(&key).await?;
+        let session = self.session(&key, &Self::principal(&request).user).await?;
         // Planning only: nothing runs until GetFlightInfo, so DDL is executed exactly once.
         let plan = self.plan_sql(&owner, &session, &query.query).await?;
         let dataset = self.options.normalizer.schema(plan.schema().as_arrow());

@@ -32,6 +32,17 @@ impl ColloquyFlightSql {
         let timeout = self.options.query_timeout;
         let work = async {
             let session = self.session_for(&request).await?;
+            if let Some(grants) = session
+                .ctx
+                .state()
+                .config()
+                .get_extension::<colloquy::governance::SessionGrants>()
+                && !grants.write
+            {
+                return Err(
+                    crate::gate::not_granted(&grants, "bulk ingest", "write = true").into(),
+                );
+            }
             let (schema, batches) = read_batches(request, max_bytes).await?;
             let Some(schema) = schema else {
                 return Err(Error::invalid("bulk ingest sent no schema").into());

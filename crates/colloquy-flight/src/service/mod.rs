@@ -58,10 +58,14 @@ pub struct ServiceOptions {
     pub metrics: Arc<Metrics>,
     /// The access policy and limits every client statement passes ([`Gate`]).
     pub gate: Gate,
+    /// Roles, grants, row and column policies: how each user's sessions are shaped.
+    pub governance: Arc<crate::grants::GovernanceSlot>,
 }
 
 struct Session {
     ctx: SessionContext,
+    /// The governance generation the session was shaped under (see [`crate::grants`]).
+    generation: u64,
     /// Milliseconds since the service started, at the last call: idle sessions are swept.
     last_used: AtomicU64,
 }

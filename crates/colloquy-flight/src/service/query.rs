@@ -55,7 +55,9 @@ impl ColloquyFlightSql {
                 ctx.state().create_logical_plan(&sql).await
             })
             .await?;
-        self.options.gate.check_plan(&plan)?;
+        self.options
+            .gate
+            .check_plan(&plan, session.ctx.state().config())?;
         Ok(plan)
     }
 

@@ -60,37 +60,58 @@ impl ColloquyFlightSql {
         let p = Self::principal(req);
         match (&p.token, req.remote_addr()) {
             (Some(t), _) => format!("token:{t}"),
-            (None, Some(addr)) => format!("addr:{addr}"),
+            // The user too: a connection that sends another user's password gets another session.
+            (None, Some(addr)) => format!("addr:{addr}:{}", p.user),
             (None, None) => format!("user:{}", p.user),
         }
     }
 
-    pub(super) async fn session(&self, key: &str) -> Result<Arc<Session>> {
+    /// The session under `key`, made for `user` (and shaped by the governance rules in force) when
+    /// there is none or the rules changed since it was made.
+    pub(super) async fn session(&self, key: &str, user: &str) -> Result<Arc<Session>> {
         let now = self.started.elapsed().as_millis() as u64;
+        let (generation, governance) = self.options.governance.get();
         {
-            let sessions = self.sessions.lock().await;
-            if let Some(s) = sessions.get(key) {
-                s.last_used.store(now, Ordering::Relaxed);
-                return Ok(s.clone());
+            let mut sessions = self.sessions.lock().await;
+            match sessions.get(key) {
+                Some(s) if s.generation == generation => {
+                    s.last_used.store(now, Ordering::Relaxed);
+                    return Ok(s.clone());
+                }
+                Some(_) => {
+                    // Made under rules no longer in force: made again below.
+                    sessions.remove(key);
+                }
+                None => {}
             }
             self.check_session_room(sessions.len())?;
         }
         // Built without holding the table: a new session registers archives (and may list them), on
         // the query runtime, while other clients' calls go on.
+        let make = (self.options.factory)();
+        let policy = self.options.gate.policy.clone();
+        let user = user.to_string();
         let ctx = self
             .options
             .cpu
-            .spawn((self.options.factory)())
+            .spawn(async move {
+                let ctx = make.await?;
+                if let Some(g) = governance.filter(|g| g.is_active()) {
+                    g.apply(&ctx, &user, policy.as_deref()).await?;
+                }
+                Ok::<_, Error>(ctx)
+            })
             .await
             .map_err(|e| Error::Internal(format!("session task failed: {e}")))??;
         let mut sessions = self.sessions.lock().await;
-        if let Some(s) = sessions.get(key) {
+        if let Some(s) = sessions.get(key).filter(|s| s.generation == generation) {
             // Another call of the same client won the race: use its session.
             return Ok(s.clone());
         }
         self.check_session_room(sessions.len())?;
         let s = Arc::new(Session {
             ctx,
+            generation,
             last_used: AtomicU64::new(now),
         });
         sessions.insert(key.to_owned(), s.clone());
@@ -108,7 +129,8 @@ impl ColloquyFlightSql {
     }
 
     pub(super) async fn session_for<T>(&self, req: &Request<T>) -> Result<Arc<Session>> {
-        self.session(&Self::session_key(req)).await
+        self.session(&Self::session_key(req), &Self::principal(req).user)
+            .await
     }
 
     /// Forgets sessions idle for longer than `idle` (clients that vanished without CloseSession), with

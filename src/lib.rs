@@ -110,6 +110,8 @@ pub fn new_context_with_runtime(
     // CREATE FUNCTION ... LANGUAGE ONNX
     let (builder, models) = colloquy_onnx::with_factory(builder);
     let mut state = builder.build();
+    // For `models_used`: which model versions a statement ran.
+    state.config_mut().set_extension(Arc::clone(&models));
     let log = ErrorLog::default();
     colloquy_archive::add_table_factory(&mut state, &log);
     let ctx = SessionContext::new_with_state(state);
@@ -136,6 +138,54 @@ pub async fn execute(
         analytics::install_views_and_warn(ctx).await?;
     }
     Ok(df)
+}
+
+/// The ONNX functions `plan` calls (views included), as `name@checksum` with the first 16 hex digits
+/// of the model's BLAKE3: the model versions a statement used, for the audit trail.
+pub fn models_used(
+    ctx: &SessionContext,
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Vec<String> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Expr, LogicalPlan};
+    let Some(registry) = ctx
+        .state()
+        .config()
+        .get_extension::<colloquy_onnx::ModelRegistry>()
+    else {
+        return Vec::new();
+    };
+    let live = registry.live();
+    if live.is_empty() {
+        return Vec::new();
+    }
+    fn collect(plan: &LogicalPlan, names: &mut std::collections::BTreeSet<String>, depth: usize) {
+        let _ = plan.apply_with_subqueries(|node| {
+            for e in node.expressions() {
+                let _ = e.apply(|e| {
+                    if let Expr::ScalarFunction(f) = e {
+                        names.insert(f.name().to_string());
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                });
+            }
+            // A view's plan is inlined only when the statement is optimised: look into it here.
+            if let LogicalPlan::TableScan(scan) = node
+                && depth < 16
+                && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+                && let Some(inner) = provider.get_logical_plan()
+            {
+                collect(&inner, names, depth + 1);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+    let mut names = std::collections::BTreeSet::new();
+    collect(plan, &mut names, 0);
+    live.iter()
+        .filter(|(m, _)| names.contains(&m.name))
+        .map(|(m, _)| format!("{}@{}", m.name, &m.checksum[..m.checksum.len().min(16)]))
+        .collect()
 }
 
 /// For tables replaced outside SQL (Flight bulk ingest): plans the views again when `table` is one they

@@ -9,6 +9,8 @@ listed with its expected outcome. A leak is any response (rows, schema, error te
 value the role may not see. The SECRETS below only occur in rows or columns denied to ana.
 """
 import json
+import os
+import subprocess
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import adbc_driver_manager
@@ -68,6 +70,15 @@ def env(colloquy_binary, tmp_path_factory):
     (readable / "own.jsonl").write_text(json.dumps({"text": "my own data", "ts": "2026-03-01T00:00:00Z"}) + "\n")
     out = tmp / "out"
     out.mkdir()
+    models = tmp / "models"
+    models.mkdir()
+    onnx_fixtures = os.environ.get("COLLOQUY_ONNX_FIXTURES") or os.path.join(
+        os.path.dirname(__file__), "..", "..", ".venv-onnx", "fixtures"
+    )
+    model = os.path.join(onnx_fixtures, "intent_tfidf.onnx")
+    assert os.path.exists(model), f"{model} is missing: scripts/test builds it (scripts/onnx/train_sklearn_fixture.py)"
+    (models / "intent.onnx").write_bytes(open(model, "rb").read())
+    audit = tmp / "audit" / "audit.jsonl"
     users = "\n".join(f'{u} = "{hash_password(colloquy_binary, p)}"' for u, p in USERS.items())
     config = f"""
     [[archive]]
@@ -82,6 +93,7 @@ def env(colloquy_binary, tmp_path_factory):
     [server]
     read = ["{tmp}/"]
     write = ["{out}/"]
+    audit_log = "{audit}"
 
     [server.users]
     {users}
@@ -150,7 +162,10 @@ def env(colloquy_binary, tmp_path_factory):
     except = ["analyst"]
     """
     proc, uri = start_server(colloquy_binary, tmp, config=config)
-    yield {"uri": uri, "tmp": tmp, "data": data, "notes": notes, "readable": readable, "out": out, "proc": proc}
+    yield {
+        "uri": uri, "tmp": tmp, "data": data, "notes": notes, "readable": readable, "out": out, "proc": proc,
+        "models": models, "audit": audit, "binary": colloquy_binary,
+    }
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -330,3 +345,40 @@ def test_grants_for_writes_ingest_and_functions(env):
 def test_the_masked_text_never_carries_the_phone_number(env):
     got = run(env, "ana", "SELECT string_agg(text, ' | ') FROM messages")
     assert PHONE not in got[0][0] and "call me on" in got[0][0]
+
+
+def test_the_audit_trail(env):
+    """Last: it reads the trail the tests above wrote."""
+    # A model version is named in the entries of the statements that used it.
+    model = env["models"] / "intent.onnx"
+    with connect(env, "dave") as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE FUNCTION house_intent(TEXT) RETURNS TEXT LANGUAGE ONNX AS '{model}'")
+        cur.fetchall()
+        cur.execute("SELECT house_intent(text) FROM messages")
+        assert len(cur.fetchall()) == 5
+    # Only a role granted `audit_log` reads it; for the others it is neither a table nor a file.
+    kind, got = outcome(env, "ana", "SELECT * FROM audit_log")
+    assert kind == "error"
+    kind, got = outcome(env, "ana", f"SELECT * FROM read_archive('{env['audit']}', 'jsonl')")
+    assert kind == "error" and "rule: grants" in got
+    entries = run(env, "carol", 'SELECT "user", kind, sql, outcome, models, roles FROM audit_log ORDER BY seq')
+    users = {e[0] for e in entries}
+    assert {"ana", "bob", "carol", "dave"} <= users, users
+    refused = [e for e in entries if e[0] == "ana" and e[3] == "error"]
+    assert refused, "refused statements are recorded too"
+    used = [e for e in entries if e[0] == "dave" and "house_intent" in e[2]]
+    assert any(m and m[0].startswith("house_intent@") for *_, m, _ in used), used
+    assert any(e[5] == ["public", "emea"] for e in entries if e[0] == "ana")
+    # Literals are elided on a governed server, so no value a role typed reaches the trail.
+    text = env["audit"].read_text()
+    for secret in (HIDDEN_ROW_SECRET, PHONE, NOTE_SECRET, USERS["ana"]):
+        assert secret not in text, secret
+    assert "LIKE ?" in text
+    # The chain verifies; a line removed from the middle is found, with its line number.
+    ok = subprocess.run([env["binary"], "audit", "verify", str(env["audit"])], capture_output=True, text=True)
+    assert ok.returncode == 0 and "chain intact" in ok.stdout, ok.stderr
+    lines = text.splitlines(keepends=True)
+    tampered = env["tmp"] / "tampered.jsonl"
+    tampered.write_text("".join(lines[:2] + lines[3:]))
+    bad = subprocess.run([env["binary"], "audit", "verify", str(tampered)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "line 3" in bad.stderr, bad.stderr

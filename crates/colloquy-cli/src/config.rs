@@ -61,6 +61,7 @@ pub struct Config {
 /// token_ttl_secs = 43200       # session tokens expire after 12 hours
 /// allow_plaintext_passwords = false  # passwords over plain TCP on a non-loopback address
 /// metrics_bind = "127.0.0.1:9090"   # /metrics (Prometheus) and /health
+/// audit_log = "/var/log/colloquy/audit.jsonl"  # every statement, hash-chained; the table `audit_log`
 /// [server.users]               # basic-auth users (handshake → bearer token): argon2 hashes
 /// ana = "$argon2id$v=19$m=19456,t=2,p=1$…"      # from `colloquy hash-password`
 /// [server.tokens]              # static API tokens → user name
@@ -99,6 +100,8 @@ pub struct ServerSection {
     pub query_timeout_secs: Option<f64>,
     pub session_idle_secs: Option<f64>,
     pub metrics_bind: Option<String>,
+    /// The audit trail's file (JSON Lines, hash-chained), readable as the table `audit_log`.
+    pub audit_log: Option<std::path::PathBuf>,
     #[serde(default)]
     pub read: Vec<String>,
     #[serde(default)]

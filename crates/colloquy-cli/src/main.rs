@@ -40,6 +40,19 @@ enum Command {
     SaveModel(save_model::SaveModelArgs),
     /// Read a password from standard input and print its argon2 hash for `[server.users]`.
     HashPassword,
+    /// The audit trail of `colloquy serve` (`audit_log` in `[server]`).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check that no line of an audit file was removed or changed (its hash chain), and print its head
+    /// hash to compare with one kept elsewhere.
+    Verify {
+        /// The audit file (JSON Lines).
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -121,6 +134,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::SaveModel(args) => save_model::run(args).await,
             Command::HashPassword => hash_password(),
+            Command::Audit(AuditCommand::Verify { file }) => audit_verify(&file),
         }
     });
     match result {
@@ -172,6 +186,26 @@ fn hash_password() -> anyhow::Result<()> {
     let hash = colloquy_flight::hash_password(password).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{hash}");
     Ok(())
+}
+
+fn audit_verify(file: &std::path::Path) -> anyhow::Result<()> {
+    let report = colloquy_flight::audit::verify(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match report.problem {
+        None => {
+            println!(
+                "{}: {} entries, chain intact; head {}",
+                file.display(),
+                report.lines,
+                report.head
+            );
+            Ok(())
+        }
+        Some(problem) => anyhow::bail!(
+            "{}: {problem} ({} entries verified before it)",
+            file.display(),
+            report.lines
+        ),
+    }
 }
 
 /// Parsed archive messages the interactive shell keeps between statements.

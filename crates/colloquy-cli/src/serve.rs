@@ -38,6 +38,9 @@ fn access_policy(
     if let Some(dir) = demo_dir {
         registered.push(format!("{}/", dir.canonicalize()?.display()));
     }
+    if let Some(audit) = &server.audit_log {
+        registered.push(audit_location(audit)?);
+    }
     for location in registered {
         policy
             .allow_read(&location)
@@ -64,6 +67,9 @@ fn governance(
             format!("{}/", dir.canonicalize()?.display()),
         );
     }
+    if let Some(audit) = &server.audit_log {
+        tables.insert(AUDIT_TABLE.to_string(), audit_location(audit)?);
+    }
     let rules = server.rules(tables);
     if rules.is_empty() {
         return Ok(None);
@@ -71,6 +77,17 @@ fn governance(
     Governance::new(rules)
         .map(Some)
         .map_err(|e| anyhow::anyhow!("[server] governance: {e}"))
+}
+
+/// The table the audit trail is read as.
+const AUDIT_TABLE: &str = "audit_log";
+
+/// The audit file as an absolute path (it need not exist yet).
+fn audit_location(path: &std::path::Path) -> anyhow::Result<String> {
+    Ok(std::path::absolute(path)
+        .with_context(|| format!("audit_log {}", path.display()))?
+        .display()
+        .to_string())
 }
 
 fn limits(server: &ServerSection) -> anyhow::Result<Limits> {
@@ -187,6 +204,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(colloquy_flight::metrics::serve_http(l, metrics.clone()));
     }
     let governed = governance(config.as_ref(), &server, demo_dir.as_deref())?;
+    // Opened (and its chain checked) before the first session: a broken trail stops the server.
+    let audit = match &server.audit_log {
+        Some(path) => Some(Arc::new(
+            colloquy_flight::AuditLog::open(
+                std::path::Path::new(&audit_location(path)?),
+                governed.is_some(),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
+        None => None,
+    };
+    let audit_table = audit.as_ref().map(|a| a.path().to_path_buf());
     let config_path: Option<PathBuf> = args.config.clone();
     // Each client session gets a context of its own, built the way `colloquy sql` builds one.
     let demo_dir_for_reload = demo_dir.clone();
@@ -198,6 +227,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let runtime_env = session_env.clone();
         let archive_cache = archive_cache.clone();
         let policy = Arc::clone(&session_policy);
+        let audit_table = audit_table.clone();
         async move {
             let mut config = datafusion::prelude::SessionConfig::new();
             if let Some(cache) = &archive_cache {
@@ -207,6 +237,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             crate::set_up(&ctx, config_path.as_deref(), demo_dir.as_deref())
                 .await
                 .map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
+            if let Some(path) = &audit_table {
+                ctx.sql(&colloquy_flight::audit::table_sql(path))
+                    .await?
+                    .collect()
+                    .await?;
+            }
             // The operator's archives and models are in: from here on the session is a client's.
             colloquy::restrict(&ctx, policy);
             Ok(ctx)
@@ -313,6 +349,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             limits: limits(&server)?,
         },
         governance: governance_slot,
+        audit: audit.clone(),
     };
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -339,6 +376,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"));
     cpu.shutdown_background();
+    if let Some(audit) = &audit {
+        // Kept elsewhere, the head hash shows whether lines were later cut from the end of the trail.
+        eprintln!(
+            "colloquy serve: audit trail {} ends at hash {}",
+            audit.path().display(),
+            audit.head()
+        );
+    }
     result
 }
 

@@ -6,6 +6,7 @@
 //! place ([`error`]); results stream batch by batch and every schema goes through one normalisation
 //! ([`schema`]), because drivers compare the announced schema with the streamed one.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod gate;
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
+pub use audit::AuditLog;
 pub use auth::{Authenticator, Principal, TokenLimits, hash_password};
 pub use error::{Error, Result};
 pub use gate::Gate;

@@ -77,6 +77,7 @@ impl Server {
             metrics: metrics.clone(),
             gate: Default::default(),
             governance: Default::default(),
+            audit: None,
         };
         tweak(&mut options);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -77,12 +77,20 @@ impl FlightSqlService for ColloquyFlightSql {
                 Error::invalid("the statement has parameters: prepare it and bind values").into(),
             );
         }
+        let record = self.record(
+            &Self::caller(&request),
+            &session,
+            "query",
+            &query.query,
+            Some(&plan),
+            None,
+        );
         let info = self
             .plan_result(
                 &key,
                 &owner,
                 &session,
-                p.user,
+                record,
                 &query.query,
                 plan,
                 request.into_inner(),
@@ -99,7 +107,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let p = Self::principal(&request);
         let owner = Self::owner(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
-        let (session_key, plan, sql) = {
+        let (session_key, plan, sql, params) = {
             let prepared = self.prepared.lock().map_err(|_| poisoned())?;
             let Some(ps) = prepared.get(&handle) else {
                 return Err(
@@ -129,17 +137,28 @@ impl FlightSqlService for ColloquyFlightSql {
                     ps.plan.clone()
                 }
             };
-            (ps.session.clone(), plan, Arc::clone(&ps.sql))
+            (
+                ps.session.clone(),
+                plan,
+                Arc::clone(&ps.sql),
+                ps.params.clone(),
+            )
         };
-        let session = self
-            .session(&session_key, &Self::principal(&request).user)
-            .await?;
+        let session = self.session(&session_key, &p.user).await?;
+        let record = self.record(
+            &Self::caller(&request),
+            &session,
+            "prepared",
+            &sql,
+            Some(&plan),
+            params.as_deref(),
+        );
         let info = self
             .plan_result(
                 &session_key,
                 &owner,
                 &session,
-                p.user,
+                record,
                 &sql,
                 plan,
                 request.into_inner(),
@@ -390,10 +409,20 @@ impl FlightSqlService for ColloquyFlightSql {
         let owner = Self::owner(&request);
         let session = self.session_for(&request).await?;
         let plan = self.plan_sql(&owner, &session, &cmd.query).await?;
+        let record = self.record(
+            &Self::caller(&request),
+            &session,
+            "update",
+            &cmd.query,
+            Some(&plan),
+            None,
+        );
         let started = Instant::now();
         let batches = {
             let _slot = self.slot(&owner)?;
-            self.run_command(&session.ctx, plan).await?
+            let result = self.run_command(&session.ctx, plan).await;
+            self.audit(&record, &result);
+            result?
         };
         tracing::info!(target: "colloquy::query", user = %p.user, sql = %redact_sql(&cmd.query), kind = "update", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
         Ok(affected_rows(&batches))
@@ -444,9 +473,10 @@ impl FlightSqlService for ColloquyFlightSql {
     ) -> Result<i64, Status> {
         let owner = Self::owner(&request);
         let user = Self::principal(&request).user;
+        let caller = Self::caller(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
         let (_, batches) = read_batches(request, self.options.gate.limits.max_ingest_bytes).await?;
-        let (session_key, base, remembered) = {
+        let (session_key, base, remembered, sql) = {
             let prepared = self.prepared.lock().map_err(|_| poisoned())?;
             let Some(ps) = prepared.get(&handle) else {
                 return Err(
@@ -459,7 +489,12 @@ impl FlightSqlService for ColloquyFlightSql {
                 )
                 .into());
             }
-            (ps.session.clone(), ps.plan.clone(), ps.params.clone())
+            (
+                ps.session.clone(),
+                ps.plan.clone(),
+                ps.params.clone(),
+                Arc::clone(&ps.sql),
+            )
         };
         let session = self.session(&session_key, &user).await?;
         let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
@@ -475,7 +510,17 @@ impl FlightSqlService for ColloquyFlightSql {
         let mut total = 0;
         for values in rows {
             let plan = bind(&base, &values)?;
-            total += affected_rows(&self.run_command(&session.ctx, plan).await?);
+            let record = self.record(
+                &caller,
+                &session,
+                "prepared_update",
+                &sql,
+                Some(&plan),
+                Some(&values),
+            );
+            let result = self.run_command(&session.ctx, plan).await;
+            self.audit(&record, &result);
+            total += affected_rows(&result?);
         }
         Ok(total)
     }

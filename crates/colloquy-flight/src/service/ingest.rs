@@ -30,8 +30,20 @@ impl ColloquyFlightSql {
         let _slot = self.slot(&Self::owner(&request))?;
         let max_bytes = self.options.gate.limits.max_ingest_bytes;
         let timeout = self.options.query_timeout;
+        let session = self.session_for(&request).await?;
+        let target = match &cmd.schema {
+            Some(s) if !s.is_empty() => format!("{s}.{}", cmd.table),
+            _ => cmd.table.clone(),
+        };
+        let record = self.record(
+            &Self::caller(&request),
+            &session,
+            "ingest",
+            &format!("INGEST INTO \"{}\"", target.replace('"', "\"\"")),
+            None,
+            None,
+        );
         let work = async {
-            let session = self.session_for(&request).await?;
             if let Some(grants) = session
                 .ctx
                 .state()
@@ -121,12 +133,20 @@ impl ColloquyFlightSql {
                 .map_err(Error::from)?;
             Ok(rows as i64)
         };
-        match timeout {
+        let result = match timeout {
             Some(t) => tokio::time::timeout(t, work)
                 .await
-                .map_err(|_| Status::from(deadline("the ingest", t)))?,
+                .map_err(|_| Status::from(deadline("the ingest", t)))
+                .and_then(|r| r),
             None => work.await,
+        };
+        if let Some(audit) = &self.options.audit {
+            match &result {
+                Ok(rows) => audit.append(&record, "ok", u64::try_from(*rows).unwrap_or(0)),
+                Err(_) => audit.append(&record, "error", 0),
+            }
         }
+        result
     }
 }
 

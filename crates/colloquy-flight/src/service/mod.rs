@@ -60,6 +60,8 @@ pub struct ServiceOptions {
     pub gate: Gate,
     /// Roles, grants, row and column policies: how each user's sessions are shaped.
     pub governance: Arc<crate::grants::GovernanceSlot>,
+    /// Where every statement is recorded ([`crate::audit`]), when the operator keeps a trail.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 struct Session {
@@ -96,6 +98,7 @@ struct Ticketed {
     created: Instant,
     user: Arc<str>,
     sql: String,
+    record: crate::audit::Record,
     schema: SchemaRef,
     pending: Pending,
 }

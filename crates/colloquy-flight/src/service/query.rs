@@ -16,6 +16,7 @@ use arrow_flight::{
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::common::ScalarValue;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
@@ -24,6 +25,7 @@ use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Status};
 
+use crate::audit::{AuditLog, Record};
 use crate::auth::random_handle;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -119,12 +121,13 @@ impl ColloquyFlightSql {
         session_key: &str,
         owner: &str,
         session: &Session,
-        user: Arc<str>,
+        record: Record,
         sql: &str,
         plan: LogicalPlan,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo> {
         let started = Instant::now();
+        let user: Arc<str> = record.user.as_str().into();
         self.options.metrics.queries.fetch_add(1, Ordering::Relaxed);
         let is_command = matches!(
             plan,
@@ -144,6 +147,7 @@ impl ColloquyFlightSql {
             if let Err(e) = &rows {
                 tracing::info!(target: "colloquy::query", user = %user, sql = %redact_sql(sql), kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "error", error = %e);
             }
+            self.audit(&record, &rows);
             let rows = rows?;
             tracing::info!(target: "colloquy::query", user = %user, sql = %redact_sql(sql), kind = "command", duration_ms = started.elapsed().as_millis() as u64, status = "ok");
             (normalizer.schema(&arrow_schema), Pending::Rows(rows))
@@ -193,6 +197,7 @@ impl ColloquyFlightSql {
                     created: Instant::now(),
                     user,
                     sql: redact_sql(sql),
+                    record,
                     schema,
                     pending,
                 },
@@ -209,6 +214,7 @@ impl ColloquyFlightSql {
             owner,
             user,
             sql,
+            record,
             schema,
             pending,
             ..
@@ -227,6 +233,7 @@ impl ColloquyFlightSql {
             handle.clone(),
             self.running.clone(),
             slot,
+            self.options.audit.clone().map(|a| (a, record)),
         );
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
         let deadline = self
@@ -460,6 +467,8 @@ pub(super) struct QueryLog {
     running: Arc<Mutex<HashMap<String, (String, tokio::task::AbortHandle)>>>,
     /// Given back when the stream ends.
     _slot: Option<Slot>,
+    /// The audit trail and the statement's record, written when the stream ends.
+    audit: Option<(Arc<AuditLog>, Record)>,
 }
 
 impl QueryLog {
@@ -470,6 +479,7 @@ impl QueryLog {
         handle: String,
         running: Arc<Mutex<HashMap<String, (String, tokio::task::AbortHandle)>>>,
         slot: Option<Slot>,
+        audit: Option<(Arc<AuditLog>, Record)>,
     ) -> Self {
         metrics.active_streams.fetch_add(1, Ordering::Relaxed);
         Self {
@@ -483,6 +493,7 @@ impl QueryLog {
             handle,
             running,
             _slot: slot,
+            audit,
         }
     }
 }
@@ -520,6 +531,16 @@ impl Drop for QueryLog {
         {
             task.abort();
         }
+        let outcome = if failed {
+            "error"
+        } else if self.finished.load(Ordering::Relaxed) {
+            "ok"
+        } else {
+            "cancelled"
+        };
+        if let Some((audit, record)) = &self.audit {
+            audit.append(record, outcome, rows);
+        }
         tracing::info!(
             target: "colloquy::query",
             query_id = %self.handle,
@@ -527,13 +548,7 @@ impl Drop for QueryLog {
             sql = %self.sql,
             rows,
             duration_ms = self.started.elapsed().as_millis() as u64,
-            status = if failed {
-                "error"
-            } else if self.finished.load(Ordering::Relaxed) {
-                "ok"
-            } else {
-                "cancelled"
-            },
+            status = outcome,
             "query"
         );
     }
@@ -552,4 +567,80 @@ pub(super) fn task_ctx(
             task.with_runtime(runtime)
         }
     })
+}
+
+impl ColloquyFlightSql {
+    /// Who sent a request, for its statements' audit records.
+    pub(super) fn caller<T>(req: &Request<T>) -> Caller {
+        Caller {
+            user: Self::principal(req).user.to_string(),
+            session_key: Self::session_key(req),
+            client: req
+                .remote_addr()
+                .map_or_else(|| "unknown".to_string(), |a| a.to_string()),
+        }
+    }
+
+    /// The audit record of statement `sql` (planned as `plan`), sent by `caller` in `session`.
+    pub(super) fn record(
+        &self,
+        caller: &Caller,
+        session: &Session,
+        kind: &'static str,
+        sql: &str,
+        plan: Option<&LogicalPlan>,
+        params: Option<&[ScalarValue]>,
+    ) -> Record {
+        let grants = session
+            .ctx
+            .state()
+            .config()
+            .get_extension::<colloquy::governance::SessionGrants>();
+        let mut text = redact_sql(sql);
+        if self
+            .options
+            .audit
+            .as_ref()
+            .is_some_and(|a| a.elide_literals)
+        {
+            text = crate::redact::elide_literals(&text);
+        }
+        Record {
+            started: std::time::SystemTime::now(),
+            user: caller.user.clone(),
+            roles: grants.map(|g| g.roles.clone()).unwrap_or_default(),
+            session: blake3::hash(caller.session_key.as_bytes()).to_hex()[..16].to_string(),
+            client: caller.client.clone(),
+            kind,
+            sql: text,
+            params: params.map(|p| {
+                blake3::hash(format!("{p:?}").as_bytes())
+                    .to_hex()
+                    .to_string()
+            }),
+            models: plan.map_or_else(Vec::new, |p| colloquy::models_used(&session.ctx, p)),
+        }
+    }
+
+    /// Writes a finished command to the audit trail, if there is one.
+    pub(super) fn audit(&self, record: &Record, result: &Result<Vec<RecordBatch>>) {
+        if let Some(audit) = &self.options.audit {
+            match result {
+                Ok(batches) => audit.append(record, "ok", affected(batches)),
+                Err(_) => audit.append(record, "error", 0),
+            }
+        }
+    }
+}
+
+/// Who sent a statement: the user, their session's key (hashed before it is written) and address.
+pub(super) struct Caller {
+    user: String,
+    session_key: String,
+    client: String,
+}
+
+/// The rows a command reports (DML's `count`), else the rows it returned.
+fn affected(batches: &[RecordBatch]) -> u64 {
+    batches.iter().map(|b| b.num_rows() as u64).sum()
 }

@@ -140,6 +140,14 @@ pub async fn execute(
     Ok(df)
 }
 
+/// Names the user of a server session: the owner of the models it registers (see `onnx_model_history()`).
+pub fn set_user(ctx: &SessionContext, user: &str) {
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .set_extension(Arc::new(colloquy_onnx::ModelOwner(user.to_string())));
+}
+
 /// The ONNX functions `plan` calls (views included), as `name@checksum` with the first 16 hex digits
 /// of the model's BLAKE3: the model versions a statement used, for the audit trail.
 pub fn models_used(

@@ -356,6 +356,13 @@ def test_the_audit_trail(env):
         cur.fetchall()
         cur.execute("SELECT house_intent(text) FROM messages")
         assert len(cur.fetchall()) == 5
+        # Replacing the function keeps the history: who registered which file, when, and when it was replaced.
+        cur.execute(f"CREATE OR REPLACE FUNCTION house_intent(TEXT) RETURNS DOUBLE LANGUAGE ONNX AS '{model}'")
+        cur.fetchall()
+        cur.execute("SELECT name, owner, returns, replaced_at IS NULL FROM onnx_model_history() ORDER BY registered_at")
+        history = cur.fetchall()
+        assert [(h[0], h[1], h[3]) for h in history] == [("house_intent", "dave", False), ("house_intent", "dave", True)]
+        assert history[0][2] in ("Utf8", "Utf8View") and history[1][2] == "Float64"
     # Only a role granted `audit_log` reads it; for the others it is neither a table nor a file.
     kind, got = outcome(env, "ana", "SELECT * FROM audit_log")
     assert kind == "error"

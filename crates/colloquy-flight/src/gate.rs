@@ -1,7 +1,7 @@
 //! The checks every client statement passes before it runs: its size and depth (before parsing), then
 //! each node of its plan (subqueries included) against the server's access policy and limits.
 //!
-//! The object-store guard ([`colloquy::archive::policy`]) refuses a forbidden read or write wherever it
+//! The object-store guard ([`colloquy::store::policy`]) refuses a forbidden read or write wherever it
 //! happens; the gate refuses the same statements at planning time, so the client learns which rule and
 //! which `[server]` key before anything runs.
 

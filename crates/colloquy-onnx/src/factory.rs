@@ -97,7 +97,11 @@ impl FunctionFactory for OnnxFunctionFactory {
             Source::Url(url) => from_url(state, &name, url, &return_type, threads).await?,
             Source::Query(plan) => from_query(state, &name, plan, &return_type, threads).await?,
         };
-        self.registry.record(&model, &return_type);
+        let owner = state
+            .config()
+            .get_extension::<crate::registry::ModelOwner>()
+            .map_or_else(|| "operator".to_string(), |o| o.0.clone());
+        self.registry.record(&model, &return_type, &owner);
         tracing::info!(function = %name, source = %model.source, checksum = %model.checksum, "registered ONNX model");
         Ok(RegisterFunction::Scalar(Arc::new(
             ScalarUDF::new_from_impl(OnnxFunc::new(model, return_type)),

@@ -29,7 +29,7 @@ use datafusion::prelude::SessionContext;
 pub use embedder::RegistryEmbedder;
 pub use error::OnnxError;
 pub use factory::OnnxFunctionFactory;
-pub use registry::{ModelRegistry, OnnxModelsFunc};
+pub use registry::{ModelOwner, ModelRegistry, ModelVersion, OnnxModelsFunc};
 
 /// Lets the session being built create ONNX functions; returns the registry to pass to [`register`].
 pub fn with_factory(builder: SessionStateBuilder) -> (SessionStateBuilder, Arc<ModelRegistry>) {
@@ -40,8 +40,12 @@ pub fn with_factory(builder: SessionStateBuilder) -> (SessionStateBuilder, Arc<M
     (builder, registry)
 }
 
-/// Registers `onnx_models()` over the session's registry.
+/// Registers `onnx_models()` and `onnx_model_history()` over the session's registry.
 pub fn register(ctx: &SessionContext, registry: Arc<ModelRegistry>) {
+    ctx.register_udtf(
+        "onnx_model_history",
+        Arc::new(registry::OnnxModelHistoryFunc::new(Arc::clone(&registry))),
+    );
     ctx.register_udtf("onnx_models", Arc::new(OnnxModelsFunc::new(registry)));
 }
 

@@ -1,4 +1,5 @@
-//! The models a session has registered, for `onnx_models()`.
+//! The models a session has registered, for `onnx_models()`, and every version of them, for
+//! `onnx_model_history()`: who registered which file (by its BLAKE3) when, and when it was replaced.
 //!
 //! DROP FUNCTION goes straight to the session's function registry, not through the factory; the registry
 //! holds models weakly, so a dropped function's model disappears from the list (and from memory) once no
@@ -15,16 +16,62 @@ use datafusion::datasource::{MemTable, TableProvider};
 
 use crate::model::OnnxModel;
 
+/// Who registers models in a session: the server puts the client's user name here; without one the
+/// models are the operator's (the config's `[[model]]`, `colloquy sql`).
+#[derive(Debug, Clone)]
+pub struct ModelOwner(pub String);
+
+/// One registration of a function's model.
+#[derive(Debug, Clone)]
+pub struct ModelVersion {
+    pub name: String,
+    pub checksum: String,
+    pub source: String,
+    pub returns: String,
+    pub owner: String,
+    pub registered_at: String,
+    /// When `CREATE OR REPLACE FUNCTION` put another model under the name.
+    pub replaced_at: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub struct ModelRegistry {
     models: Mutex<BTreeMap<String, (Weak<OnnxModel>, DataType)>>,
+    history: Mutex<Vec<ModelVersion>>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl ModelRegistry {
-    pub fn record(&self, model: &Arc<OnnxModel>, returns: &DataType) {
+    pub fn record(&self, model: &Arc<OnnxModel>, returns: &DataType, owner: &str) {
         if let Ok(mut m) = self.models.lock() {
             m.insert(model.name.clone(), (Arc::downgrade(model), returns.clone()));
         }
+        if let Ok(mut h) = self.history.lock() {
+            let at = now();
+            for v in h
+                .iter_mut()
+                .filter(|v| v.name == model.name && v.replaced_at.is_none())
+            {
+                v.replaced_at = Some(at.clone());
+            }
+            h.push(ModelVersion {
+                name: model.name.clone(),
+                checksum: model.checksum.clone(),
+                source: model.source.clone(),
+                returns: returns.to_string(),
+                owner: owner.to_string(),
+                registered_at: at,
+                replaced_at: None,
+            });
+        }
+    }
+
+    /// Every model registered in the session, replaced ones included, oldest first.
+    pub fn history(&self) -> Vec<ModelVersion> {
+        self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     /// The models still registered, by function name.
@@ -91,5 +138,59 @@ impl TableFunctionImpl for OnnxModelsFunc {
             ],
         )?;
         Ok(Arc::new(MemTable::try_new(schema(), vec![vec![batch]])?))
+    }
+}
+
+fn history_schema() -> SchemaRef {
+    let f = |n: &str, nullable: bool| Field::new(n, DataType::Utf8, nullable);
+    Arc::new(Schema::new(vec![
+        f("name", false),
+        f("checksum", false),
+        f("source", false),
+        f("returns", false),
+        f("owner", false),
+        f("registered_at", false),
+        f("replaced_at", true),
+    ]))
+}
+
+/// `SELECT * FROM onnx_model_history()`: every model the session registered, in order, with its owner,
+/// when it was registered and when another replaced it.
+#[derive(Debug)]
+pub struct OnnxModelHistoryFunc {
+    registry: Arc<ModelRegistry>,
+}
+
+impl OnnxModelHistoryFunc {
+    pub fn new(registry: Arc<ModelRegistry>) -> Self {
+        Self { registry }
+    }
+}
+
+impl TableFunctionImpl for OnnxModelHistoryFunc {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        if !args.exprs().is_empty() {
+            return plan_err!("onnx_model_history() takes no arguments");
+        }
+        let h = self.registry.history();
+        let col = |f: &dyn Fn(&ModelVersion) -> Option<String>| {
+            Arc::new(StringArray::from(h.iter().map(f).collect::<Vec<_>>())) as _
+        };
+        let batch = RecordBatch::try_new(
+            history_schema(),
+            vec![
+                col(&|v| Some(v.name.clone())),
+                col(&|v| Some(v.checksum.clone())),
+                col(&|v| Some(v.source.clone())),
+                col(&|v| Some(v.returns.clone())),
+                col(&|v| Some(v.owner.clone())),
+                col(&|v| Some(v.registered_at.clone())),
+                col(&|v| v.replaced_at.clone()),
+            ],
+        )?;
+        Ok(Arc::new(MemTable::try_new(
+            history_schema(),
+            vec![vec![batch]],
+        )?))
     }
 }

@@ -96,6 +96,7 @@ impl ColloquyFlightSql {
             .cpu
             .spawn(async move {
                 let ctx = make.await?;
+                colloquy::set_user(&ctx, &user);
                 if let Some(g) = governance.filter(|g| g.is_active()) {
                     g.apply(&ctx, &user, policy.as_deref()).await?;
                 }

@@ -6,9 +6,9 @@
 //! What counts (each detector's file says why):
 //! - [`PiiKind::Email`] → `<EMAIL>`: `local@domain.tld` with an alphabetic (or `xn--`) TLD; accented local parts and
 //!   domains are kept whole.
-//! - [`PiiKind::Phone`] → `<PHONE>`: `+` or `00` international numbers of 7–15 digits, and national numbers of 7–12
-//!   digits with a phone-like shape: a trunk `0`, an area code in parentheses, NANP `555-123-4567`, or grouped digits
-//!   that are not a date, a thousands-separated amount, a dotted quad or a version.
+//! - [`PiiKind::Phone`] → `<PHONE>`: `+`, `(+…)` or `00` international numbers of 7–15 digits, and national numbers
+//!   of 7–12 digits with a phone-like shape: a trunk `0`, an area code in parentheses, NANP `555-123-4567`, or grouped
+//!   digits that are not a date, a thousands-separated amount, a dotted quad or a version.
 //! - [`PiiKind::Card`] → `<CARD>`: 13–19 digits, in one block or in groups of 3+ split by single spaces or dashes, not
 //!   starting with `0`, Luhn-valid.
 //! - [`PiiKind::Iban`] → `<IBAN>`: a registered country code, that country's exact length and the mod-97 checksum;

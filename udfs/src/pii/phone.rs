@@ -5,13 +5,14 @@
 //! something else ("call 555 123 4567 2 times", "0612345678 / 0698765432"), so the scanner tries windows of
 //! consecutive groups, longest first from the earliest start, and accepts the first that reads as a phone number:
 //!
-//! - international (`+44 20 7946 0958`, `0044 20 7946 0958`, `+44 (0)20 …`): 7–15 digits after the prefix, not
-//!   starting with 0. E.164 caps a number at 15 digits, and a prefix is strong evidence, so no other shape rule.
+//! - international (`+44 20 7946 0958`, `0044 20 7946 0958`, `+44 (0)20 …`, `(+34) 612 34 56 78`): 7–15 digits
+//!   after the prefix, not starting with 0. E.164 caps a number at 15 digits, and a prefix is strong evidence, so no
+//!   other shape rule.
 //! - national: 7–12 digits, and one of: a trunk `0` (`06 12 34 56 78`, `020 7946 0958`, `030/1234567`), an area code
 //!   in parentheses (`(555) 123-4567`, `8 (495) 123-45-67`), a bare 10-digit NANP number or 11-digit `1…` number
 //!   (NANP with country code, or a Chinese mobile), or three or more groups that are not a date, a
 //!   thousands-separated amount, a dotted quad or a version (`555-123-4567`, `612 34 56 78`, `138 0013 8000`), or the
-//!   two-group shapes `555-0143` and `98765 43210`.
+//!   two-group shapes `555-0143`, `98765 43210` and `347 1234567`.
 //!
 //! That leaves out bare runs of 7–9 digits and most bare runs not starting with 0: in a support chat those are order,
 //! ticket and customer numbers far more often than phone numbers written without spaces.
@@ -59,7 +60,12 @@ pub(super) fn find(text: &str, found: &mut Vec<Finding>) {
     let mut i = 0;
     while i < b.len() {
         let starts = match b[i] {
-            b'+' | b'(' => b.get(i + 1).is_some_and(u8::is_ascii_digit),
+            b'+' => b.get(i + 1).is_some_and(u8::is_ascii_digit),
+            // "(555) …", and "(+34) …" with the country code in parentheses.
+            b'(' => {
+                let at = i + 1 + usize::from(b.get(i + 1) == Some(&b'+'));
+                b.get(at).is_some_and(u8::is_ascii_digit)
+            }
             c => c.is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_digit()),
         };
         if !starts {
@@ -91,8 +97,20 @@ impl Run {
     /// The run starting at `start` (a `+`, a `(` or a digit), stopping before `limit`, where a stronger detector's
     /// match begins.
     fn parse(b: &[u8], start: usize, limit: usize) -> Option<Self> {
-        let plus = b[start] == b'+';
-        let mut first = parse_group(b, start + usize::from(plus), limit)?;
+        let paren_plus = b[start] == b'(' && b.get(start + 1) == Some(&b'+');
+        let plus = b[start] == b'+' || paren_plus;
+        let mut first = if paren_plus {
+            // "(+34) 612 34 56 78": the country code in parentheses, read as "+34".
+            let mut code = parse_group(b, start + 2, limit)?;
+            if b.get(code.end) != Some(&b')') || code.end >= limit {
+                return None;
+            }
+            code.end += 1;
+            code.paren = true;
+            code
+        } else {
+            parse_group(b, start + usize::from(plus), limit)?
+        };
         first.start = start;
         let mut run = Self {
             groups: [Group::default(); MAX_GROUPS],
@@ -291,9 +309,11 @@ fn national(b: &[u8], w: &[Group], mid_run: bool, next: Option<&Group>) -> bool 
     }
     if w.len() == 2 {
         let shape = (w[0].len(), w[1].len());
-        // US local "555-0143"; Indian mobile "98765 43210". Other pairs are too often two unrelated numbers.
+        // US local "555-0143"; Indian mobile "98765 43210"; Italian mobile "347 1234567" (a 3xx operator
+        // prefix, then 6 or 7 digits). Other pairs are too often two unrelated numbers.
         return (shape == (3, 4) && matches!(w[1].sep, b'-' | b'.'))
-            || (shape == (5, 5) && (b'6'..=b'9').contains(&first[0]));
+            || (shape == (5, 5) && (b'6'..=b'9').contains(&first[0]))
+            || (first[0] == b'3' && w[0].len() == 3 && (6..=7).contains(&w[1].len()));
     }
     // Cutting a run of space-separated groups is ambiguous: "1234 5678 1234 5678" is one number (a card that failed
     // Luhn, an order), not a phone plus a rest. Cut it only before a small count ("… 4567 2 times"), or after a
@@ -373,6 +393,9 @@ mod tests {
             "+61 412 345 678",
             "+52 55 1234 5678",
             "+683 4002",
+            "(+34) 612 34 56 78",
+            "(+351) 912 345 678",
+            "(+39)347 1234567",
         ] {
             assert_eq!(phones(&format!("call {number} now")), [number], "{number}");
             assert_eq!(red(number), "<PHONE>", "{number}");
@@ -418,6 +441,8 @@ mod tests {
             "(11) 91234-5678",
             "55 1234 5678",
             "050 123 4567",
+            "347 1234567",
+            "339-876543",
         ] {
             assert_eq!(phones(&format!("tel: {number}.")), [number], "{number}");
         }
@@ -508,6 +533,8 @@ mod tests {
         assert_eq!(red("tel:+33612345678"), "tel:<PHONE>");
         assert_eq!(red("Phone:0612345678"), "Phone:<PHONE>");
         assert_eq!(red("(+1 202 555 0143)"), "(<PHONE>)");
+        assert_eq!(red("(+34)"), "(+34)");
+        assert_eq!(red("(+34) 612"), "(+34) 612");
         assert_eq!(red("0612345678abc"), "0612345678abc");
         assert_eq!(red("0612345678, 0698765432."), "<PHONE>, <PHONE>.");
         assert_eq!(red("0612345678-A"), "0612345678-A");

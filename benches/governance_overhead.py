@@ -43,7 +43,7 @@ options = {{ timezone = "Europe/Berlin", agents = "*| Acme Support,*(Acme)", bot
 archive_cache = "0"
 query_timeout_secs = 0
 query_memory_limit = "0"
-memory_limit = "8GB"
+memory_limit = "16GB"
 """
 
 POLICIES = """

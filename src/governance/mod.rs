@@ -250,7 +250,7 @@ impl Governance {
                 grants.hidden.push(name);
                 continue;
             }
-            if let Some(governed) = self.govern(ctx, &name, &roles).await? {
+            if let Some(governed) = self.govern(ctx, &name, user, &roles).await? {
                 ctx.deregister_table(name.as_str())?;
                 ctx.register_table(name.as_str(), Arc::new(governed))?;
                 grants.governed.push(name);
@@ -309,6 +309,7 @@ impl Governance {
         &self,
         ctx: &SessionContext,
         name: &str,
+        user: &str,
         roles: &[String],
     ) -> Result<Option<GovernedTable>> {
         if !self.has_policies(name) {
@@ -327,11 +328,13 @@ impl Governance {
             None
         } else {
             let mut any: Option<Expr> = None;
-            for p in rows
+            for (p, role) in rows
                 .iter()
-                .filter(|p| p.roles.iter().any(|r| roles.contains(r)))
+                .flat_map(|p| p.roles.iter().map(move |r| (p, r)))
+                .filter(|(_, r)| roles.contains(r))
             {
-                let e = self.parse(ctx, &df_schema, &p.using, name, "row policy")?;
+                let using = bind_identity(&p.using, user, role);
+                let e = self.parse(ctx, &df_schema, &using, name, "row policy")?;
                 if e.get_type(&df_schema)? != DataType::Boolean {
                     return plan_err!(
                         "the row policy on '{name}' ({}) is not a condition",
@@ -381,10 +384,15 @@ impl Governance {
                             true,
                         )
                     }
-                    Mask::Sql(sql) => (
-                        self.parse(ctx, &df_schema, sql, name, "column policy")?,
-                        true,
-                    ),
+                    Mask::Sql(sql) => {
+                        // In a mask, current_role() is the user's first role after `public`.
+                        let role = roles.get(1).map_or(PUBLIC, String::as_str);
+                        let sql = bind_identity(sql, user, role);
+                        (
+                            self.parse(ctx, &df_schema, &sql, name, "column policy")?,
+                            true,
+                        )
+                    }
                 },
             };
             let expr = if expr.get_type(&df_schema)? == *field.data_type() {
@@ -437,6 +445,57 @@ impl Governance {
         }
         Ok(())
     }
+}
+
+/// `current_user()` and `current_role()` in a policy, replaced by the session's user and the role the
+/// policy is applied for, as string literals. A row policy that names several roles is applied once per
+/// role of the user it names, so `team = current_role()` lets each team see its own rows.
+fn bind_identity(sql: &str, user: &str, role: &str) -> String {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        // Left as written: parsing it reports the error with the policy named.
+        return sql.to_string();
+    };
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let skip_space = |mut j: usize| {
+        while matches!(tokens.get(j), Some(Token::Whitespace(_))) {
+            j += 1;
+        }
+        j
+    };
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let value = match &tokens[i] {
+            Token::Word(w) if w.quote_style.is_none() => {
+                match w.value.to_ascii_lowercase().as_str() {
+                    "current_user" => Some(user),
+                    "current_role" => Some(role),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(value) = value {
+            // `current_user()`, and the SQL standard's bare `current_user`.
+            let open = skip_space(i + 1);
+            let next = if matches!(tokens.get(open), Some(Token::LParen)) {
+                let close = skip_space(open + 1);
+                matches!(tokens.get(close), Some(Token::RParen)).then_some(close + 1)
+            } else {
+                Some(i + 1)
+            };
+            if let Some(next) = next {
+                out.push_str(&quote(value));
+                i = next;
+                continue;
+            }
+        }
+        out.push_str(&tokens[i].to_string());
+        i += 1;
+    }
+    out
 }
 
 fn tracing_free_warning(role: &str) {
@@ -541,6 +600,50 @@ mod tests {
         assert!(got.iter().any(|l| l.contains("| 0 |")), "{got:?}");
         let got = rows(&ctx, "SELECT text, secret FROM other ORDER BY text").await?;
         assert!(got.iter().any(|l| l.contains("hidden")), "{got:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn identity_functions_become_literals() {
+        assert_eq!(
+            bind_identity(
+                "team = current_role() OR owner = CURRENT_USER",
+                "o'neil",
+                "emea"
+            ),
+            "team = 'emea' OR owner = 'o''neil'"
+        );
+        assert_eq!(
+            bind_identity("note = 'current_role()'", "a", "b"),
+            "note = 'current_role()'"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_team_sees_its_rows_through_current_role() -> Result<()> {
+        let mut r = rules();
+        r.roles.insert("sms".into(), vec!["ana".into()]);
+        r.roles.insert("webchat".into(), vec!["bob".into()]);
+        r.grants.push(Grant {
+            role: "webchat".into(),
+            select: vec!["t".into()],
+            ..Grant::default()
+        });
+        r.row_policies = vec![RowPolicy {
+            table: "t".into(),
+            roles: vec!["sms".into(), "webchat".into()],
+            using: "channel = current_role()".into(),
+        }];
+        let g = Governance::new(r).expect("rules");
+        for (user, channel, other) in [("ana", "sms", "webchat"), ("bob", "webchat", "sms")] {
+            let ctx = session();
+            g.apply(&ctx, user, None).await?;
+            let got = rows(&ctx, "SELECT channel FROM t").await?.join("\n");
+            assert!(
+                got.contains(channel) && !got.contains(other),
+                "{user}: {got}"
+            );
+        }
         Ok(())
     }
 

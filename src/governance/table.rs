@@ -46,12 +46,6 @@ pub struct GovernedTable {
     pub schema: SchemaRef,
 }
 
-impl GovernedTable {
-    fn inner_df_schema(&self) -> Result<DFSchema> {
-        DFSchema::try_from(self.inner.schema().as_ref().clone())
-    }
-}
-
 #[async_trait]
 impl TableProvider for GovernedTable {
     fn schema(&self) -> SchemaRef {
@@ -69,24 +63,39 @@ impl TableProvider for GovernedTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        // The inner table is read whole (no filters, no limit): the policy decides first.
-        let input = self.inner.scan(state, None, &[], None).await?;
-        let df_schema = self.inner_df_schema()?;
+        let wanted: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.columns.len()).collect(),
+        };
+        let mut outputs = Vec::with_capacity(wanted.len());
+        for &i in &wanted {
+            let Some(c) = self.columns.get(i) else {
+                return exec_err!("column {i} of table {} does not exist", self.name);
+            };
+            outputs.push(c);
+        }
+        // Only the inner columns the policy and the wanted outputs read are built; no filter and no
+        // limit go down: the policy decides first.
+        let inner_schema = self.inner.schema();
+        let mut read: Vec<usize> = self
+            .predicate
+            .iter()
+            .chain(outputs.iter().map(|c| &c.expr))
+            .flat_map(|e| e.column_refs())
+            .filter_map(|c| inner_schema.index_of(&c.name).ok())
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        let input = self.inner.scan(state, Some(&read), &[], None).await?;
+        let df_schema = DFSchema::try_from(inner_schema.project(&read)?)?;
         let predicate = self
             .predicate
             .as_ref()
             .map(|p| state.create_physical_expr(p.clone(), &df_schema))
             .transpose()?;
-        let wanted: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..self.columns.len()).collect(),
-        };
-        let mut exprs = Vec::with_capacity(wanted.len());
-        let mut fields = Vec::with_capacity(wanted.len());
-        for i in wanted {
-            let Some(c) = self.columns.get(i) else {
-                return exec_err!("column {i} of table {} does not exist", self.name);
-            };
+        let mut exprs = Vec::with_capacity(outputs.len());
+        let mut fields = Vec::with_capacity(outputs.len());
+        for (&i, c) in wanted.iter().zip(&outputs) {
             exprs.push(state.create_physical_expr(c.expr.clone(), &df_schema)?);
             fields.push(self.schema.field(i).clone());
         }

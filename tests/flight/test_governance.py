@@ -10,7 +10,9 @@ value the role may not see. The SECRETS below only occur in rows or columns deni
 """
 import json
 import os
+import signal
 import subprocess
+import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import adbc_driver_manager
@@ -345,6 +347,41 @@ def test_grants_for_writes_ingest_and_functions(env):
 def test_the_masked_text_never_carries_the_phone_number(env):
     got = run(env, "ana", "SELECT string_agg(text, ' | ') FROM messages")
     assert PHONE not in got[0][0] and "call me on" in got[0][0]
+
+
+def test_a_reload_reaches_open_sessions_and_prepared_statements(env):
+    """SIGHUP with ana's role emptied: her open connection loses `messages`, then gets it back."""
+    config = env["tmp"] / "colloquy.toml"
+    original = config.read_text()
+    with connect(env, "ana") as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM messages")
+        assert cur.fetchall() == [(3,)]
+        try:
+            config.write_text(original.replace('emea = ["ana"]', "emea = []"))
+            env["proc"].send_signal(signal.SIGHUP)
+            deadline = time.time() + 10
+            while "reloaded users, tokens and governance" not in (env["tmp"] / "server-stderr.log").read_text():
+                assert time.time() < deadline, "the server did not reload"
+                time.sleep(0.1)
+            # The driver reuses its prepared statement for the same text: planned under the old rules,
+            # it is refused.
+            with pytest.raises(adbc_driver_manager.Error) as err:
+                cur.execute("SELECT count(*) FROM messages")
+                cur.fetchall()
+            assert "prepare it again" in str(err.value)
+            # The same connection, a new statement: the session is shaped again under the new rules.
+            with pytest.raises(adbc_driver_manager.Error) as err:
+                cur.execute("SELECT count(*) AS n FROM messages")
+                cur.fetchall()
+            assert "not found" in str(err.value).lower()
+        finally:
+            config.write_text(original)
+            env["proc"].send_signal(signal.SIGHUP)
+            deadline = time.time() + 10
+            while (env["tmp"] / "server-stderr.log").read_text().count("reloaded users, tokens and governance") < 2:
+                assert time.time() < deadline, "the server did not reload"
+                time.sleep(0.1)
+    assert run(env, "ana", "SELECT count(*) FROM messages") == [(3,)]
 
 
 def test_the_audit_trail(env):

@@ -107,7 +107,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let p = Self::principal(&request);
         let owner = Self::owner(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
-        let (session_key, plan, sql, params) = {
+        let (session_key, plan, sql, params, generation) = {
             let prepared = self.prepared.lock().map_err(|_| poisoned())?;
             let Some(ps) = prepared.get(&handle) else {
                 return Err(
@@ -142,9 +142,11 @@ impl FlightSqlService for ColloquyFlightSql {
                 plan,
                 Arc::clone(&ps.sql),
                 ps.params.clone(),
+                ps.generation,
             )
         };
         let session = self.session(&session_key, &p.user).await?;
+        Self::same_rules(generation, &session)?;
         let record = self.record(
             &Self::caller(&request),
             &session,
@@ -476,7 +478,7 @@ impl FlightSqlService for ColloquyFlightSql {
         let caller = Self::caller(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
         let (_, batches) = read_batches(request, self.options.gate.limits.max_ingest_bytes).await?;
-        let (session_key, base, remembered, sql) = {
+        let (session_key, base, remembered, sql, generation) = {
             let prepared = self.prepared.lock().map_err(|_| poisoned())?;
             let Some(ps) = prepared.get(&handle) else {
                 return Err(
@@ -494,9 +496,11 @@ impl FlightSqlService for ColloquyFlightSql {
                 ps.plan.clone(),
                 ps.params.clone(),
                 Arc::clone(&ps.sql),
+                ps.generation,
             )
         };
         let session = self.session(&session_key, &user).await?;
+        Self::same_rules(generation, &session)?;
         let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
         for b in batches.iter().filter(|b| b.num_columns() > 0) {
             for r in 0..b.num_rows() {
@@ -549,6 +553,7 @@ impl FlightSqlService for ColloquyFlightSql {
             handle.clone(),
             Prepared {
                 session: key,
+                generation: session.generation,
                 owner,
                 sql: query.query.as_str().into(),
                 plan,

@@ -74,6 +74,9 @@ struct Session {
 
 struct Prepared {
     session: String,
+    /// The governance generation its plan was made under: a plan of an older one holds the tables as
+    /// the old rules shaped them, so it must be prepared again.
+    generation: u64,
     /// Who may use, bind and close it (see [`ColloquyFlightSql::owner`]).
     owner: String,
     /// The statement as the client sent it, for the query log.
@@ -98,6 +101,8 @@ struct Ticketed {
     created: Instant,
     user: Arc<str>,
     sql: String,
+    /// The governance generation of the session it was planned in (see [`crate::grants`]).
+    generation: u64,
     record: crate::audit::Record,
     schema: SchemaRef,
     pending: Pending,

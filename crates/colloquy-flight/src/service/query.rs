@@ -197,6 +197,7 @@ impl ColloquyFlightSql {
                     created: Instant::now(),
                     user,
                     sql: redact_sql(sql),
+                    generation: session.generation,
                     record,
                     schema,
                     pending,
@@ -387,6 +388,13 @@ impl ColloquyFlightSql {
             Some(t) if t.owner != owner => Err(Error::PermissionDenied(
                 "this ticket belongs to another user".into(),
             )),
+            // Planned over tables shaped by rules no longer in force.
+            Some(t) if t.generation != self.options.governance.get().0 => {
+                tickets.remove(handle);
+                Err(Error::invalid(
+                    "the server's access rules changed since this query was planned: run it again",
+                ))
+            }
             Some(_) => tickets
                 .remove(handle)
                 .ok_or_else(|| Error::NotFound("ticket vanished".into())),

@@ -119,6 +119,17 @@ impl ColloquyFlightSql {
         Ok(s)
     }
 
+    /// Refuses a prepared plan made under governance rules no longer in force (its tables are shaped
+    /// by the old ones).
+    pub(super) fn same_rules(generation: u64, session: &Session) -> Result<()> {
+        if generation == session.generation {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "the server's access rules changed since this statement was prepared: prepare it again",
+        ))
+    }
+
     pub(super) fn check_session_room(&self, open: usize) -> Result<()> {
         let max = self.options.gate.limits.max_sessions;
         if open >= max {

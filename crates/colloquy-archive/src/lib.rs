@@ -1,8 +1,7 @@
 //! colloquy-archive: channel exports read from any object store as one DataFusion message table. The
 //! formats are those registered in `colloquy_formats::formats::REGISTRY`: WhatsApp chats, Slack
 //! workspace exports, Telegram, Discord, Messenger, Instagram and Teams exports, and JSON Lines and CSV
-//! logs. With the
-//! default `'format' 'auto'`, each object's format is detected from its name and content.
+//! logs. With the default `'format' 'auto'`, each object's format is detected from its name and content.
 //!
 //! ```sql
 //! CREATE EXTERNAL TABLE support STORED AS ARCHIVE LOCATION 's3://acme/exports/' OPTIONS ('format' 'auto');

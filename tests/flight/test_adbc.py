@@ -45,6 +45,17 @@ def hash_password(binary, password):
 FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "fixtures"))
 
 
+def onnx_fixture(name):
+    """The bytes of an ONNX test model that scripts/test builds into .venv-onnx/fixtures (or $COLLOQUY_ONNX_FIXTURES)."""
+    folder = os.environ.get("COLLOQUY_ONNX_FIXTURES") or os.path.join(
+        os.path.dirname(__file__), "..", "..", ".venv-onnx", "fixtures"
+    )
+    path = os.path.join(folder, name)
+    assert os.path.exists(path), f"{path} is missing: scripts/test builds it (scripts/onnx/train_sklearn_fixture.py)"
+    with open(path, "rb") as f:
+        return f.read()
+
+
 @pytest.fixture(scope="module")
 def server(colloquy_binary, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("open")

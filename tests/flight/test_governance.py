@@ -9,7 +9,6 @@ listed with its expected outcome. A leak is any response (rows, schema, error te
 value the role may not see. The SECRETS below only occur in rows or columns denied to ana.
 """
 import json
-import os
 import signal
 import subprocess
 import time
@@ -19,7 +18,7 @@ import adbc_driver_manager
 import pyarrow as pa
 import pytest
 
-from test_adbc import hash_password, start_server
+from test_adbc import hash_password, onnx_fixture, start_server
 
 # In webchat rows only (rows ana may not see).
 HIDDEN_ROW_SECRET = "Zanzibar-4417"
@@ -74,12 +73,7 @@ def env(colloquy_binary, tmp_path_factory):
     out.mkdir()
     models = tmp / "models"
     models.mkdir()
-    onnx_fixtures = os.environ.get("COLLOQUY_ONNX_FIXTURES") or os.path.join(
-        os.path.dirname(__file__), "..", "..", ".venv-onnx", "fixtures"
-    )
-    model = os.path.join(onnx_fixtures, "intent_tfidf.onnx")
-    assert os.path.exists(model), f"{model} is missing: scripts/test builds it (scripts/onnx/train_sklearn_fixture.py)"
-    (models / "intent.onnx").write_bytes(open(model, "rb").read())
+    (models / "intent.onnx").write_bytes(onnx_fixture("intent_tfidf.onnx"))
     audit = tmp / "audit" / "audit.jsonl"
     users = "\n".join(f'{u} = "{hash_password(colloquy_binary, p)}"' for u, p in USERS.items())
     config = f"""

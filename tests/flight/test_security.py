@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from test_adbc import FIXTURES, hash_password, start_server, statement_query_command
+from test_adbc import FIXTURES, hash_password, onnx_fixture, start_server, statement_query_command
 
 SECRET = "SUPERSECRET-7f3a9c"
 
@@ -106,12 +106,7 @@ def env(colloquy_binary, tmp_path_factory):
     out.mkdir()
     models = tmp / "models"
     models.mkdir()
-    onnx_fixtures = os.environ.get("COLLOQUY_ONNX_FIXTURES") or os.path.join(
-        os.path.dirname(__file__), "..", "..", ".venv-onnx", "fixtures"
-    )
-    model = os.path.join(onnx_fixtures, "intent_tfidf.onnx")
-    assert os.path.exists(model), f"{model} is missing: scripts/test builds it (scripts/onnx/train_sklearn_fixture.py)"
-    (models / "intent_tfidf.onnx").write_bytes(open(model, "rb").read())
+    (models / "intent_tfidf.onnx").write_bytes(onnx_fixture("intent_tfidf.onnx"))
     listener = Listener()
     hole = BlackHole()
     config = f"""

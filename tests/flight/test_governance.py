@@ -394,6 +394,9 @@ def test_the_audit_trail(env):
         history = cur.fetchall()
         assert [(h[0], h[1], h[3]) for h in history] == [("house_intent", "dave", False), ("house_intent", "dave", True)]
         assert history[0][2] in ("Utf8", "Utf8View") and history[1][2] == "Float64"
+    # A hostile client asking for the model history sees its own session's models only, not dave's.
+    kind, got = outcome(env, "ana", "SELECT name, owner, source FROM onnx_model_history()")
+    assert (kind, got) == ("rows", []), got
     # Only a role granted `audit_log` reads it; for the others it is neither a table nor a file.
     kind, got = outcome(env, "ana", "SELECT * FROM audit_log")
     assert kind == "error"

@@ -434,7 +434,7 @@ impl Governance {
         for (role, members) in &self.rules.roles {
             match members.first() {
                 Some(m) => users.push(m.clone()),
-                None => tracing_free_warning(role),
+                None => warn_role_without_members(role),
             }
         }
         for user in users {
@@ -498,7 +498,8 @@ fn bind_identity(sql: &str, user: &str, role: &str) -> String {
     out
 }
 
-fn tracing_free_warning(role: &str) {
+/// On standard error, like the other start-up warnings of the server (this crate does not log).
+fn warn_role_without_members(role: &str) {
     eprintln!("warning: the role '{role}' has no members");
 }
 

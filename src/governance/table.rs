@@ -247,10 +247,11 @@ impl ExecutionPlan for GovernedExec {
         let predicate = self.predicate.clone();
         let exprs = self.exprs.clone();
         let schema = Arc::clone(&self.schema);
-        let out_schema = Arc::clone(&self.schema);
-        let stream = input.map(move |batch| {
-            batch.and_then(|b| apply(&b, predicate.as_ref(), &exprs, &out_schema))
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        let stream = input
+            .map(move |batch| batch.and_then(|b| apply(&b, predicate.as_ref(), &exprs, &schema)));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        )))
     }
 }

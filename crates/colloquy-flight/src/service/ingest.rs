@@ -140,12 +140,13 @@ impl ColloquyFlightSql {
                 .and_then(|r| r),
             None => work.await,
         };
-        if let Some(audit) = &self.options.audit {
-            match &result {
-                Ok(rows) => audit.append(&record, "ok", u64::try_from(*rows).unwrap_or(0)),
-                Err(_) => audit.append(&record, "error", 0),
-            }
-        }
+        self.audit_outcome(
+            &record,
+            result
+                .as_ref()
+                .map(|rows| u64::try_from(*rows).unwrap_or(0))
+                .map_err(|_| ()),
+        );
         result
     }
 }

@@ -632,10 +632,15 @@ impl ColloquyFlightSql {
 
     /// Writes a finished command to the audit trail, if there is one.
     pub(super) fn audit(&self, record: &Record, result: &Result<Vec<RecordBatch>>) {
+        self.audit_outcome(record, result.as_ref().map(|b| affected(b)).map_err(|_| ()));
+    }
+
+    /// Writes a finished statement (its rows, or that it failed) to the audit trail, if there is one.
+    pub(super) fn audit_outcome(&self, record: &Record, rows: std::result::Result<u64, ()>) {
         if let Some(audit) = &self.options.audit {
-            match result {
-                Ok(batches) => audit.append(record, "ok", affected(batches)),
-                Err(_) => audit.append(record, "error", 0),
+            match rows {
+                Ok(n) => audit.append(record, "ok", n),
+                Err(()) => audit.append(record, "error", 0),
             }
         }
     }

@@ -14,7 +14,7 @@ import pyarrow.flight as flight
 import pytest
 
 
-def start_server(binary, tmp_path, config=None, demo=False):
+def start_server(binary, tmp_path, config=None, demo=False, env=None):
     args = [binary, "serve", "--bind", "127.0.0.1:0"]
     if config:
         path = tmp_path / "colloquy.toml"
@@ -22,7 +22,7 @@ def start_server(binary, tmp_path, config=None, demo=False):
         args += ["--config", str(path)]
     if demo:
         args.append("--demo")
-    env = dict(os.environ, COLLOQUY_CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(os.environ, COLLOQUY_CACHE_DIR=str(tmp_path / "cache"), **(env or {}))
     # The server logs a line per query to stderr: into a file, because a pipe nobody reads fills up
     # (64 KiB) and then blocks the server's next log write.
     log = tmp_path / "server-stderr.log"

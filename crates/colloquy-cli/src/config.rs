@@ -62,6 +62,7 @@ pub struct Config {
 /// allow_plaintext_passwords = false  # passwords over plain TCP on a non-loopback address
 /// metrics_bind = "127.0.0.1:9090"   # /metrics (Prometheus) and /health
 /// audit_log = "/var/log/colloquy/audit.jsonl"  # every statement, hash-chained; the table `audit_log`
+///                                              # (or a prefix: "s3://bucket/audit/", one object per put)
 /// [server.users]               # basic-auth users (handshake → bearer token): argon2 hashes
 /// ana = "$argon2id$v=19$m=19456,t=2,p=1$…"      # from `colloquy hash-password`
 /// [server.tokens]              # static API tokens → user name
@@ -100,8 +101,9 @@ pub struct ServerSection {
     pub query_timeout_secs: Option<f64>,
     pub session_idle_secs: Option<f64>,
     pub metrics_bind: Option<String>,
-    /// The audit trail's file (JSON Lines, hash-chained), readable as the table `audit_log`.
-    pub audit_log: Option<std::path::PathBuf>,
+    /// The audit trail (JSON Lines, hash-chained), readable as the table `audit_log`: a local file, or an
+    /// object-store URL whose prefix gets one segment object per put.
+    pub audit_log: Option<String>,
     #[serde(default)]
     pub read: Vec<String>,
     #[serde(default)]

@@ -47,11 +47,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check that no line of an audit file was removed or changed (its hash chain), and print its head
+    /// Check that no line of an audit trail was removed or changed (its hash chain), and print its head
     /// hash to compare with one kept elsewhere.
     Verify {
-        /// The audit file (JSON Lines).
-        file: PathBuf,
+        /// The audit file (JSON Lines), or the object-store prefix of its segments (`s3://bucket/audit/`,
+        /// read with the environment's credentials).
+        trail: String,
     },
 }
 
@@ -134,7 +135,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::SaveModel(args) => save_model::run(args).await,
             Command::HashPassword => hash_password(),
-            Command::Audit(AuditCommand::Verify { file }) => audit_verify(&file),
+            Command::Audit(AuditCommand::Verify { trail }) => audit_verify(&trail).await,
         }
     });
     match result {
@@ -188,21 +189,21 @@ fn hash_password() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn audit_verify(file: &std::path::Path) -> anyhow::Result<()> {
-    let report = colloquy_flight::audit::verify(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+async fn audit_verify(trail: &str) -> anyhow::Result<()> {
+    let target = serve::audit_target(trail)?;
+    let report = colloquy_flight::audit::verify_target(&target)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     match report.problem {
         None => {
             println!(
-                "{}: {} entries, chain intact; head {}",
-                file.display(),
-                report.lines,
-                report.head
+                "{trail}: {} entries, chain intact; head {}",
+                report.lines, report.head
             );
             Ok(())
         }
         Some(problem) => anyhow::bail!(
-            "{}: {problem} ({} entries verified before it)",
-            file.display(),
+            "{trail}: {problem} ({} entries verified before it)",
             report.lines
         ),
     }

@@ -39,7 +39,11 @@ fn access_policy(
         registered.push(format!("{}/", dir.canonicalize()?.display()));
     }
     if let Some(audit) = &server.audit_log {
-        registered.push(audit_location(audit)?);
+        let location = audit_target(audit)?.location();
+        policy
+            .seal(&location, "the audit trail")
+            .map_err(|e| anyhow::anyhow!("audit_log: {e}"))?;
+        registered.push(location);
     }
     for location in registered {
         policy
@@ -68,7 +72,7 @@ fn governance(
         );
     }
     if let Some(audit) = &server.audit_log {
-        tables.insert(AUDIT_TABLE.to_string(), audit_location(audit)?);
+        tables.insert(AUDIT_TABLE.to_string(), audit_target(audit)?.location());
     }
     let rules = server.rules(tables);
     if rules.is_empty() {
@@ -82,12 +86,35 @@ fn governance(
 /// The table the audit trail is read as.
 const AUDIT_TABLE: &str = "audit_log";
 
-/// The audit file as an absolute path (it need not exist yet).
-fn audit_location(path: &std::path::Path) -> anyhow::Result<String> {
-    Ok(std::path::absolute(path)
-        .with_context(|| format!("audit_log {}", path.display()))?
-        .display()
-        .to_string())
+/// Where `audit_log` says the trail goes: a local file (as an absolute path; it need not exist yet),
+/// or, for a URL, the object-store prefix it names, with a store built from the environment's
+/// credentials as for the operator's archives.
+pub fn audit_target(location: &str) -> anyhow::Result<colloquy_flight::audit::Target> {
+    use colloquy_flight::audit::Target;
+    let location = location.trim();
+    if !location.contains("://") || location.starts_with("file://") {
+        let path = location.strip_prefix("file://").unwrap_or(location);
+        let path = std::path::absolute(path).with_context(|| format!("audit_log {location}"))?;
+        return Ok(Target::File(path));
+    }
+    let url = if location.ends_with('/') {
+        location.to_string()
+    } else {
+        format!("{location}/")
+    };
+    let parsed = colloquy::store::Location::parse(&url)
+        .map_err(|e| anyhow::anyhow!("audit_log {location}: {e}"))?;
+    anyhow::ensure!(
+        parsed.glob.is_none(),
+        "audit_log {location}: a prefix, not a pattern"
+    );
+    let store = colloquy::store::build_store(&parsed.base, &Default::default())
+        .map_err(|e| anyhow::anyhow!("audit_log {location}: {e}"))?;
+    Ok(Target::Store {
+        store,
+        prefix: parsed.prefix,
+        url,
+    })
 }
 
 fn limits(server: &ServerSection) -> anyhow::Result<Limits> {
@@ -206,16 +233,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let governed = governance(config.as_ref(), &server, demo_dir.as_deref())?;
     // Opened (and its chain checked) before the first session: a broken trail stops the server.
     let audit = match &server.audit_log {
-        Some(path) => Some(Arc::new(
-            colloquy_flight::AuditLog::open(
-                std::path::Path::new(&audit_location(path)?),
-                governed.is_some(),
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        Some(location) => Some(Arc::new(
+            colloquy_flight::AuditLog::open(audit_target(location)?, governed.is_some())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
         )),
         None => None,
     };
-    let audit_table = audit.as_ref().map(|a| a.path().to_path_buf());
+    let audit_table = audit.as_ref().map(|a| a.target().clone());
     let config_path: Option<PathBuf> = args.config.clone();
     // Each client session gets a context of its own, built the way `colloquy sql` builds one.
     let demo_dir_for_reload = demo_dir.clone();
@@ -237,8 +262,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             crate::set_up(&ctx, config_path.as_deref(), demo_dir.as_deref())
                 .await
                 .map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
-            if let Some(path) = &audit_table {
-                ctx.sql(&colloquy_flight::audit::table_sql(path))
+            if let Some(target) = &audit_table {
+                ctx.sql(&colloquy_flight::audit::table_sql(target))
                     .await?
                     .collect()
                     .await?;
@@ -377,10 +402,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"));
     cpu.shutdown_background();
     if let Some(audit) = &audit {
+        // An object-store trail puts its last queued lines before the server stops.
+        audit.close().await;
         // Kept elsewhere, the head hash shows whether lines were later cut from the end of the trail.
         eprintln!(
             "colloquy serve: audit trail {} ends at hash {}",
-            audit.path().display(),
+            audit.target().location(),
             audit.head()
         );
     }

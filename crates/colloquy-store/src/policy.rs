@@ -198,6 +198,8 @@ pub struct AccessPolicy {
     /// tables its roles may not read, or read only through row and column policies. A request overlaps
     /// one when either holds the other (a parent folder holds the protected data too).
     protected: Vec<(Prefix, String)>,
+    /// Locations no client writes whatever `write` says (the server's audit trail), with what they hold.
+    sealed: Vec<(Prefix, String)>,
 }
 
 impl AccessPolicy {
@@ -225,6 +227,7 @@ impl AccessPolicy {
             write: parse(write)?,
             hosts,
             protected: Vec::new(),
+            sealed: Vec::new(),
         })
     }
 
@@ -233,6 +236,14 @@ impl AccessPolicy {
     pub fn protect(&mut self, location: &str, table: &str) -> Result<(), String> {
         self.protected
             .push((Prefix::parse(location)?, table.to_string()));
+        Ok(())
+    }
+
+    /// Refuses every client write that overlaps `location` (`what` it holds, for the message), even
+    /// under a `write` prefix: the server alone writes its audit trail.
+    pub fn seal(&mut self, location: &str, what: &str) -> Result<(), String> {
+        self.sealed
+            .push((Prefix::parse(location)?, what.to_string()));
         Ok(())
     }
 
@@ -298,6 +309,16 @@ impl AccessPolicy {
             ));
         }
         let holds = |list: &[Prefix]| list.iter().any(|p| p.holds(&scheme, &authority, &path));
+        if write
+            && let Some((_, what)) = self.sealed.iter().find(|(p, _)| {
+                p.holds(&scheme, &authority, &path) || p.inside(&scheme, &authority, &path)
+            })
+        {
+            return Err(Denied::new(
+                "writes",
+                format!("'{shown}' holds {what}, which only the server writes"),
+            ));
+        }
         if write {
             if holds(&self.write) {
                 return Ok(());
@@ -611,6 +632,30 @@ mod tests {
         assert!(p.check_read_location(&dotted).is_err());
         assert!(p.check_read_location("/etc/passwd").is_err());
         assert!(p.check_read_location("s3://bucket/x").is_err());
+    }
+
+    #[test]
+    fn sealed_locations_are_never_written() {
+        let dir = tempfile::tempdir().expect("dir");
+        let root = dir.path().canonicalize().expect("canonical");
+        let mut p = policy(&[], &[&format!("{}/", root.display())], &[]);
+        p.seal(&format!("{}/audit/", root.display()), "the audit trail")
+            .expect("seal");
+        for refused in [
+            format!("{}/audit/00000000000000000007.jsonl", root.display()),
+            format!("{}/", root.display()),
+        ] {
+            let e = p.check_write_location(&refused).expect_err(&refused);
+            assert!(e.message.contains("the audit trail"), "{e}");
+        }
+        assert!(
+            p.check_write_location(&format!("{}/out/x.csv", root.display()))
+                .is_ok()
+        );
+        assert!(
+            p.check_read_location(&format!("{}/audit/", root.display()))
+                .is_ok()
+        );
     }
 
     #[test]

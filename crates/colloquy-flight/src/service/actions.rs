@@ -10,6 +10,7 @@ use prost::Message;
 use prost::bytes::Bytes;
 use tonic::{Request, Status};
 
+use super::query::Caller;
 use super::{ColloquyFlightSql, poisoned};
 use crate::auth::Principal;
 use crate::error::Error;
@@ -23,6 +24,7 @@ pub(super) struct Call {
     /// Who owns the caller's handles (see [`ColloquyFlightSql::owner`]).
     owner: String,
     principal: Principal,
+    caller: Caller,
     body: Bytes,
 }
 
@@ -76,6 +78,7 @@ impl ColloquyFlightSql {
         let key = Self::session_key(&request);
         let owner = Self::owner(&request);
         let principal = Self::principal(&request);
+        let caller = Self::caller(&request);
         let action = request.into_inner();
         let Some(entry) = ACTIONS.iter().find(|a| a.name == action.r#type) else {
             let names: Vec<&str> = ACTIONS.iter().map(|a| a.name).collect();
@@ -89,6 +92,7 @@ impl ColloquyFlightSql {
             key,
             owner,
             principal,
+            caller,
             body: action.body,
         };
         (entry.run)(self, call).await
@@ -125,7 +129,10 @@ impl ColloquyFlightSql {
                 None => format!("RESET {setting}"),
             };
             // The same way in as a SET statement: the gate's rules and limits apply.
-            let result = match self.plan_sql(&call.owner, &session, &sql).await {
+            let result = match self
+                .plan_sql(&call.caller, "set", &call.owner, &session, &sql)
+                .await
+            {
                 Ok(plan) => self.run_command(&session.ctx, plan).await.map(|_| ()),
                 Err(e) => Err(e),
             };

@@ -71,20 +71,16 @@ impl FlightSqlService for ColloquyFlightSql {
         let key = Self::session_key(&request);
         let owner = Self::owner(&request);
         let session = self.session(&key, &p.user).await?;
-        let plan = self.plan_sql(&owner, &session, &query.query).await?;
+        let caller = Self::caller(&request);
+        let plan = self
+            .plan_sql(&caller, "query", &owner, &session, &query.query)
+            .await?;
         if !plan.get_parameter_types().map_err(Error::from)?.is_empty() {
             return Err(
                 Error::invalid("the statement has parameters: prepare it and bind values").into(),
             );
         }
-        let record = self.record(
-            &Self::caller(&request),
-            &session,
-            "query",
-            &query.query,
-            Some(&plan),
-            None,
-        );
+        let record = self.record(&caller, &session, "query", &query.query, Some(&plan), None);
         let info = self
             .plan_result(
                 &key,
@@ -410,15 +406,11 @@ impl FlightSqlService for ColloquyFlightSql {
         let p = Self::principal(&request);
         let owner = Self::owner(&request);
         let session = self.session_for(&request).await?;
-        let plan = self.plan_sql(&owner, &session, &cmd.query).await?;
-        let record = self.record(
-            &Self::caller(&request),
-            &session,
-            "update",
-            &cmd.query,
-            Some(&plan),
-            None,
-        );
+        let caller = Self::caller(&request);
+        let plan = self
+            .plan_sql(&caller, "update", &owner, &session, &cmd.query)
+            .await?;
+        let record = self.record(&caller, &session, "update", &cmd.query, Some(&plan), None);
         let started = Instant::now();
         let batches = {
             let _slot = self.slot(&owner)?;
@@ -538,7 +530,15 @@ impl FlightSqlService for ColloquyFlightSql {
         let owner = Self::owner(&request);
         let session = self.session(&key, &Self::principal(&request).user).await?;
         // Planning only: nothing runs until GetFlightInfo, so DDL is executed exactly once.
-        let plan = self.plan_sql(&owner, &session, &query.query).await?;
+        let plan = self
+            .plan_sql(
+                &Self::caller(&request),
+                "prepare",
+                &owner,
+                &session,
+                &query.query,
+            )
+            .await?;
         let dataset = self.options.normalizer.schema(plan.schema().as_arrow());
         let params = parameter_schema(&plan)?;
         let opts = IpcWriteOptions::default();

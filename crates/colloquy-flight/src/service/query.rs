@@ -41,13 +41,35 @@ impl ColloquyFlightSql {
     /// Parses and plans a client's SQL on the query runtime (deep statements need its larger stacks;
     /// a table function may list an object store while planning), then checks the plan at the gate.
     /// Planning holds one of the owner's statement slots: a flood of plannings (each may list a slow
-    /// store) is capped like a flood of queries.
+    /// store) is capped like a flood of queries. A statement refused here is written to the audit trail
+    /// (as `kind`): probing is worth a record even when nothing ran.
     pub(super) async fn plan_sql(
         &self,
+        caller: &Caller,
+        kind: &'static str,
         owner: &str,
         session: &Session,
         sql: &str,
     ) -> Result<LogicalPlan> {
+        let planned = self.plan_checked(owner, session, sql).await;
+        if planned.is_err() {
+            let shown = if self.options.gate.check_sql(sql).is_ok() {
+                sql.to_string()
+            } else {
+                // Too long or too deep to keep whole: its start says what it was.
+                let mut end = sql.len().min(REFUSED_SQL_KEPT);
+                while !sql.is_char_boundary(end) {
+                    end -= 1;
+                }
+                format!("{} … ({} bytes)", &sql[..end], sql.len())
+            };
+            let record = self.record(caller, session, kind, &shown, None, None);
+            self.audit_outcome(&record, Err(()));
+        }
+        planned
+    }
+
+    async fn plan_checked(&self, owner: &str, session: &Session, sql: &str) -> Result<LogicalPlan> {
         self.options.gate.check_sql(sql)?;
         let _slot = self.slot(owner)?;
         let sql = number_placeholders(sql);
@@ -234,7 +256,12 @@ impl ColloquyFlightSql {
             handle.clone(),
             self.running.clone(),
             slot,
-            self.options.audit.clone().map(|a| (a, record)),
+            // A command was written to the trail when it ran; a query is when its stream ends.
+            self.options
+                .audit
+                .clone()
+                .filter(|_| matches!(pending, Pending::Plan { .. }))
+                .map(|a| (a, record)),
         );
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
         let deadline = self
@@ -337,7 +364,13 @@ impl ColloquyFlightSql {
             Command::CommandStatementQuery(q) => {
                 let session = self.session_for(&request).await?;
                 let plan = self
-                    .plan_sql(&Self::owner(&request), &session, &q.query)
+                    .plan_sql(
+                        &Self::caller(&request),
+                        "schema",
+                        &Self::owner(&request),
+                        &session,
+                        &q.query,
+                    )
                     .await?;
                 Arc::new(plan.schema().as_arrow().clone())
             }
@@ -646,7 +679,11 @@ impl ColloquyFlightSql {
     }
 }
 
+/// The bytes of a statement refused for its size or depth that the audit trail keeps.
+const REFUSED_SQL_KEPT: usize = 1024;
+
 /// Who sent a statement: the user, their session's key (hashed before it is written) and address.
+#[derive(Clone)]
 pub(super) struct Caller {
     user: String,
     session_key: String,

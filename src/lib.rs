@@ -26,6 +26,7 @@ pub mod analytics;
 pub mod governance;
 
 pub use colloquy_archive as archive;
+pub use colloquy_onnx as onnx;
 pub use colloquy_store as store;
 pub use datafusion;
 
@@ -146,6 +147,25 @@ pub fn set_user(ctx: &SessionContext, user: &str) {
         .write()
         .config_mut()
         .set_extension(Arc::new(colloquy_onnx::ModelOwner(user.to_string())));
+}
+
+/// Puts a server session on the server's model ledger: its registrations are kept there for the
+/// server's lifetime, and `onnx_model_history()` shows the user's models from every session (everyone's
+/// when `everything`). `session` tags its entries.
+pub fn share_model_history(
+    ctx: &SessionContext,
+    ledger: Arc<colloquy_onnx::ModelLedger>,
+    session: &str,
+    everything: bool,
+) {
+    colloquy_onnx::ModelLedgerView::attach(
+        ctx.state_ref().write().config_mut(),
+        colloquy_onnx::ModelLedgerView {
+            ledger,
+            session: session.to_string(),
+            everything,
+        },
+    );
 }
 
 /// The ONNX functions `plan` calls (views included), as `name@checksum` with the first 16 hex digits

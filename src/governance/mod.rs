@@ -201,6 +201,11 @@ impl Governance {
         roles
     }
 
+    /// Whether `user`'s roles are granted SELECT on `table`.
+    pub fn may_read(&self, user: &str, table: &str) -> bool {
+        self.may_select(&self.roles_of(user), table)
+    }
+
     fn may_select(&self, roles: &[String], table: &str) -> bool {
         self.rules.grants.iter().any(|g| {
             roles.contains(&g.role)

@@ -394,9 +394,17 @@ def test_the_audit_trail(env):
         history = cur.fetchall()
         assert [(h[0], h[1], h[3]) for h in history] == [("house_intent", "dave", False), ("house_intent", "dave", True)]
         assert history[0][2] in ("Utf8", "Utf8View") and history[1][2] == "Float64"
-    # A hostile client asking for the model history sees its own session's models only, not dave's.
+    # The history outlives the session: dave's next connection (a new session) still lists both versions,
+    # tagged with the session that registered them.
+    again = run(env, "dave", "SELECT name, owner, session FROM onnx_model_history() ORDER BY registered_at")
+    assert [(h[0], h[1]) for h in again] == [("house_intent", "dave")] * 2, again
+    assert again[0][2] and again[0][2] == again[1][2], again
+    # A hostile client asking for the model history sees its own models only, not dave's.
     kind, got = outcome(env, "ana", "SELECT name, owner, source FROM onnx_model_history()")
     assert (kind, got) == ("rows", []), got
+    # A role cleared for the audit trail (carol reads every table) sees everybody's.
+    seen = run(env, "carol", "SELECT owner, name FROM onnx_model_history()")
+    assert seen == [("dave", "house_intent")] * 2, seen
     # Only a role granted `audit_log` reads it; for the others it is neither a table nor a file.
     kind, got = outcome(env, "ana", "SELECT * FROM audit_log")
     assert kind == "error"

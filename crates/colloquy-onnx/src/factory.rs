@@ -101,7 +101,11 @@ impl FunctionFactory for OnnxFunctionFactory {
             .config()
             .get_extension::<crate::registry::ModelOwner>()
             .map_or_else(|| "operator".to_string(), |o| o.0.clone());
-        self.registry.record(&model, &return_type, &owner);
+        let ledger = state
+            .config()
+            .get_extension::<crate::registry::ModelLedgerView>();
+        self.registry
+            .record(&model, &return_type, &owner, ledger.as_deref());
         tracing::info!(function = %name, source = %model.source, checksum = %model.checksum, "registered ONNX model");
         Ok(RegisterFunction::Scalar(Arc::new(
             ScalarUDF::new_from_impl(OnnxFunc::new(model, return_type)),

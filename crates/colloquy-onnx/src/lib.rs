@@ -29,7 +29,9 @@ use datafusion::prelude::SessionContext;
 pub use embedder::RegistryEmbedder;
 pub use error::OnnxError;
 pub use factory::OnnxFunctionFactory;
-pub use registry::{ModelOwner, ModelRegistry, ModelVersion, OnnxModelsFunc};
+pub use registry::{
+    ModelLedger, ModelLedgerView, ModelOwner, ModelRegistry, ModelVersion, OnnxModelsFunc,
+};
 
 /// Lets the session being built create ONNX functions; returns the registry to pass to [`register`].
 pub fn with_factory(builder: SessionStateBuilder) -> (SessionStateBuilder, Arc<ModelRegistry>) {

@@ -118,6 +118,8 @@ pub struct ColloquyFlightSql {
     /// Statements running now, per owner, against `max_queries_per_user`.
     busy: Arc<Mutex<HashMap<String, usize>>>,
     started: Instant,
+    /// Every ONNX model registered in any session, for `onnx_model_history()`.
+    models: Arc<colloquy::onnx::ModelLedger>,
     sql_info: SqlInfoData,
     xdbc: XdbcTypeInfoData,
 }
@@ -136,6 +138,7 @@ impl ColloquyFlightSql {
             running: Arc::new(Mutex::new(HashMap::new())),
             busy: Arc::new(Mutex::new(HashMap::new())),
             started: Instant::now(),
+            models: Arc::default(),
             sql_info: sql_info()?,
             xdbc: xdbc_types()?,
         })

@@ -650,7 +650,7 @@ impl ColloquyFlightSql {
             started: std::time::SystemTime::now(),
             user: caller.user.clone(),
             roles: grants.map(|g| g.roles.clone()).unwrap_or_default(),
-            session: blake3::hash(caller.session_key.as_bytes()).to_hex()[..16].to_string(),
+            session: super::session::session_tag(&caller.session_key),
             client: caller.client.clone(),
             kind,
             sql: text,

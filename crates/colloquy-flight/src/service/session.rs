@@ -91,13 +91,21 @@ impl ColloquyFlightSql {
         let make = (self.options.factory)();
         let policy = self.options.gate.policy.clone();
         let user = user.to_string();
+        let ledger = Arc::clone(&self.models);
+        let tag = session_tag(key);
         let ctx = self
             .options
             .cpu
             .spawn(async move {
                 let ctx = make.await?;
                 colloquy::set_user(&ctx, &user);
-                if let Some(g) = governance.filter(|g| g.is_active()) {
+                let governance = governance.filter(|g| g.is_active());
+                // Everybody's model registrations are audit data: seen by those who read the trail.
+                let everything = governance
+                    .as_ref()
+                    .is_none_or(|g| g.may_read(&user, AUDIT_TABLE));
+                colloquy::share_model_history(&ctx, ledger, &tag, everything);
+                if let Some(g) = governance {
                     g.apply(&ctx, &user, policy.as_deref()).await?;
                 }
                 Ok::<_, Error>(ctx)
@@ -193,4 +201,13 @@ impl Drop for Slot {
             }
         }
     }
+}
+
+/// The table the audit trail is read as: who may read it may see every user's models.
+const AUDIT_TABLE: &str = "audit_log";
+
+/// A session as the audit trail and the model ledger name it: a hash of its key, never the key (it
+/// holds the bearer token).
+pub(super) fn session_tag(key: &str) -> String {
+    blake3::hash(key.as_bytes()).to_hex()[..16].to_string()
 }

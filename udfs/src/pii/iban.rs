@@ -2,7 +2,10 @@
 //!
 //! The country fixes the length, so the scanner knows where an IBAN ends even when it is written in the print format
 //! (`DE89 3704 0044 0532 0130 00`) and followed by more text. That, plus the checksum, is what keeps random codes
-//! out: a string that merely starts with two letters and two digits would pass mod 97 one time in 97.
+//! out: a string that merely starts with two letters and two digits would pass mod 97 one time in 97. A mistyped
+//! IBAN (its checksum fails) is still found when it is written in the print format throughout, groups of four
+//! and one space, at its country's exact length: that shape is an IBAN whatever its digits, and the typo does not
+//! make the account less the customer's.
 //!
 //! Lengths are those of the SWIFT IBAN registry as of 2025 (89 countries). Codes outside it (French overseas departments,
 //! Nordea's "experimental" IBANs for African countries) are not recognised; they use their parent's code in practice.
@@ -55,6 +58,9 @@ fn iban_at(text: &str, start: usize) -> Option<usize> {
     let mut iban = [0u8; 34];
     let mut n = 0;
     let mut p = start;
+    // Whether every separator is one space after a group of four: the print format.
+    let mut print_format = true;
+    let mut separators = 0;
     while n < len {
         let c = *b.get(p)?;
         if c.is_ascii_alphanumeric() {
@@ -67,12 +73,21 @@ fn iban_at(text: &str, start: usize) -> Option<usize> {
         {
             // The print format groups by four, but people also group by bank code and account, or use dashes:
             // allow one separator between any two characters after the check digits.
+            print_format &= c == b' ' && n % 4 == 0;
+            separators += 1;
             p += 1;
         } else {
             return None;
         }
     }
-    (clear_after(text, p, &EDGE) && mod97(&iban[..len])).then_some(p)
+    if !clear_after(text, p, &EDGE) {
+        return None;
+    }
+    // A checksum that fails is a mistyped IBAN when it is written in the print format throughout: a
+    // customer's account number with a typo still points at their account, so it is hidden too. Other
+    // shapes must pass the checksum, which keeps order numbers and product codes out.
+    let grouped = print_format && separators == (len - 1) / 4;
+    (mod97(&iban[..len]) || grouped).then_some(p)
 }
 
 /// ISO 7064 MOD 97-10 over an upper-case IBAN: move the first four characters to the end, read letters as 10..=35,
@@ -205,9 +220,27 @@ mod tests {
     }
 
     #[test]
+    fn mistyped_ibans_in_the_print_format() {
+        assert_eq!(red("DE89 3704 0044 0532 0130 01"), "<IBAN>");
+        assert_eq!(
+            red("falsch: GB84 HBUK 4012 7671 8033 41."),
+            "falsch: <IBAN>."
+        );
+        assert_eq!(red("FR76 1027 8060 7685 9952 8907 827 ;"), "<IBAN> ;");
+        // Any other shape must pass the checksum.
+        for text in [
+            "DE89370400440532013001",
+            "DE89 37040044 0532013001",
+            "DE89-3704-0044-0532-0130-01",
+            "DE89 3704  0044 0532 0130 01",
+        ] {
+            assert_eq!(ibans(text), Vec::<&str>::new(), "{text}");
+        }
+    }
+
+    #[test]
     fn not_ibans() {
         for text in [
-            "DE89 3704 0044 0532 0130 01",
             "DE89 3704 0044 0532 0130 0",
             "DE89 3704 0044 0532 0130 000",
             "XX89 3704 0044 0532 0130 00",

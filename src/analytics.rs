@@ -15,17 +15,28 @@ use crate::MESSAGES_TABLE;
 /// The optional table that maps (channel, sender_id) to one customer_id across channels.
 pub const IDENTITIES_TABLE: &str = "customer_identities";
 
-/// One view of the library: its name and the `CREATE OR REPLACE VIEW` statement of its file.
+/// The optional table of reviewed labels (message_id, task, label) that `model_quality` scores models on.
+pub const LABELS_TABLE: &str = "labels";
+
+/// One view of the library: its name, the `CREATE OR REPLACE VIEW` statement of its file, and the
+/// optional table it needs besides `messages` (it exists only while that table does).
 #[derive(Debug, Clone, Copy)]
 pub struct View {
     pub name: &'static str,
     pub sql: &'static str,
+    pub needs: Option<&'static str>,
 }
 
 macro_rules! views {
-    ($($name:literal),* $(,)?) => {
-        &[$(View { name: $name, sql: include_str!(concat!("../sql/views/", $name, ".sql")) }),*]
+    ($($name:literal $(needs $table:expr)?),* $(,)?) => {
+        &[$(View {
+            name: $name,
+            sql: include_str!(concat!("../sql/views/", $name, ".sql")),
+            needs: views!(@needs $($table)?),
+        }),*]
     };
+    (@needs) => { None };
+    (@needs $table:expr) => { Some($table) };
 }
 
 /// Every view, in an order where each comes after the views it reads.
@@ -43,6 +54,7 @@ pub const VIEWS: &[View] = views![
     "language_mix",
     "drift_weekly",
     "routing_alerts",
+    "model_quality" needs LABELS_TABLE,
 ];
 
 /// The join in `conversation_messages.sql` that reads the identity map; replaced by an empty relation of
@@ -61,7 +73,8 @@ pub struct Installed {
 }
 
 /// Creates (or re-creates) every view of the library when the session has a `messages` table, and drops
-/// them when it has none. A view that fails does not stop the others.
+/// them when it has none; a view that needs another optional table (`labels`) likewise. A view that
+/// fails does not stop the others.
 pub async fn install_views(ctx: &SessionContext) -> Result<Installed> {
     let mut installed = Installed::default();
     if !ctx.table_exist(MESSAGES_TABLE)? {
@@ -74,6 +87,14 @@ pub async fn install_views(ctx: &SessionContext) -> Result<Installed> {
     }
     let has_identities = ctx.table_exist(IDENTITIES_TABLE)?;
     for v in VIEWS {
+        if let Some(table) = v.needs
+            && !ctx.table_exist(table)?
+        {
+            if ctx.table_exist(v.name)? && is_view(ctx, v.name).await {
+                ctx.deregister_table(v.name)?;
+            }
+            continue;
+        }
         let sql = if has_identities {
             v.sql.to_string()
         } else {
@@ -99,8 +120,8 @@ async fn is_view(ctx: &SessionContext, name: &str) -> bool {
     }
 }
 
-/// True for a statement that creates, replaces or drops `messages` or `customer_identities`, or a
-/// function: run [`install_views`] after it.
+/// True for a statement that creates, replaces or drops `messages`, `customer_identities` or `labels`, or
+/// a function: run [`install_views`] after it.
 pub fn affects_views(plan: &LogicalPlan) -> bool {
     let LogicalPlan::Ddl(ddl) = plan else {
         return false;
@@ -127,7 +148,9 @@ pub fn affects_views(plan: &LogicalPlan) -> bool {
 /// True when `name` is one of the tables the views read (bulk ingest creates tables without a plan).
 pub fn is_input_table(name: &TableReference) -> bool {
     let table = name.table();
-    table.eq_ignore_ascii_case(MESSAGES_TABLE) || table.eq_ignore_ascii_case(IDENTITIES_TABLE)
+    [MESSAGES_TABLE, IDENTITIES_TABLE, LABELS_TABLE]
+        .iter()
+        .any(|t| table.eq_ignore_ascii_case(t))
 }
 
 /// Installs the views and reports the ones that failed on standard error: for front ends that have no

@@ -6,6 +6,8 @@
 pub mod options;
 pub mod pii;
 
+mod classification_report;
+mod confusion_matrix;
 mod current_setting;
 mod drift;
 mod drift_state;
@@ -13,6 +15,7 @@ pub mod embedding;
 mod intent;
 mod intent_confidence;
 mod intent_scores;
+mod label_counts;
 mod language;
 mod language_confidence;
 mod pii_types;
@@ -28,6 +31,8 @@ use std::sync::Arc;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
+pub use classification_report::ClassificationReportFunc;
+pub use confusion_matrix::ConfusionMatrixFunc;
 pub use current_setting::CurrentSettingFunc;
 pub use drift::DriftFunc;
 pub use embedding::SentenceEmbedder;
@@ -81,6 +86,8 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     vec![
         Arc::new(AggregateUDF::new_from_impl(DriftFunc::new())),
         Arc::new(AggregateUDF::new_from_impl(TrainClassifierFunc::new())),
+        Arc::new(AggregateUDF::new_from_impl(ClassificationReportFunc::new())),
+        Arc::new(AggregateUDF::new_from_impl(ConfusionMatrixFunc::new())),
     ]
 }
 

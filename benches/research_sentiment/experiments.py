@@ -42,10 +42,9 @@ import hashlib
 import json
 import math
 import re
-import sys
 import time
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -665,7 +664,7 @@ def peers(dev):
     for name, (fn, th) in systems.items():
         res = {}
 
-        def lab3(s):
+        def lab3(s, th=th):
             return 2 if s > th or (th == 0 and s > 0) else 0 if s < -th or (th == 0 and s < 0) else 1
 
         per = {}

@@ -201,7 +201,10 @@ pub fn domain_classifier(reference: &TextSample, current: &TextSample) -> Option
     })
 }
 
-/// The words whose share of texts changed most between the samples, as `+word` (more frequent now) or
+/// How many texts of the pooled sample each side's word share is smoothed with in [`moved_terms`].
+const PRIOR_TEXTS: f64 = 20.0;
+
+/// The words that explain the change most (see the score below), as `+word` (more frequent now) or
 /// `-word` (less frequent), at most `k`.
 pub fn moved_terms(reference: &TextSample, current: &TextSample, k: usize) -> Vec<String> {
     // One hash map (foldhash: SipHash was a tenth of the query) counting both sides, not ordered maps:
@@ -232,8 +235,15 @@ pub fn moved_terms(reference: &TextSample, current: &TextSample, k: usize) -> Ve
             if ca + cb < 3 {
                 return None;
             }
-            let diff = cb as f64 / nb - ca as f64 / na;
-            Some((diff.abs(), w, diff > 0.0))
+            // How much the word explains the change: its term of the symmetric KL divergence between
+            // the two sides' document frequencies, (q − p)·ln(q/p). A word frequent everywhere moves by a
+            // few points with a ratio near 1 and scores little; a word that appears with the change
+            // (a ratio of 10 or 100) leads. Each side's share is pulled towards the word's pooled share
+            // by PRIOR_TEXTS texts, so a word seen a handful of times cannot lead on its ratio alone.
+            let pooled = (ca + cb) as f64 / (na + nb);
+            let p = (ca as f64 + PRIOR_TEXTS * pooled) / (na + PRIOR_TEXTS);
+            let q = (cb as f64 + PRIOR_TEXTS * pooled) / (nb + PRIOR_TEXTS);
+            Some(((q - p) * (q / p).ln(), w, q > p))
         })
         .collect();
     moved.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(y.1)));
@@ -267,6 +277,27 @@ mod tests {
         assert_eq!(a.count, 6000);
         assert_eq!(a.items, whole.items);
         assert_eq!(a.sampled(), SAMPLE_SIZE);
+    }
+
+    #[test]
+    fn the_words_that_came_with_the_change_lead() {
+        // The reference: 400 texts, "the" in 65% of them. The current side: "the" in 50%, and "courier"
+        // (never seen before) in 10%. "the" moved more in absolute share, but "courier" explains the change.
+        let reference = sample((0..400).map(|i| {
+            if i % 20 < 13 {
+                format!("where is the order {i}")
+            } else {
+                format!("where is my order {i}")
+            }
+        }));
+        let current = sample((0..400).map(|i| match i % 10 {
+            0 => format!("the courier lost order {i}"),
+            1..5 => format!("where is the order {i}"),
+            _ => format!("where is my order {i}"),
+        }));
+        let top = moved_terms(&reference, &current, 3);
+        assert_eq!(top[0], "+courier", "{top:?}");
+        assert!(top.contains(&"+lost".to_string()), "{top:?}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ EXPECTED_PNGS = {
     "02-channel-kpis.ipynb": 4,
     "03-sentiment-and-drift.ipynb": 6,
     "04-extending-with-onnx.ipynb": 1,
+    "05-model-validation.ipynb": 0,
 }
 
 # Text that must appear in a notebook's outputs: computed by the notebook, so a wrong answer fails here.
@@ -55,6 +56,14 @@ EXPECTED_TEXT = {
         "track_order messages the trained model calls shipping:",
         "opening intents with the swapped model: billing,",
         "return or exchange   <- can I swap this jacket for a bigger size",
+    ],
+    "05-model-validation.ipynb": [
+        "19 of 19 reviewed messages found in the archive",
+        "model_quality exists: True",
+        "intent accuracy on 19 reviewed messages:",
+        "matches the sample's own count of agreements: True",
+        "| they match the sample: True",
+        "model_quality after DROP TABLE labels: 0",
     ],
 }
 

@@ -4,10 +4,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, ListArray, StringBuilder, StructArray,
-};
-use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::array::{Float64Builder, Int64Builder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -15,7 +12,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, DocSection, Documentation, Signature, Volatility,
 };
 
-use crate::label_counts::{self, LabelCounts, Scores};
+use crate::label_counts::{self, LabelAccumulator, LabelCounts, Scores};
 
 const NAME: &str = "classification_report";
 
@@ -48,10 +45,6 @@ fn row_fields() -> Fields {
     ])
 }
 
-fn item_field() -> FieldRef {
-    Arc::new(Field::new_list_field(DataType::Struct(row_fields()), true))
-}
-
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DocSection { include: true, label: "Model validation", description: None },
@@ -78,7 +71,7 @@ impl AggregateUDFImpl for ClassificationReportFunc {
     }
 
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::List(item_field()))
+        Ok(DataType::List(label_counts::item_field(row_fields())))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -86,7 +79,7 @@ impl AggregateUDFImpl for ClassificationReportFunc {
     }
 
     fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::<ReportAccumulator>::default())
+        Ok(Box::new(LabelAccumulator::new(report)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -98,103 +91,74 @@ impl AggregateUDFImpl for ClassificationReportFunc {
 /// accuracy row).
 type Row = (String, Option<f64>, Option<f64>, f64, i64);
 
-#[derive(Debug, Default)]
-struct ReportAccumulator {
-    counts: LabelCounts,
-}
-
-impl Accumulator for ReportAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.counts.update(values)
+/// The report of the counted pairs, as one list value.
+fn report(counts: &LabelCounts) -> Result<ScalarValue> {
+    let (per_label, accuracy, total) = label_counts::scores(counts);
+    let mut rows: Vec<Row> = per_label
+        .iter()
+        .map(|(l, s)| {
+            (
+                l.clone(),
+                Some(s.precision),
+                Some(s.recall),
+                s.f1,
+                s.support,
+            )
+        })
+        .collect();
+    if !per_label.is_empty() {
+        let n = per_label.len() as f64;
+        let mean = |f: fn(&Scores) -> f64| per_label.iter().map(|(_, s)| f(s)).sum::<f64>() / n;
+        let weighted = |f: fn(&Scores) -> f64| {
+            if total == 0 {
+                0.0
+            } else {
+                per_label
+                    .iter()
+                    .map(|(_, s)| f(s) * s.support as f64)
+                    .sum::<f64>()
+                    / total as f64
+            }
+        };
+        rows.push(("accuracy".into(), None, None, accuracy, total));
+        rows.push((
+            "macro avg".into(),
+            Some(mean(|s| s.precision)),
+            Some(mean(|s| s.recall)),
+            mean(|s| s.f1),
+            total,
+        ));
+        rows.push((
+            "weighted avg".into(),
+            Some(weighted(|s| s.precision)),
+            Some(weighted(|s| s.recall)),
+            weighted(|s| s.f1),
+            total,
+        ));
     }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.counts.merge(states)
+    let (mut label, mut precision, mut recall, mut f1, mut support) = (
+        StringBuilder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Int64Builder::new(),
+    );
+    for (l, p, r, f, s) in &rows {
+        label.append_value(l);
+        precision.append_option(*p);
+        recall.append_option(*r);
+        f1.append_value(*f);
+        support.append_value(*s);
     }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(self.counts.state())
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        let (per_label, accuracy, total) = label_counts::scores(&self.counts);
-        let mut rows: Vec<Row> = per_label
-            .iter()
-            .map(|(l, s)| {
-                (
-                    l.clone(),
-                    Some(s.precision),
-                    Some(s.recall),
-                    s.f1,
-                    s.support,
-                )
-            })
-            .collect();
-        if !per_label.is_empty() {
-            let n = per_label.len() as f64;
-            let mean = |f: fn(&Scores) -> f64| per_label.iter().map(|(_, s)| f(s)).sum::<f64>() / n;
-            let weighted = |f: fn(&Scores) -> f64| {
-                if total == 0 {
-                    0.0
-                } else {
-                    per_label
-                        .iter()
-                        .map(|(_, s)| f(s) * s.support as f64)
-                        .sum::<f64>()
-                        / total as f64
-                }
-            };
-            rows.push(("accuracy".into(), None, None, accuracy, total));
-            rows.push((
-                "macro avg".into(),
-                Some(mean(|s| s.precision)),
-                Some(mean(|s| s.recall)),
-                mean(|s| s.f1),
-                total,
-            ));
-            rows.push((
-                "weighted avg".into(),
-                Some(weighted(|s| s.precision)),
-                Some(weighted(|s| s.recall)),
-                weighted(|s| s.f1),
-                total,
-            ));
-        }
-        let (mut label, mut precision, mut recall, mut f1, mut support) = (
-            StringBuilder::new(),
-            Float64Builder::new(),
-            Float64Builder::new(),
-            Float64Builder::new(),
-            Int64Builder::new(),
-        );
-        for (l, p, r, f, s) in &rows {
-            label.append_value(l);
-            precision.append_option(*p);
-            recall.append_option(*r);
-            f1.append_value(*f);
-            support.append_value(*s);
-        }
-        let items = StructArray::try_new(
-            row_fields(),
-            vec![
-                Arc::new(label.finish()),
-                Arc::new(precision.finish()),
-                Arc::new(recall.finish()),
-                Arc::new(f1.finish()),
-                Arc::new(support.finish()),
-            ],
-            None,
-        )?;
-        let list = ListArray::try_new(
-            item_field(),
-            OffsetBuffer::from_lengths([rows.len()]),
-            Arc::new(items),
-            None,
-        )?;
-        Ok(ScalarValue::List(Arc::new(list)))
-    }
-
-    fn size(&self) -> usize {
-        self.counts.size()
-    }
+    label_counts::list_of_rows(
+        row_fields(),
+        vec![
+            Arc::new(label.finish()),
+            Arc::new(precision.finish()),
+            Arc::new(recall.finish()),
+            Arc::new(f1.finish()),
+            Arc::new(support.finish()),
+        ],
+        rows.len(),
+    )
 }

@@ -4,8 +4,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{ArrayRef, Int64Builder, ListArray, StringBuilder, StructArray};
-use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::array::{Int64Builder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -13,7 +12,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, DocSection, Documentation, Signature, Volatility,
 };
 
-use crate::label_counts::{self, LabelCounts};
+use crate::label_counts::{self, LabelAccumulator, LabelCounts};
 
 const NAME: &str = "confusion_matrix";
 
@@ -44,10 +43,6 @@ fn row_fields() -> Fields {
     ])
 }
 
-fn item_field() -> FieldRef {
-    Arc::new(Field::new_list_field(DataType::Struct(row_fields()), true))
-}
-
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DocSection { include: true, label: "Model validation", description: None },
@@ -74,7 +69,7 @@ impl AggregateUDFImpl for ConfusionMatrixFunc {
     }
 
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::List(item_field()))
+        Ok(DataType::List(label_counts::item_field(row_fields())))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -82,7 +77,7 @@ impl AggregateUDFImpl for ConfusionMatrixFunc {
     }
 
     fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::<MatrixAccumulator>::default())
+        Ok(Box::new(LabelAccumulator::new(matrix)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -90,55 +85,26 @@ impl AggregateUDFImpl for ConfusionMatrixFunc {
     }
 }
 
-#[derive(Debug, Default)]
-struct MatrixAccumulator {
-    counts: LabelCounts,
-}
-
-impl Accumulator for MatrixAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.counts.update(values)
+/// The counted pairs as one list value, in label order.
+fn matrix(counts: &LabelCounts) -> Result<ScalarValue> {
+    let pairs = counts.by_actual();
+    let (mut actual, mut predicted, mut count) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+    );
+    for ((a, p), n) in &pairs {
+        actual.append_value(a);
+        predicted.append_value(p);
+        count.append_value(*n);
     }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.counts.merge(states)
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(self.counts.state())
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        let pairs = self.counts.by_actual();
-        let (mut actual, mut predicted, mut count) = (
-            StringBuilder::new(),
-            StringBuilder::new(),
-            Int64Builder::new(),
-        );
-        for ((a, p), n) in &pairs {
-            actual.append_value(a);
-            predicted.append_value(p);
-            count.append_value(*n);
-        }
-        let items = StructArray::try_new(
-            row_fields(),
-            vec![
-                Arc::new(actual.finish()),
-                Arc::new(predicted.finish()),
-                Arc::new(count.finish()),
-            ],
-            None,
-        )?;
-        let list = ListArray::try_new(
-            item_field(),
-            OffsetBuffer::from_lengths([pairs.len()]),
-            Arc::new(items),
-            None,
-        )?;
-        Ok(ScalarValue::List(Arc::new(list)))
-    }
-
-    fn size(&self) -> usize {
-        self.counts.size()
-    }
+    label_counts::list_of_rows(
+        row_fields(),
+        vec![
+            Arc::new(actual.finish()),
+            Arc::new(predicted.finish()),
+            Arc::new(count.finish()),
+        ],
+        pairs.len(),
+    )
 }

@@ -6,9 +6,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::Accumulator;
 
 use crate::strings::{is_text_type, text_values};
 
@@ -158,6 +160,66 @@ impl LabelCounts {
                 .iter()
                 .map(|(p, row)| p.capacity() + row.keys().map(|a| a.capacity() + 48).sum::<usize>())
                 .sum::<usize>()
+    }
+}
+
+/// One list value of `rows` structs with `fields`, from their columns: the result of both aggregates.
+pub(crate) fn list_of_rows(
+    fields: Fields,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> Result<ScalarValue> {
+    let items = StructArray::try_new(fields.clone(), columns, None)?;
+    let list = ListArray::try_new(
+        item_field(fields),
+        OffsetBuffer::from_lengths([rows]),
+        Arc::new(items),
+        None,
+    )?;
+    Ok(ScalarValue::List(Arc::new(list)))
+}
+
+/// The item field of the list both aggregates return.
+pub(crate) fn item_field(fields: Fields) -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::Struct(fields), true))
+}
+
+/// The accumulator of both aggregates: they count the same pairs and differ only in what they make of
+/// the counts at the end.
+#[derive(Debug)]
+pub(crate) struct LabelAccumulator {
+    counts: LabelCounts,
+    evaluate: fn(&LabelCounts) -> Result<ScalarValue>,
+}
+
+impl LabelAccumulator {
+    pub(crate) fn new(evaluate: fn(&LabelCounts) -> Result<ScalarValue>) -> Self {
+        Self {
+            counts: LabelCounts::default(),
+            evaluate,
+        }
+    }
+}
+
+impl Accumulator for LabelAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.counts.update(values)
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.counts.merge(states)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(self.counts.state())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        (self.evaluate)(&self.counts)
+    }
+
+    fn size(&self) -> usize {
+        self.counts.size()
     }
 }
 

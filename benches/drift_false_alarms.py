@@ -34,7 +34,7 @@ import subprocess
 import sys
 
 INCIDENT = "2026-03-02"
-LEVELS = [0.05, 0.02, 0.01, 0.005, 0.001]
+LEVELS = [0.05, 0.02, 0.01, 0.008, 0.006, 0.005, 0.001]
 
 UNITS = {
     "messages": """
@@ -91,6 +91,29 @@ def p(row: dict[str, str], test: str) -> float:
     return float(value) if value else 1.0
 
 
+def shipped(binary: str, archives: list[str], tests: list[str]) -> None:
+    """The flags of the view as it ships (its unit, its levels)."""
+    quiet, onsets = [], []
+    for archive in archives:
+        sql = ("SELECT channel, CAST(week AS VARCHAR) AS week, text_drifted, intent_drifted, sentiment_drifted, "
+               "drifted FROM drift_weekly;")
+        for row in run(binary, archive, sql):
+            if row["channel"] == "whatsapp" and row["week"] == INCIDENT:
+                onsets.append(row)
+            elif not (row["channel"] == "whatsapp" and row["week"] > INCIDENT):
+                quiet.append(row)
+    share = {t: sum(r[f"{t}_drifted"] == "true" for r in quiet) / len(quiet) for t in tests}
+    fp = sum(r["drifted"] == "true" for r in quiet) / len(quiet)
+    caught = sum(r["drifted"] == "true" for r in onsets)
+    both = sum(r["intent_drifted"] == "true" and r["sentiment_drifted"] == "true" for r in onsets)
+    print(f"## drift_weekly as shipped ({len(quiet)} no-change channel-weeks, {len(onsets)} onsets)")
+    print("| " + " | ".join(f"{t} false alarms" for t in tests)
+          + " | drifted: false alarms | onsets caught | onsets with intent and sentiment drift |")
+    print("|---" * (len(tests) + 3) + "|")
+    print("| " + " | ".join(f"{share[t]:.3f}" for t in tests)
+          + f" | {fp:.3f} | {caught} / {len(onsets)} | {both} / {len(onsets)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--colloquy", required=True)
@@ -101,13 +124,17 @@ def main() -> None:
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     tests = ["text", "intent", "sentiment"]
+    archives = []
+    for seed in args.seeds.split(","):
+        archive = os.path.join(args.work, f"demo-{args.conversations}-{seed}")
+        if not os.path.isdir(archive):
+            subprocess.run([args.colloquy, "demo", "--seed", seed, "--conversations", str(args.conversations),
+                            "--out", archive], check=True, capture_output=True)
+        archives.append(archive)
+    shipped(args.colloquy, archives, tests)
     for unit, units_sql in UNITS.items():
         quiet, onsets, splits = [], [], []
-        for seed in args.seeds.split(","):
-            archive = os.path.join(args.work, f"demo-{args.conversations}-{seed}")
-            if not os.path.isdir(archive):
-                subprocess.run([args.colloquy, "demo", "--seed", seed, "--conversations", str(args.conversations),
-                                "--out", archive], check=True, capture_output=True)
+        for archive in archives:
             for row in run(args.colloquy, archive, WEEKLY.format(units=units_sql)):
                 if row["channel"] == "whatsapp" and row["week"] == INCIDENT:
                     onsets.append(row)

@@ -49,7 +49,7 @@ EXPECTED_TEXT = {
     "03-sentiment-and-drift.ipynb": [
         "largest fall: whatsapp, week of 2026-03-02",
         "top: track_order",
-        "whatsapp weeks with intent and sentiment drift: 2026-03-02",
+        "whatsapp weeks with sentiment drift: 2026-03-02",
     ],
     "04-extending-with-onnx.ipynb": [
         "topic('my parcel has not arrived yet') = shipping",

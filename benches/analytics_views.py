@@ -17,9 +17,10 @@ import sys
 import tempfile
 import time
 
-# Every view of the library, as the binary has them (sql/views/<name>.sql creates <name>).
-VIEWS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sql", "views")
-VIEWS = sorted(f[:-4] for f in os.listdir(VIEWS_DIR) if f.endswith(".sql"))
+import common
+
+# Every view of the library a session with only `messages` has (sql/views/<name>.sql creates <name>).
+VIEWS = common.library_views()
 
 REGISTER = (
     "CREATE EXTERNAL TABLE messages STORED AS ARCHIVE LOCATION '{dir}/' OPTIONS "

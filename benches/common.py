@@ -82,3 +82,22 @@ def last_json_array(stdout: str) -> Any:
         if pos >= len(stdout):
             return last
         last, pos = decoder.raw_decode(stdout, pos)
+
+
+# Tables some views of sql/views/ read besides `messages`; such a view exists only while its table does.
+OPTIONAL_INPUTS = ("labels",)
+
+
+def library_views() -> list[str]:
+    """The views of sql/views/ that a session with only `messages` has (by each file's `-- Inputs:` line)."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sql", "views")
+    views = []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".sql"):
+            continue
+        with open(os.path.join(folder, name)) as f:
+            inputs = next((line for line in f if line.startswith("-- Inputs:")), "")
+        if not any(table in inputs.replace(",", " ").replace(".", " ").split() for table in OPTIONAL_INPUTS):
+            views.append(name[:-4])
+    return views
+

@@ -30,8 +30,7 @@ import adbc_driver_flightsql.dbapi as flight_sql
 
 import common
 
-VIEWS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sql", "views")
-VIEWS = sorted(f[:-4] for f in os.listdir(VIEWS_DIR) if f.endswith(".sql"))
+VIEWS = common.library_views()
 
 BASE = """
 [[archive]]

@@ -248,6 +248,8 @@ BYPASSES = [
     ("a view over the table", "CREATE VIEW mine AS SELECT * FROM messages", "rows"),
     ("text functions over hidden text", "SELECT sentiment(text), intent(text), language(text), pii_types(text) FROM messages", "rows"),
     ("drift over the text", "SELECT drift(text, channel = 'sms') FROM messages", "rows"),
+    ("classification_report over hashed names", "SELECT classification_report(sender_name, channel) FROM messages", "rows"),
+    ("confusion_matrix over masked text", "SELECT confusion_matrix(text, channel) FROM messages", "rows"),
     ("EXPLAIN", "EXPLAIN SELECT * FROM messages", "rows"),
     ("EXPLAIN VERBOSE", "EXPLAIN VERBOSE SELECT * FROM messages WHERE channel = 'webchat'", "rows"),
     ("EXPLAIN ANALYZE (its row counts)", "EXPLAIN ANALYZE SELECT * FROM messages", "error"),
@@ -293,8 +295,25 @@ def test_bypass(env, what, sql, expected):
             assert got == [(0,)]
         if what == "a division that fails on a hidden value":
             assert got == [(3,)]
+        if what in ("classification_report over hashed names", "confusion_matrix over masked text"):
+            # Only the role's three rows are scored: no hidden channel among the labels.
+            assert "webchat" not in text, text
+        if what == "classification_report over hashed names":
+            assert [r for r in got[0][0] if r["label"] == "accuracy"][0]["support"] == 3, got
     else:
         assert "rule: grants" in got or "not found" in got.lower() or "no field" in got.lower() or "not exist" in got.lower() or "cast" in got.lower() or "schema" in got.lower(), got
+
+
+def test_model_quality_scores_only_the_rows_the_role_reads(env):
+    """A role's own `labels` table, naming hidden messages too, gives a model_quality of its rows only."""
+    with connect(env, "ana") as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE labels (message_id VARCHAR, task VARCHAR, label VARCHAR) AS VALUES "
+                    "('m0', 'language', 'en'), ('m3', 'language', 'en'), ('m4', 'language', 'en')")
+        cur.fetchall()
+        cur.execute("SELECT channel, reviewed, label, support FROM model_quality WHERE label = 'accuracy'")
+        got = cur.fetchall()
+    assert_no_leak(repr(got))
+    assert got == [("whatsapp", 1, "accuracy", 1)], got
 
 
 def test_prepared_statements_with_parameters(env):

@@ -10,7 +10,6 @@ view, as a user's queries would read it.
 """
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -44,10 +43,7 @@ def main():
     p.add_argument("--work", help="keep the archive here (reused when it exists)")
     args = p.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="colloquy-views-")
-    archive = os.path.join(work, f"demo-{args.conversations}")
-    if not os.path.isdir(archive):
-        subprocess.run([args.colloquy, "demo", "--out", archive, "--conversations", str(args.conversations)],
-                       check=True, stdout=subprocess.DEVNULL)
+    archive = common.demo_archive(args.colloquy, work, args.conversations)
     register = REGISTER.format(dir=archive)
     _, out = run_sql(args.colloquy, [register, "SELECT count(*) AS n FROM messages"])
     messages = int(re.findall(r"\d+", out)[-1])

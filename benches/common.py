@@ -101,3 +101,16 @@ def library_views() -> list[str]:
             views.append(name[:-4])
     return views
 
+
+def demo_archive(binary: str, work: str, conversations: int, seed: int | None = None) -> str:
+    """The demo archive of `conversations` (and `seed`) under `work`, written by `colloquy demo` unless it is
+    there already; returns its folder."""
+    name = f"demo-{conversations}" if seed is None else f"demo-{conversations}-{seed}"
+    archive = os.path.join(work, name)
+    if not os.path.isdir(archive):
+        args = [binary, "demo", "--out", archive, "--conversations", str(conversations)]
+        if seed is not None:
+            args += ["--seed", str(seed)]
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    return archive
+

@@ -33,6 +33,8 @@ import os
 import subprocess
 import sys
 
+import common
+
 INCIDENT = "2026-03-02"
 LEVELS = [0.05, 0.02, 0.01, 0.008, 0.006, 0.005, 0.001]
 
@@ -124,13 +126,8 @@ def main() -> None:
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     tests = ["text", "intent", "sentiment"]
-    archives = []
-    for seed in args.seeds.split(","):
-        archive = os.path.join(args.work, f"demo-{args.conversations}-{seed}")
-        if not os.path.isdir(archive):
-            subprocess.run([args.colloquy, "demo", "--seed", seed, "--conversations", str(args.conversations),
-                            "--out", archive], check=True, capture_output=True)
-        archives.append(archive)
+    archives = [common.demo_archive(args.colloquy, args.work, args.conversations, int(seed))
+                for seed in args.seeds.split(",")]
     shipped(args.colloquy, archives, tests)
     for unit, units_sql in UNITS.items():
         quiet, onsets, splits = [], [], []

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -88,10 +87,7 @@ def main() -> None:
     p.add_argument("--work", help="keep the archive here (reused when it exists)")
     args = p.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="colloquy-governance-")
-    archive = os.path.join(work, f"demo-{args.conversations}")
-    if not os.path.isdir(archive):
-        subprocess.run([args.colloquy, "demo", "--out", archive, "--conversations", str(args.conversations)],
-                       check=True, stdout=subprocess.DEVNULL)
+    archive = common.demo_archive(args.colloquy, work, args.conversations)
     configs = {
         "plain": BASE,
         "policies": BASE + POLICIES,

@@ -72,7 +72,10 @@ fn governance(
         );
     }
     if let Some(audit) = &server.audit_log {
-        tables.insert(AUDIT_TABLE.to_string(), audit_target(audit)?.location());
+        tables.insert(
+            colloquy_flight::audit::TABLE.to_string(),
+            audit_target(audit)?.location(),
+        );
     }
     let rules = server.rules(tables);
     if rules.is_empty() {
@@ -82,9 +85,6 @@ fn governance(
         .map(Some)
         .map_err(|e| anyhow::anyhow!("[server] governance: {e}"))
 }
-
-/// The table the audit trail is read as.
-const AUDIT_TABLE: &str = "audit_log";
 
 /// Where `audit_log` says the trail goes: a local file (as an absolute path; it need not exist yet),
 /// or, for a URL, the object-store prefix it names, with a store built from the environment's

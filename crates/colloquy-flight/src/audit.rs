@@ -17,7 +17,7 @@
 //! governed server, [`crate::redact::elide_literals`] (a literal may be a masked value a cleared
 //! analyst typed); parameters are hashed; error messages, which may quote values, are not written.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -26,6 +26,9 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
+
+/// The table the trail is read as, for roles granted it.
+pub const TABLE: &str = "audit_log";
 
 /// The hash before the first line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -329,11 +332,16 @@ impl Report {
         }
     }
 
-    /// Checks the lines of one part of the trail (the file, or one segment) against the chain so far.
-    /// `name` is the segment's name, which must be its first line's `seq`.
-    fn check(&mut self, segment: Option<&str>, text: &str) {
+    /// Checks the lines of one part of the trail (the file, or one segment) against the chain so far,
+    /// one at a time, so a trail of any size is checked in constant memory. `segment` is the segment's
+    /// name, which must be its first line's `seq`. An error reading a line is returned.
+    fn check<L: AsRef<str>>(
+        &mut self,
+        segment: Option<&str>,
+        lines: impl IntoIterator<Item = Result<L, String>>,
+    ) -> Result<(), String> {
         if self.problem.is_some() {
-            return;
+            return Ok(());
         }
         let at = |n: usize| match segment {
             Some(s) => format!("segment {s}, line {n}"),
@@ -346,15 +354,17 @@ impl Report {
                 "segment {name}: expected the segment {} next: a segment before it was removed or renamed",
                 segment_name(self.lines)
             ));
-            return;
+            return Ok(());
         }
-        for (i, line) in text.lines().enumerate() {
+        for (i, line) in lines.into_iter().enumerate() {
             let n = i + 1;
+            let line = line.map_err(|e| format!("{}: {e}", at(n)))?;
+            let line = line.as_ref();
             let entry: Entry = match serde_json::from_str(line) {
                 Ok(e) => e,
                 Err(e) => {
                     self.problem = Some(format!("{}: not an audit entry ({e})", at(n)));
-                    return;
+                    return Ok(());
                 }
             };
             if entry.prev != self.head || entry.seq != self.lines {
@@ -364,20 +374,26 @@ impl Report {
                     entry.seq,
                     self.lines
                 ));
-                return;
+                return Ok(());
             }
             self.head = hash_line(line);
             self.lines += 1;
         }
+        Ok(())
     }
 }
 
 /// Checks the chain of an audit file line by line.
 pub fn verify(path: &Path) -> Result<Report, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("audit log {}: {e}", path.display()))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("audit log {}: {e}", path.display()))?;
     let mut report = Report::empty();
-    report.check(None, &text);
+    let lines = std::io::BufReader::new(file)
+        .lines()
+        .map(|l| l.map_err(|e| e.to_string()));
+    report
+        .check(None, lines)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(report)
 }
 
@@ -410,7 +426,9 @@ pub async fn verify_target(target: &Target) -> Result<Report, String> {
             .await
             .map_err(|e| format!("audit log {url}{name}: {e}"))?;
         let text = String::from_utf8_lossy(&bytes);
-        report.check(Some(&name), &text);
+        report
+            .check(Some(&name), text.lines().map(Ok::<_, String>))
+            .map_err(|e| format!("audit log {url}: {e}"))?;
         if report.problem.is_some() {
             break;
         }
@@ -422,7 +440,7 @@ pub async fn verify_target(target: &Target) -> Result<Report, String> {
 /// segment under the prefix.
 pub fn table_sql(target: &Target) -> String {
     format!(
-        "CREATE OR REPLACE EXTERNAL TABLE audit_log (seq BIGINT, prev VARCHAR, ts VARCHAR, \"user\" VARCHAR, \
+        "CREATE OR REPLACE EXTERNAL TABLE {TABLE} (seq BIGINT, prev VARCHAR, ts VARCHAR, \"user\" VARCHAR, \
          roles VARCHAR[], session VARCHAR, client VARCHAR, kind VARCHAR, sql VARCHAR, params VARCHAR, \
          duration_ms BIGINT, \"rows\" BIGINT, outcome VARCHAR, models VARCHAR[]) STORED AS JSON LOCATION '{}'",
         target.location().replace('\'', "''")

@@ -51,26 +51,38 @@ impl ColloquyFlightSql {
         session: &Session,
         sql: &str,
     ) -> Result<LogicalPlan> {
+        if let Err(e) = self.options.gate.check_sql(sql) {
+            // Too long or too deep to keep whole: its start says what it was.
+            let mut end = sql.len().min(REFUSED_SQL_KEPT);
+            while !sql.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.audit_refused(
+                caller,
+                session,
+                kind,
+                &format!("{} … ({} bytes)", &sql[..end], sql.len()),
+            );
+            return Err(e);
+        }
         let planned = self.plan_checked(owner, session, sql).await;
         if planned.is_err() {
-            let shown = if self.options.gate.check_sql(sql).is_ok() {
-                sql.to_string()
-            } else {
-                // Too long or too deep to keep whole: its start says what it was.
-                let mut end = sql.len().min(REFUSED_SQL_KEPT);
-                while !sql.is_char_boundary(end) {
-                    end -= 1;
-                }
-                format!("{} … ({} bytes)", &sql[..end], sql.len())
-            };
-            let record = self.record(caller, session, kind, &shown, None, None);
-            self.audit_outcome(&record, Err(()));
+            self.audit_refused(caller, session, kind, sql);
         }
         planned
     }
 
+    /// Writes a statement refused before it ran to the audit trail, if there is one.
+    fn audit_refused(&self, caller: &Caller, session: &Session, kind: &'static str, sql: &str) {
+        if self.options.audit.is_none() {
+            return;
+        }
+        let record = self.record(caller, session, kind, sql, None, None);
+        self.audit_outcome(&record, Err(()));
+    }
+
+    /// Plans a statement that passed the gate's text checks, then checks the plan.
     async fn plan_checked(&self, owner: &str, session: &Session, sql: &str) -> Result<LogicalPlan> {
-        self.options.gate.check_sql(sql)?;
         let _slot = self.slot(owner)?;
         let sql = number_placeholders(sql);
         let ctx = session.ctx.clone();

@@ -103,7 +103,7 @@ impl ColloquyFlightSql {
                 // Everybody's model registrations are audit data: seen by those who read the trail.
                 let everything = governance
                     .as_ref()
-                    .is_none_or(|g| g.may_read(&user, AUDIT_TABLE));
+                    .is_none_or(|g| g.may_read(&user, crate::audit::TABLE));
                 colloquy::share_model_history(&ctx, ledger, &tag, everything);
                 if let Some(g) = governance {
                     g.apply(&ctx, &user, policy.as_deref()).await?;
@@ -202,9 +202,6 @@ impl Drop for Slot {
         }
     }
 }
-
-/// The table the audit trail is read as: who may read it may see every user's models.
-const AUDIT_TABLE: &str = "audit_log";
 
 /// A session as the audit trail and the model ledger name it: a hash of its key, never the key (it
 /// holds the bearer token).

@@ -17,8 +17,9 @@ empty text dropped):
   langid/train_fold.tsv, langid/train_full.tsv           label<TAB>text
   langid/dev_lingua_{sentences,wordpairs,words}.tsv      label<TAB>text
   langid/dev_xlmt.tsv, langid/dev_xsid.tsv               label<TAB>text
-  sentiment/train.tsv, sentiment/train_vader_other.tsv   label<TAB>lang<TAB>text
-  sentiment/dev_xlmt.tsv, dev_en_clean.tsv, dev_tweeteval_val.tsv
+  sentiment/train.tsv, sentiment/train_vader_other.tsv, train_sst2.tsv   label<TAB>lang<TAB>text
+  sentiment/dev_xlmt.tsv, dev_en_clean.tsv, dev_tweeteval_val.tsv, dev_vader.tsv (one VADER tweet in
+  four, held out), dev_sst2.tsv (SST-2 dev, neg/pos only)
   intent/{train,dev,test,full_train}.tsv, intent/dev_<lang>.tsv   label<TAB>text
 
 See docs/text-functions.md ("Data rules") for where each rule comes from.
@@ -283,6 +284,17 @@ def read_vader(ctx, name):
         v = float(parts[1])
         lab = "neg" if v < -0.5 else ("pos" if v > 0.5 else "neu")
         rows.append((lab, parts[2]))
+    return rows
+
+
+def read_sst2(ctx, name):
+    """SST-2 (GLUE) phrases and sentences: label 0 negative, 1 positive."""
+    p = ctx.data / "sentiment" / "sst2_glue" / name
+    rows = []
+    for line in read_lines(ctx, p)[1:]:
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) == 2 and parts[1] in ("0", "1") and parts[0].strip():
+            rows.append(("pos" if parts[1] == "1" else "neg", parts[0]))
     return rows
 
 
@@ -644,7 +656,11 @@ def build_sentiment(ctx, xlmt, tweeteval_val, clean246):
              % dict(sorted(drop_val.items())))
     vt = read_vader(ctx, "tweets_GroundTruth.txt")
     ctx.note("VADER tweets thresholded: %s" % dict(sorted(Counter(l for l, _ in vt).items())))
-    train += [(l, "en", t) for l, t in vt]
+    # One VADER tweet in four (by a hash of its text) is held out: the peers' home set is then measured,
+    # not trained on.
+    vader_dev = [(l, t) for l, t in vt if h("vader-dev", norm_exact(t)) % 4 == 0]
+    train += [(l, "en", t) for l, t in vt if h("vader-dev", norm_exact(t)) % 4 != 0]
+    ctx.note("VADER tweets held out as dev_vader.tsv: %d of %d" % (len(vader_dev), len(vt)))
     emo = read_emotion(ctx)
     ctx.note("TweetEval emotion train+val as polar: %s" % dict(sorted(Counter(l for l, _, _ in emo).items())))
     train += [(l, "en", t) for l, t, _ in emo]
@@ -676,9 +692,16 @@ def build_sentiment(ctx, xlmt, tweeteval_val, clean246):
         other += [(l, "en", t) for l, t in rows]
     other = finish("sentiment/train_vader_other.tsv", other)
 
+    sst2_train, sst2_dev = read_sst2(ctx, "train.tsv"), read_sst2(ctx, "dev.tsv")
+    dev_norm = {norm_exact(t) for _, t in sst2_dev}
+    sst2 = finish("sentiment/train_sst2.tsv", [(l, "en", t) for l, t in sst2_train if norm_exact(t) not in dev_norm])
+
     dev_xlmt = [(l, lang, t) for (lang, split) in sorted(xlmt) if split == "val" for l, t in xlmt[(lang, split)]]
     write_tsv(ctx, "sentiment/train.tsv", train, lang_col=1)
     write_tsv(ctx, "sentiment/train_vader_other.tsv", other, lang_col=1)
+    write_tsv(ctx, "sentiment/train_sst2.tsv", sst2, lang_col=1)
+    write_tsv(ctx, "sentiment/dev_vader.tsv", [(l, "en", clean(t)) for l, t in vader_dev], lang_col=1)
+    write_tsv(ctx, "sentiment/dev_sst2.tsv", [(l, "en", clean(t)) for l, t in sst2_dev], lang_col=1)
     write_tsv(ctx, "sentiment/dev_xlmt.tsv", dev_xlmt, lang_col=1)
     write_tsv(ctx, "sentiment/dev_en_clean.tsv", [(l, "en", t) for l, t in clean246], lang_col=1)
     write_tsv(ctx, "sentiment/dev_tweeteval_val.tsv", [(l, "en", t) for l, t in tweeteval_val], lang_col=1)

@@ -231,7 +231,7 @@ fn utf8_char_ngrams(word: &str, min: u32, max: u32, bits: u32, out: &mut Vec<u32
 }
 
 /// Words that negate what follows, in the languages the sentiment model is trained on.
-fn is_negation(word: &str) -> bool {
+pub(crate) fn is_negation(word: &str) -> bool {
     matches!(
         word,
         "not"

@@ -8,6 +8,7 @@
 
 pub mod features;
 pub mod hash;
+pub mod lexicon;
 pub mod model;
 pub mod ngrams;
 pub mod recipes;
@@ -16,6 +17,7 @@ pub mod tokens;
 pub mod train;
 
 pub use features::FeatureSpec;
+pub use lexicon::Lexicon;
 pub use model::{CacheId, LinearModel, ModelError, Scratch};
 pub use tokens::Tokens;
 

@@ -2,8 +2,9 @@
 //!
 //! Layout (little-endian): magic `CLQM`, format version, the [`FeatureSpec`] words, label count and labels
 //! (length-prefixed UTF-8), the weight scale, one f32 bias per label, `2^bits × labels` i8 weights (row per
-//! bucket), the bit count of the known-words set and its u64 words (0 = none), named f32 parameters, and an FNV-1a checksum of
-//! everything before it. One 8-bit weight per bucket and label keeps the 33-language model at 8.7 MB (2^18 buckets), and a
+//! bucket), the bit count of the known-words set and its u64 words (0 = none), named f32 parameters, the
+//! lexicon's entry count and its i8 table (0 = none; version 1 files end before it), and an FNV-1a
+//! checksum of everything before it. One 8-bit weight per bucket and label keeps the 33-language model at 8.7 MB (2^18 buckets), and a
 //! row of weights per bucket means one feature is one contiguous add.
 
 use std::cell::RefCell;
@@ -13,10 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::features::{FeatureSpec, known_word_bucket};
 use crate::hash::checksum;
+use crate::lexicon::{LEXICON_BITS, Lexicon};
 use crate::tokens::Tokens;
 
 const MAGIC: &[u8; 4] = b"CLQM";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// Why a model file could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub struct LinearModel {
     pub known: Vec<u64>,
     /// Named numbers chosen at training time (thresholds), read by the task that uses the model.
     pub params: Vec<(String, f32)>,
+    /// A polarity lexicon whose features ([`Lexicon::features`]) the model reads besides `spec`'s.
+    pub lexicon: Option<Lexicon>,
     /// Tells this model's entries in a [`Scratch`]'s word cache from another's. Weights changed after a
     /// model has scored text need a fresh id (`CacheId::default()`), or a scratch that scored with the
     /// old weights would reuse their sums.
@@ -244,6 +248,9 @@ impl LinearModel {
         } else {
             self.spec.features(&scratch.tokens, &mut scratch.features);
         }
+        if let Some(lexicon) = &self.lexicon {
+            lexicon.features(&scratch.tokens, self.spec.bits, &mut scratch.features);
+        }
         self.add_rows(&scratch.features, &mut scratch.acc);
         n += scratch.features.len();
         let norm = if n == 0 {
@@ -391,6 +398,9 @@ impl LinearModel {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(&v.to_le_bytes());
         }
+        let table = self.lexicon.as_ref().map_or(&[][..], Lexicon::table);
+        put_u32(&mut out, table.len() as u32);
+        out.extend(table.iter().map(|&v| v as u8));
         let sum = checksum(&out);
         out.extend_from_slice(&sum.to_le_bytes());
         out
@@ -408,7 +418,8 @@ impl LinearModel {
         }
         let mut r = Reader { bytes: body, at: 4 };
         let version = r.u32()?;
-        if version != VERSION {
+        // Version 1 is version 2 without the lexicon section.
+        if version != VERSION && version != 1 {
             return Err(ModelError(format!(
                 "format version {version}, this build reads {VERSION}"
             )));
@@ -469,6 +480,22 @@ impl LinearModel {
                 .map_err(|_| err("parameter name is not UTF-8"))?;
             params.push((name.to_owned(), r.f32()?));
         }
+        let lexicon = if version == 1 {
+            None
+        } else {
+            match r.u32()? as usize {
+                0 => None,
+                n => {
+                    let table = r.take(n)?.iter().map(|&b| b as i8).collect();
+                    Some(Lexicon::from_table(table).ok_or_else(|| {
+                        ModelError(format!(
+                            "a lexicon of {n} entries; this build reads {}",
+                            1 << LEXICON_BITS
+                        ))
+                    })?)
+                }
+            }
+        };
         if r.at != body.len() {
             return Err(err("trailing bytes"));
         }
@@ -481,6 +508,7 @@ impl LinearModel {
             known_bits,
             known,
             params,
+            lexicon,
             cache_id: CacheId::default(),
         })
     }
@@ -601,6 +629,11 @@ mod tests {
             known_bits: 8,
             known: vec![1, 2, 3, 4],
             params: vec![("tau".into(), 0.25)],
+            lexicon: Some({
+                let mut l = Lexicon::default();
+                l.set("ab", 1.0);
+                l
+            }),
             cache_id: CacheId::default(),
         }
     }
@@ -645,6 +678,23 @@ mod tests {
         assert_eq!(back.spec, m.spec);
         assert_eq!(back.param("tau", 0.0), 0.25);
         assert_eq!(back.param("other", 1.5), 1.5);
+        assert_eq!(back.lexicon, m.lexicon);
+    }
+
+    #[test]
+    fn reads_version_1_files() {
+        // A version 1 file is a version 2 file without the lexicon section (its entry count, 0 here).
+        let m = LinearModel {
+            lexicon: None,
+            ..tiny()
+        };
+        let v2 = m.to_bytes();
+        let mut v1 = v2[..v2.len() - 12].to_vec();
+        v1[4..8].copy_from_slice(&1u32.to_le_bytes());
+        let sum = checksum(&v1);
+        v1.extend_from_slice(&sum.to_le_bytes());
+        let back = LinearModel::from_bytes(&v1).expect("a version 1 file");
+        assert_eq!((back.weights, back.lexicon), (m.weights, None));
     }
 
     #[test]
@@ -691,6 +741,9 @@ mod tests {
         tokens.read(text);
         let mut features = Vec::new();
         m.spec.features(&tokens, &mut features);
+        if let Some(lexicon) = &m.lexicon {
+            lexicon.features(&tokens, m.spec.bits, &mut features);
+        }
         let l = m.n_labels();
         let mut acc = vec![0i32; l];
         for &b in &features {

@@ -21,6 +21,10 @@ pub const EMOTICONS: &[&str] = &[
 pub struct Tokens {
     buf: String,
     words: Vec<(u32, u32)>,
+    /// Per word: whether a clause break (punctuation, an emoji or an emoticon) came between it and the
+    /// word before. Lexicon features end a negation's scope there.
+    breaks: Vec<bool>,
+    pending_break: bool,
     /// Emoji and other symbols, in order.
     pub symbols: Vec<char>,
     /// Indexes into [`EMOTICONS`].
@@ -45,6 +49,8 @@ impl Tokens {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.words.clear();
+        self.breaks.clear();
+        self.pending_break = false;
         self.symbols.clear();
         self.emoticons.clear();
         self.exclamations = 0;
@@ -66,6 +72,11 @@ impl Tokens {
     pub fn word(&self, i: usize) -> &str {
         let (s, e) = self.words[i];
         &self.buf[s as usize..e as usize]
+    }
+
+    /// Whether a clause break came before word `i` ([`Self::word`]); never before the first.
+    pub fn break_before(&self, i: usize) -> bool {
+        i > 0 && self.breaks[i]
     }
 
     pub fn words(&self) -> impl Iterator<Item = &str> {
@@ -114,6 +125,7 @@ impl Tokens {
                 .position(|e| e.as_bytes().eq_ignore_ascii_case(raw))
         {
             self.emoticons.push(i as u8);
+            self.pending_break = true;
             return;
         }
         if !is_link_or_mention(raw) {
@@ -163,6 +175,12 @@ impl Tokens {
                 b'!' => self.exclamations += 1,
                 b'?' => self.questions += 1,
                 _ => {}
+            }
+            if matches!(
+                c,
+                b'.' | b',' | b';' | b':' | b'!' | b'?' | b'(' | b')' | b'"' | b'[' | b']'
+            ) {
+                self.pending_break = true;
             }
         }
         self.end_word(start, letters, upper, elongated);
@@ -221,8 +239,14 @@ impl Tokens {
             match c {
                 '!' | '¡' => self.exclamations += 1,
                 '?' | '¿' | '؟' => self.questions += 1,
-                _ if is_symbol(c) => self.symbols.push(c),
+                _ if is_symbol(c) => {
+                    self.symbols.push(c);
+                    self.pending_break = true;
+                }
                 _ => {}
+            }
+            if is_clause_punctuation(c) {
+                self.pending_break = true;
             }
         }
         self.end_word(start, letters_in_word, upper_in_word, elongated);
@@ -241,6 +265,7 @@ impl Tokens {
             self.elongated += 1;
         }
         self.words.push((start as u32, end as u32));
+        self.breaks.push(std::mem::take(&mut self.pending_break));
     }
 }
 
@@ -306,6 +331,30 @@ pub fn is_word_char(c: char) -> bool {
             && !matches!(u, 0x0964 | 0x0965 | 0x0970))
 }
 
+/// Punctuation that ends a clause, in the scripts the sentiment model reads.
+fn is_clause_punctuation(c: char) -> bool {
+    matches!(
+        c,
+        '.' | ','
+            | ';'
+            | ':'
+            | '!'
+            | '?'
+            | '('
+            | ')'
+            | '"'
+            | '['
+            | ']'
+            | '…'
+            | '¡'
+            | '¿'
+            | '؟'
+            | '،'
+            | '؛'
+            | '।'
+    )
+}
+
 fn is_ideographic(c: char) -> bool {
     matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF | 0x20000..=0x2FFFF)
 }
@@ -350,6 +399,15 @@ mod tests {
         assert_eq!(t.questions, 2);
         assert_eq!(t.shouted, 1);
         assert_eq!(t.elongated, 1);
+    }
+
+    #[test]
+    fn clause_breaks() {
+        let mut t = Tokens::new();
+        t.read("not good, but fine 😍 ok :) yes. «no» (maybe)");
+        let breaks: Vec<bool> = (0..t.len()).map(|i| t.break_before(i)).collect();
+        // not good | but fine | ok | yes | no | maybe
+        assert_eq!(breaks, [false, false, true, false, true, true, true, true]);
     }
 
     /// Every token through the general loop, for comparison with the ASCII one.
@@ -408,6 +466,7 @@ mod tests {
             let fast_words: Vec<_> = fast.words().collect();
             let slow_words: Vec<_> = slow.words().collect();
             assert_eq!(fast_words, slow_words, "{text:?}");
+            assert_eq!(fast.breaks, slow.breaks, "{text:?}");
             assert_eq!(
                 (
                     fast.exclamations,

@@ -7,6 +7,7 @@
 //! the code that scores them. The two users differ only in how AdaGrad sizes steps ([`AdaGrad`]).
 
 use crate::features::FeatureSpec;
+use crate::lexicon::Lexicon;
 use crate::model::softmax;
 use crate::sparse::sum_duplicates;
 use crate::tokens::Tokens;
@@ -29,9 +30,26 @@ impl Example {
         label: u32,
         weight: f32,
     ) -> Option<Self> {
+        Self::with_lexicon(spec, None, tokens, text, label, weight)
+    }
+
+    /// [`Self::new`] for a model that also reads `lexicon`'s features ([`LinearModel::lexicon`]).
+    ///
+    /// [`LinearModel::lexicon`]: crate::LinearModel::lexicon
+    pub fn with_lexicon(
+        spec: &FeatureSpec,
+        lexicon: Option<&Lexicon>,
+        tokens: &mut Tokens,
+        text: &str,
+        label: u32,
+        weight: f32,
+    ) -> Option<Self> {
         tokens.read(text);
         let mut buckets = Vec::new();
         spec.features(tokens, &mut buckets);
+        if let Some(lexicon) = lexicon {
+            lexicon.features(tokens, spec.bits, &mut buckets);
+        }
         if buckets.is_empty() {
             return None;
         }
@@ -253,6 +271,7 @@ mod tests {
             known_bits: 0,
             known: vec![],
             params: vec![],
+            lexicon: None,
             cache_id: crate::model::CacheId::default(),
         };
         let mut s = Scratch::default();

@@ -82,22 +82,39 @@ pub fn evaluate_sentiment(
     let mut scratch = Scratch::default();
     let mut probs = Vec::new();
     let mut unknown = 0;
+    // Sets without neutral gold labels (SST-2) are also read the way binary benchmarks are: positive when
+    // the score is above 0.
+    let binary = rows.iter().all(|r| r[0] != "neu");
+    let mut forced = Vec::new();
     let t = Instant::now();
     for r in rows {
         let gold = polarity_index(&r[0]);
         let detector = languages.map(|d| (d, &mut lang_scratch));
         let got = match m.score_with(&r[2], &mut scratch, &mut probs, detector) {
-            Some(s) => match s.label {
-                Polarity::Negative => 0,
-                Polarity::Neutral => 1,
-                Polarity::Positive => 2,
-            },
+            Some(s) => {
+                forced.push((gold, if s.score > 0.0 { 2 } else { 0 }));
+                match s.label {
+                    Polarity::Negative => 0,
+                    Polarity::Neutral => 1,
+                    Polarity::Positive => 2,
+                }
+            }
             None => {
                 unknown += 1;
+                forced.push((gold, 1));
                 1
             }
         };
         by_lang.entry(r[1].as_str()).or_default().push((gold, got));
+    }
+    if binary {
+        let all: Vec<(usize, usize)> = by_lang.values().flatten().copied().collect();
+        println!(
+            "{set}: binary macro-F1 {:.3} (positive when the score is above 0; {:.3} when neutral is a miss)",
+            macro_f1_of(&forced, &[0, 2]),
+            macro_f1_of(&all, &[0, 2])
+        );
+        return;
     }
     let line: Vec<String> = by_lang
         .iter()
@@ -144,8 +161,13 @@ pub fn polarity_with_offsets(logits: &[f32], neg: f32, pos: f32) -> usize {
 
 /// The mean over `k` classes of each class's F1 score, from `(gold, predicted)` pairs.
 pub fn macro_f1(pairs: &[(usize, usize)], k: usize) -> f64 {
+    macro_f1_of(pairs, &(0..k).collect::<Vec<_>>())
+}
+
+/// The mean F1 of the classes `classes` (a prediction outside them is a miss).
+pub fn macro_f1_of(pairs: &[(usize, usize)], classes: &[usize]) -> f64 {
     let mut f = 0.0;
-    for c in 0..k {
+    for &c in classes {
         let tp = pairs.iter().filter(|&&(g, p)| g == c && p == c).count() as f64;
         let fp = pairs.iter().filter(|&&(g, p)| g != c && p == c).count() as f64;
         let fn_ = pairs.iter().filter(|&&(g, p)| g == c && p != c).count() as f64;
@@ -155,7 +177,7 @@ pub fn macro_f1(pairs: &[(usize, usize)], k: usize) -> f64 {
             2.0 * tp / (2.0 * tp + fp + fn_)
         };
     }
-    f / k as f64
+    f / classes.len() as f64
 }
 
 /// The accuracy of `m` at threshold `tau` on `rows` (`label<TAB>text`); with `report`, printed with

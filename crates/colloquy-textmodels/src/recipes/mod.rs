@@ -174,6 +174,7 @@ pub fn finish_model(
         known_bits,
         known,
         params,
+        lexicon: None,
         cache_id: CacheId::default(),
     }
 }

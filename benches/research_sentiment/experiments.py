@@ -20,6 +20,10 @@ What it does (one run reproduces REPORT.md's tables, ~70-90 minutes on one core 
   regression fitted by L-BFGS with an L2 pull towards the lexicon prior (the Rust trainer runs 8 AdaGrad
   epochs from that prior; the L2 stands in for that early stop).
 * Variants on top of it (rule features, data-derived lexicon, emoji weak labels, calibration, more data).
+* Part 2 (the `emb` variants): a dense block appended to the hashed features, the mean of the message's
+  known words' static vectors (distilled from all-MiniLM-L6-v2 by distill_wordvec.py; `--wordvec` names
+  its output dir, default /tmp/minilm), scaled so an English training row's block has mean norm 1 (x scale).
+  The dense columns get plain L2 (no prior). Needs `pip install onnxruntime tokenizers` only to distil.
 * Scores: macro-F1 on development rows never trained on:
     xlmt_en   XLM-T English val (324, balanced)
     tweeteval TweetEval sentiment val (2,000): 2-fold cross-fitted, i.e. each half is scored by a model whose
@@ -456,7 +460,68 @@ def matrix(texts, opt, lex=None):
     m = HASHER.transform(features(t, opt, lex) for t in texts).tocsr().astype(np.float64)
     tot = np.asarray(m.sum(axis=1)).ravel()
     tot[tot == 0] = 1.0
-    return sp.diags(1.0 / np.sqrt(tot)) @ m
+    m = sp.diags(1.0 / np.sqrt(tot)) @ m
+    if opt.get("emb"):
+        m = sp.hstack([m, sp.csr_matrix(emb_block(texts, opt["emb"]))]).tocsr()
+    return m
+
+
+# ----------------------------------------------------------------------------------------------------
+# Part 2: static word vectors distilled from all-MiniLM-L6-v2 (distill_wordvec.py) as dense columns
+# ----------------------------------------------------------------------------------------------------
+WORDVEC = Path("/tmp/minilm")  # distill_wordvec.py's output dir (--wordvec)
+EMB_NORM_TEXTS = []  # English training texts: the dense block's scale is set on them (Runner.__init__)
+_EMB = {}
+
+
+def emb_table(dims, sif):
+    key = (dims, sif)
+    if key not in _EMB:
+        words = (WORDVEC / "words.txt").read_text(encoding="utf-8").split("\n")[:-1]
+        T = np.load(WORDVEC / ("wordvec_%d%s.npy" % (dims, "_sif" if sif else ""))).astype(np.float64)
+        assert len(words) == len(T)
+        index = {w: i for i, w in enumerate(words)}
+        raw = _emb_mean([tokenize(t).words for t in EMB_NORM_TEXTS], index, T)
+        # One scale for the whole table: the mean message vector of an English training row has norm 1, as
+        # the hashed block's rows (count/sqrt(total) over mostly distinct features) have about norm 1.
+        T = T / max(np.linalg.norm(raw, axis=1).mean(), 1e-9)
+        _EMB[key] = (index, T)
+    return _EMB[key]
+
+
+def _emb_mean(wordlists, index, T):
+    out = np.zeros((len(wordlists), T.shape[1]))
+    for r, ws in enumerate(wordlists):
+        ids = [index[w] for w in ws if w in index]
+        if ids:
+            out[r] = T[ids].mean(axis=0)
+    return out
+
+
+def emb_block(texts, emb):
+    """Dense columns of `texts`: scale x the mean of their known words' vectors (zeros if none)."""
+    dims, sif, scale = emb
+    index, T = emb_table(dims, sif)
+    return scale * _emb_mean([tokenize(t).words for t in texts], index, T)
+
+
+def emb_coverage(dev, train):
+    """Share of word tokens (and distinct words) of each set that the word-vector vocabulary knows."""
+    index = set((WORDVEC / "words.txt").read_text(encoding="utf-8").split("\n")[:-1])
+    sets = {"train_en": [r.text for r in train if r.lang == "en"]}
+    for lang in ("en", "ar", "hi"):
+        sets["xlmt_" + lang] = [t for _, g, t in dev["xlmt"] if g == lang]
+    for s in ("tweeteval", "vader", "sst2"):
+        sets[s] = [t for _, _, t in dev[s]]
+    out = {}
+    for name, texts in sets.items():
+        toks = [w for t in texts for w in tokenize(t).words]
+        types = set(toks)
+        out[name] = {"tokens": round(sum(w in index for w in toks) / max(len(toks), 1), 4),
+                     "types": round(len(types & index) / max(len(types), 1), 4),
+                     "no_known_word": round(float(np.mean([not any(w in index for w in tokenize(t).words)
+                                                           for t in texts])), 4)}
+    return out
 
 
 def bucket(feat):
@@ -515,6 +580,8 @@ def fit(X, y, w, P, lam, iters=120):
     """Multinomial logistic regression: mean weighted cross-entropy + lam/2 |W - P|^2, by L-BFGS."""
     n, d = X.shape
     k = 3
+    if P.shape[0] < d:  # dense columns (emb): plain L2, no prior
+        P = np.vstack([P, np.zeros((d - P.shape[0], k))])
     Y = np.zeros((n, k))
     Y[np.arange(n), y] = 1.0
     ws = w / w.sum()
@@ -715,6 +782,16 @@ VARIANTS = [
     ("A+p2+b+ +e1", RULES, {"alpha": 10.0, "lex": "train+sst2", "sst2": 0.5}),
     ("A+bV+e1", RULES, {"lex": "vader", "sst2": 0.5}),
     ("A+bV+e1+e3", RULES, {"lex": "vader", "sst2": 0.5, "en_w": 4.5}),
+    # Part 2: dense mean of static word vectors distilled from all-MiniLM-L6-v2 (distill_wordvec.py);
+    # emb = (dims, SIF-weighted table, scale of the block relative to norm 1 on English training rows)
+    ("B0+emb64", {"emb": (64, False, 1.0)}, {}),
+    ("B0+emb64x3", {"emb": (64, False, 3.0)}, {}),
+    ("B0+emb64sif", {"emb": (64, True, 1.0)}, {}),
+    ("B0+emb128", {"emb": (128, False, 1.0)}, {}),
+    ("A+bV+e1+emb64", {**RULES, "emb": (64, False, 1.0)}, {"lex": "vader", "sst2": 0.5}),
+    ("A+bV+e1+e3+emb64", {**RULES, "emb": (64, False, 1.0)}, {"lex": "vader", "sst2": 0.5, "en_w": 4.5}),
+    ("A+bV+e1+e3+emb64sif", {**RULES, "emb": (64, True, 1.0)}, {"lex": "vader", "sst2": 0.5, "en_w": 4.5}),
+    ("A+bV+e1+e3+emb128", {**RULES, "emb": (128, False, 1.0)}, {"lex": "vader", "sst2": 0.5, "en_w": 4.5}),
     # Arabic and Hindi
     ("h1 Arabic normalisation", {"ar_norm": True}, {}),
     ("h2 char 2-4-grams", {"chars": (2, 4)}, {}),
@@ -733,6 +810,7 @@ VARIANTS = [
 class Runner:
     def __init__(self, train, dev, lam, iters):
         self.train, self.dev, self.lam, self.iters = train, dev, lam, iters
+        EMB_NORM_TEXTS[:] = [r.text for r in train if r.lang == "en"]
         self.priors = {}
         self.sst2 = None
         self.vother = None
@@ -893,16 +971,18 @@ def fmt_row(name, r):
 
 
 def main():
-    global DATA
+    global DATA, WORDVEC
     ap = argparse.ArgumentParser()
     ap.add_argument("data")
-    ap.add_argument("--only", default="", help="comma-separated variant name prefixes")
+    ap.add_argument("--only", default="", help="comma-separated variant names (exact) or name prefixes")
     ap.add_argument("--lam", type=float, default=3e-5)
     ap.add_argument("--iters", type=int, default=120)
     ap.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--wordvec", default=str(WORDVEC), help="distill_wordvec.py's output dir (emb variants)")
     a = ap.parse_args()
     DATA = Path(a.data).resolve()
+    WORDVEC = Path(a.wordvec)
     train, dev = load()
     c = Counter((r.lang, r.src) for r in train)
     print("training rows:", len(train), dict(sorted(c.items())), flush=True)
@@ -914,10 +994,18 @@ def main():
             print(fmt_row(n, r), flush=True)
     runner = Runner(train, dev, a.lam, a.iters)
     only = [s.strip() for s in a.only.split(",") if s.strip()]
+    names = {name for name, _, _ in VARIANTS}
+
+    def picked(name):  # an exact variant name picks only itself; anything else is a prefix
+        return not only or any(name == o or (o not in names and name.startswith(o)) for o in only)
+
+    if any("emb" in fo for name, fo, _ in VARIANTS if picked(name)):
+        results["emb_coverage"] = emb_coverage(dev, train)
+        print("word-vector vocabulary coverage:", json.dumps(results["emb_coverage"]), flush=True)
     print("| variant | " + " | ".join(COLS) + " |")
     print("|---" * (len(COLS) + 1) + "|")
     for name, fo, to in VARIANTS:
-        if only and not any(name.startswith(o) for o in only):
+        if not picked(name):
             continue
         r = runner.run(name, fo, to)
         results[name] = r

@@ -10,7 +10,7 @@
 //! The table is stored in the model file: 2^16 polarities (×10, as `i8`) indexed by the word's hash, so it
 //! costs one read per word and 64 KB, and holds no word text.
 
-use crate::features::is_negation;
+use crate::features::{NEGATION_WORDS, is_negation, word_list};
 use crate::hash::FeatureHash;
 use crate::tokens::Tokens;
 
@@ -23,24 +23,46 @@ const LEX_WORD: u8 = 10;
 /// Polar words read per message; a longer message's later ones are ignored.
 const MAX_POLAR: usize = 32;
 
+/// Word classes of [`Lexicon::classes`], as bits.
+const NEGATOR: u8 = 1;
+const CONTRAST: u8 = 2;
+const INTENSIFIER: u8 = 4;
+
 /// Word → polarity in [-12.7, 12.7], one tenth resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lexicon {
     table: Vec<i8>,
+    /// Per entry, which of the negation, contrast and intensifier word lists have a word there: one read
+    /// per word tells the rare words that need an exact test from the rest (matching every word against
+    /// ~100 strings cost a quarter of sentiment()'s time).
+    classes: Vec<u8>,
 }
 
 impl Default for Lexicon {
     fn default() -> Self {
-        Self {
-            table: vec![0; 1 << LEXICON_BITS],
-        }
+        Self::with_table(vec![0; 1 << LEXICON_BITS])
     }
 }
 
 impl Lexicon {
     /// A lexicon from its stored table; `None` unless it has exactly `2^LEXICON_BITS` entries.
     pub fn from_table(table: Vec<i8>) -> Option<Self> {
-        (table.len() == 1 << LEXICON_BITS).then_some(Self { table })
+        (table.len() == 1 << LEXICON_BITS).then(|| Self::with_table(table))
+    }
+
+    fn with_table(table: Vec<i8>) -> Self {
+        let mut classes = vec![0u8; table.len()];
+        for (words, class) in [
+            (NEGATION_WORDS, NEGATOR),
+            (NEGATORS, NEGATOR),
+            (CONTRASTS, CONTRAST),
+            (INTENSIFIERS, INTENSIFIER),
+        ] {
+            for w in words {
+                classes[entry(w)] |= class;
+            }
+        }
+        Self { table, classes }
     }
 
     pub fn table(&self) -> &[i8] {
@@ -79,37 +101,53 @@ impl Lexicon {
     ///   times, and in a message with "but" the words after it 1.5 times and those before it half;
     /// - `LS!+` / `LS!-` when the message has `!` and the sum is not 0.
     pub fn features(&self, tokens: &Tokens, bits: u32, out: &mut Vec<u32>) {
-        let mut polar = [(0usize, 0i8); MAX_POLAR];
-        let mut n = 0;
+        // One pass: the polar words' values after negation and intensifiers, summed apart before and
+        // after the first contrast word.
+        let (mut before, mut after, mut pos, mut neg) = (0.0f32, 0.0f32, 0u32, 0u32);
+        let mut seen_contrast = false;
+        let mut negating = false;
+        let mut intensified = false;
+        let mut polar = 0;
         for (i, w) in tokens.words().enumerate() {
-            let p = self.table[entry(w)];
-            if p != 0 && n < MAX_POLAR {
-                polar[n] = (i, p);
-                n += 1;
+            let e = entry(w);
+            let class = match self.classes[e] {
+                0 => 0,
+                c => word_class(w) & c,
+            };
+            if tokens.break_before(i) || class & CONTRAST != 0 {
+                negating = false;
             }
-        }
-        let (mut sum, mut pos, mut neg) = (0.0f32, 0u32, 0u32);
-        if n > 0 {
-            let contrast = tokens.words().position(is_contrast);
-            for &(i, p) in &polar[..n] {
+            let p = self.table[e];
+            if p != 0 && polar < MAX_POLAR {
+                polar += 1;
                 let mut v = f32::from(p) / 10.0;
-                if negated(tokens, i) {
+                if negating && class & NEGATOR == 0 {
                     v = -v;
                 }
-                if i > 0 && is_intensifier(tokens.word(i - 1)) {
+                if intensified {
                     v *= 1.5;
                 }
-                if let Some(c) = contrast {
-                    v *= if i > c { 1.5 } else { 0.5 };
+                if seen_contrast {
+                    after += v;
+                } else {
+                    before += v;
                 }
-                sum += v;
                 if v > 0.0 {
                     pos += 1;
                 } else {
                     neg += 1;
                 }
             }
+            seen_contrast |= class & CONTRAST != 0;
+            negating |= class & NEGATOR != 0;
+            intensified = class & INTENSIFIER != 0;
         }
+        // In a message with "but", what follows it counts more than what came before.
+        let sum = if seen_contrast {
+            0.5 * before + 1.5 * after
+        } else {
+            before
+        };
         let tag = |t: &[u8], out: &mut Vec<u32>| {
             let mut h = FeatureHash::new(LEX);
             h.bytes(t);
@@ -135,115 +173,122 @@ fn entry(word: &str) -> usize {
     h.bucket(LEXICON_BITS) as usize
 }
 
-/// Whether word `i` is in a negation's scope: a negating word before it in the same clause, with no
-/// clause break or "but" between them. A negating word is not negated itself.
-fn negated(tokens: &Tokens, i: usize) -> bool {
-    if is_negator(tokens.word(i)) {
-        return false;
+word_list!(
+    /// Negating words besides those of the n-gram features ([`NEGATION_WORDS`]).
+    NEGATORS,
+    is_other_negator,
+    [
+        "without",
+        "aren",
+        "arent",
+        "weren't",
+        "werent",
+        "hadn't",
+        "hadnt",
+        "couldnt",
+        "wouldnt",
+        "shouldnt",
+        "havent",
+        "hasnt",
+        "aint",
+        "mustn't",
+        "mustnt",
+        "needn't",
+        "neednt",
+        "mightn't",
+        "daren't",
+        "shan't",
+        "oughtn't",
+    ]
+);
+
+/// The classes of `word`, tested exactly (only for words whose entry a class word shares).
+fn word_class(word: &str) -> u8 {
+    let mut c = 0;
+    if is_negation(word) || is_other_negator(word) {
+        c |= NEGATOR;
     }
-    let mut j = i;
-    while j > 0 && !tokens.break_before(j) {
-        j -= 1;
-        let w = tokens.word(j);
-        if is_contrast(w) {
-            return false;
-        }
-        if is_negator(w) {
-            return true;
-        }
+    if is_contrast(word) {
+        c |= CONTRAST;
     }
-    false
+    if is_intensifier(word) {
+        c |= INTENSIFIER;
+    }
+    c
 }
 
-/// The negation words of the n-gram features, and English ones those leave out.
-fn is_negator(word: &str) -> bool {
-    is_negation(word)
-        || word.ends_with("n't")
-        || matches!(
-            word,
-            "without"
-                | "aren"
-                | "arent"
-                | "werent"
-                | "hadnt"
-                | "couldnt"
-                | "wouldnt"
-                | "shouldnt"
-                | "havent"
-                | "hasnt"
-                | "aint"
-        )
-}
+word_list!(
+    /// Words that turn a message around: what follows them weighs more than what came before.
+    CONTRASTS,
+    is_contrast,
+    [
+        "but",
+        "however",
+        "yet",
+        "although",
+        "though",
+        "pero",
+        "mais",
+        "aber",
+        "ma",
+        "mas",
+        "لكن",
+        "lekin",
+        "magar",
+        "लेकिन",
+        "मगर",
+    ]
+);
 
-/// Words that turn a message around: what follows them weighs more than what came before.
-fn is_contrast(word: &str) -> bool {
-    matches!(
-        word,
-        "but"
-            | "however"
-            | "yet"
-            | "although"
-            | "though"
-            | "pero"
-            | "mais"
-            | "aber"
-            | "ma"
-            | "mas"
-            | "لكن"
-            | "lekin"
-            | "magar"
-            | "लेकिन"
-            | "मगर"
-    )
-}
-
-/// Words that strengthen the word after them ("very good").
-fn is_intensifier(word: &str) -> bool {
-    matches!(
-        word,
-        "very"
-            | "really"
-            | "so"
-            | "too"
-            | "extremely"
-            | "totally"
-            | "absolutely"
-            | "super"
-            | "incredibly"
-            | "completely"
-            | "utterly"
-            | "highly"
-            | "truly"
-            | "most"
-            | "such"
-            | "quite"
-            | "hugely"
-            | "especially"
-            | "remarkably"
-            | "seriously"
-            | "insanely"
-            | "ridiculously"
-            | "damn"
-            | "fucking"
-            | "freaking"
-            | "hella"
-            | "soo"
-            | "deeply"
-            | "muy"
-            | "tan"
-            | "très"
-            | "trop"
-            | "sehr"
-            | "echt"
-            | "molto"
-            | "troppo"
-            | "muito"
-            | "bahut"
-            | "bohot"
-            | "बहुत"
-            | "جدا"
-    )
-}
+word_list!(
+    /// Words that strengthen the word after them ("very good").
+    INTENSIFIERS,
+    is_intensifier,
+    [
+        "very good",
+        "very",
+        "really",
+        "so",
+        "too",
+        "extremely",
+        "totally",
+        "absolutely",
+        "super",
+        "incredibly",
+        "completely",
+        "utterly",
+        "highly",
+        "truly",
+        "most",
+        "such",
+        "quite",
+        "hugely",
+        "especially",
+        "remarkably",
+        "seriously",
+        "insanely",
+        "ridiculously",
+        "damn",
+        "fucking",
+        "freaking",
+        "hella",
+        "soo",
+        "deeply",
+        "muy",
+        "tan",
+        "très",
+        "trop",
+        "sehr",
+        "echt",
+        "molto",
+        "troppo",
+        "muito",
+        "bahut",
+        "bohot",
+        "बहुत",
+        "جدا",
+    ]
+);
 
 #[cfg(test)]
 mod tests {
@@ -304,6 +349,11 @@ mod tests {
         // "no" is polar itself, and never negated.
         assert_eq!(sum_tag(&l, "no no no no no no no no"), -4);
         assert_eq!(sum_tag(&l, "nothing here"), 0);
+        // Every list reaches the class table: a negator of each list, an intensifier, a contrast word.
+        assert_eq!(sum_tag(&l, "weren't good"), -1);
+        assert_eq!(sum_tag(&l, "nunca great"), -2);
+        assert_eq!(sum_tag(&l, "muy great"), 2);
+        assert_eq!(sum_tag(&l, "great pero bad"), -1);
         assert_eq!(sum_tag(&l, ""), 0);
     }
 

@@ -28,6 +28,13 @@ const NEGATOR: u8 = 1;
 const CONTRAST: u8 = 2;
 const INTENSIFIER: u8 = 4;
 
+/// One word's entry: see [`Lexicon::entry_of`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WordEntry {
+    polarity: i8,
+    class: u8,
+}
+
 /// Word → polarity in [-12.7, 12.7], one tenth resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lexicon {
@@ -94,13 +101,41 @@ impl Lexicon {
         self.len() == 0
     }
 
+    /// What the features read of one word: its polarity (×10) and its classes (negator, contrast,
+    /// intensifier). The same for every occurrence of the word, so a scorer may cache it per word.
+    pub fn entry_of(&self, word: &str) -> WordEntry {
+        let e = entry(word);
+        let class = match self.classes[e] {
+            0 => 0,
+            c => word_class(word) & c,
+        };
+        WordEntry {
+            polarity: self.table[e],
+            class,
+        }
+    }
+
+    /// [`Self::features_of`] with each word's entry looked up here.
+    pub fn features(&self, tokens: &Tokens, bits: u32, out: &mut Vec<u32>) {
+        let entries: Vec<WordEntry> = tokens.words().map(|w| self.entry_of(w)).collect();
+        self.features_of(&entries, tokens, bits, out);
+    }
+
     /// Appends the lexicon features of `tokens` to `out`, as buckets among `2^bits`:
     /// - `LP` / `LN` once per positive / negative word (at most three times each);
     /// - `LS<n>`: the sum of the polarities, rounded and clamped to −4..4, where a word in a negation's
     ///   scope (up to the next clause break or "but") counts negatively, a word after an intensifier 1.5
     ///   times, and in a message with "but" the words after it 1.5 times and those before it half;
     /// - `LS!+` / `LS!-` when the message has `!` and the sum is not 0.
-    pub fn features(&self, tokens: &Tokens, bits: u32, out: &mut Vec<u32>) {
+    ///
+    /// `entries` holds [`Self::entry_of`] of each word of `tokens`, in order.
+    pub fn features_of(
+        &self,
+        entries: &[WordEntry],
+        tokens: &Tokens,
+        bits: u32,
+        out: &mut Vec<u32>,
+    ) {
         // One pass: the polar words' values after negation and intensifiers, summed apart before and
         // after the first contrast word.
         let (mut before, mut after, mut pos, mut neg) = (0.0f32, 0.0f32, 0u32, 0u32);
@@ -108,16 +143,10 @@ impl Lexicon {
         let mut negating = false;
         let mut intensified = false;
         let mut polar = 0;
-        for (i, w) in tokens.words().enumerate() {
-            let e = entry(w);
-            let class = match self.classes[e] {
-                0 => 0,
-                c => word_class(w) & c,
-            };
+        for (i, &WordEntry { polarity: p, class }) in entries.iter().enumerate() {
             if tokens.break_before(i) || class & CONTRAST != 0 {
                 negating = false;
             }
-            let p = self.table[e];
             if p != 0 && polar < MAX_POLAR {
                 polar += 1;
                 let mut v = f32::from(p) / 10.0;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::features::{FeatureSpec, known_word_bucket};
 use crate::hash::checksum;
-use crate::lexicon::{LEXICON_BITS, Lexicon};
+use crate::lexicon::{LEXICON_BITS, Lexicon, WordEntry};
 use crate::tokens::Tokens;
 
 const MAGIC: &[u8; 4] = b"CLQM";
@@ -78,6 +78,8 @@ pub struct Scratch {
     pub features: Vec<u32>,
     acc: Vec<i32>,
     words: WordCache,
+    /// The lexicon entry of each word of the text being scored (models with a lexicon), from the cache.
+    lex: Vec<WordEntry>,
 }
 
 /// Scratches kept per thread by [`Scratch::pooled`]: enough for every built-in model and a few more.
@@ -165,6 +167,8 @@ struct WordCache {
     sums: Vec<i16>,
     /// Whether the word is in the model's known-words set.
     known: Vec<bool>,
+    /// The word's lexicon entry (models with a lexicon).
+    lex: Vec<WordEntry>,
     /// Words of the last text scored that are in the known-words set.
     known_words: usize,
     /// A missed word's n-grams, and their sum.
@@ -188,6 +192,8 @@ impl WordCache {
         self.sums.resize(CACHE_SLOTS * width, 0);
         self.known.clear();
         self.known.resize(CACHE_SLOTS, false);
+        self.lex.clear();
+        self.lex.resize(CACHE_SLOTS, WordEntry::default());
     }
 }
 
@@ -249,7 +255,17 @@ impl LinearModel {
             self.spec.features(&scratch.tokens, &mut scratch.features);
         }
         if let Some(lexicon) = &self.lexicon {
-            lexicon.features(&scratch.tokens, self.spec.bits, &mut scratch.features);
+            if self.caches_words() {
+                // The words' entries were read through the word cache.
+                lexicon.features_of(
+                    &scratch.lex,
+                    &scratch.tokens,
+                    self.spec.bits,
+                    &mut scratch.features,
+                );
+            } else {
+                lexicon.features(&scratch.tokens, self.spec.bits, &mut scratch.features);
+            }
         }
         self.add_rows(&scratch.features, &mut scratch.acc);
         n += scratch.features.len();
@@ -285,14 +301,19 @@ impl LinearModel {
             features,
             acc,
             words: cache,
+            lex,
         } = scratch;
         cache.prepare(self.cache_id.0, l);
         cache.known_words = 0;
+        lex.clear();
+        let lexicon = self.lexicon.as_ref();
+        let entry = |word: &str| lexicon.map_or_else(WordEntry::default, |x| x.entry_of(word));
         let mut n = 0;
         for word in tokens.words() {
             let Some(key) = cache_key(word) else {
                 self.spec.word_features(word, features);
                 cache.known_words += usize::from(self.is_known(word));
+                lex.push(entry(word));
                 continue;
             };
             let slot = cache_slot(&key);
@@ -310,10 +331,12 @@ impl LinearModel {
                     }
                     n += cache.grams.len();
                     cache.known_words += usize::from(self.is_known(word));
+                    lex.push(entry(word));
                     continue;
                 }
                 cache.keys[slot] = key;
                 cache.known[slot] = self.is_known(word);
+                cache.lex[slot] = entry(word);
                 cache.counts[slot] = cache.grams.len() as u16;
                 for (s, &v) in cache.sums[slot * l..][..l].iter_mut().zip(&cache.row) {
                     *s = v as i16;
@@ -321,6 +344,7 @@ impl LinearModel {
             }
             n += usize::from(cache.counts[slot]);
             cache.known_words += usize::from(cache.known[slot]);
+            lex.push(cache.lex[slot]);
             for (a, &v) in acc.iter_mut().zip(&cache.sums[slot * l..][..l]) {
                 *a += i32::from(v);
             }

@@ -34,6 +34,26 @@ pub struct Config {
     pub model: Vec<ModelEntry>,
     /// `colloquy serve` settings.
     pub server: Option<ServerSection>,
+    /// Live ingest: messages posted to `colloquy serve` join `messages`.
+    pub live: Option<LiveSection>,
+}
+
+/// ```toml
+/// [live]
+/// dir = "/var/lib/colloquy/live"  # write-ahead log and flushed messages (data/<channel>/<day>/*.jsonl)
+/// bind = "127.0.0.1:8081"         # POST /v1/messages, GET /health
+/// token = "…"                     # bearer token of POST /v1/messages (at least 16 bytes)
+/// max_body_bytes = 1048576        # one request
+/// flush_ms = 1000                 # how often accepted messages become files the archive reader reads
+/// ```
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveSection {
+    pub dir: std::path::PathBuf,
+    pub bind: Option<String>,
+    pub token: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub flush_ms: Option<u64>,
 }
 
 /// ```toml

@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod live;
 mod output;
 mod progress;
 mod runner;
@@ -238,6 +239,9 @@ pub async fn set_up(
     }
     if let Some(dir) = demo_dir {
         demo::register(ctx, dir).await?;
+    }
+    if let Some(live) = config.map(config::load).transpose()?.and_then(|c| c.live) {
+        live::attach(ctx, &live).await?;
     }
     colloquy::analytics::install_views_and_warn(ctx).await?;
     Ok(())

@@ -45,6 +45,14 @@ fn access_policy(
             .map_err(|e| anyhow::anyhow!("audit_log: {e}"))?;
         registered.push(location);
     }
+    if let Some(live) = config.and_then(|c| c.live.as_ref()) {
+        // Clients read the flushed messages; only the server writes the store (log and data).
+        let store = format!("{}/", crate::live::store_dir(live)?.display());
+        policy
+            .seal(&store, "the live store")
+            .map_err(|e| anyhow::anyhow!("[live] dir: {e}"))?;
+        registered.push(format!("{}/", crate::live::data_dir(live)?.display()));
+    }
     for location in registered {
         policy
             .allow_read(&location)
@@ -81,6 +89,12 @@ fn governance(
     if rules.is_empty() {
         return Ok(None);
     }
+    // `messages` is a view over two tables once live ingest is on: the row and column policies of
+    // `messages` would not reach them.
+    anyhow::ensure!(
+        config.is_none_or(|c| c.live.is_none()),
+        "[live] cannot be combined with governance rules ([server] roles, grants, policies) yet"
+    );
     Governance::new(rules)
         .map(Some)
         .map_err(|e| anyhow::anyhow!("[server] governance: {e}"))
@@ -231,6 +245,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(colloquy_flight::metrics::serve_http(l, metrics.clone()));
     }
     let governed = governance(config.as_ref(), &server, demo_dir.as_deref())?;
+    if let Some(live) = config.as_ref().and_then(|c| c.live.as_ref()) {
+        let addr = crate::live::start(live, server.allow_plaintext_passwords).await?;
+        eprintln!("colloquy serve: live ingest on http://{addr}/v1/messages");
+    }
     // Opened (and its chain checked) before the first session: a broken trail stops the server.
     let audit = match &server.audit_log {
         Some(location) => Some(Arc::new(

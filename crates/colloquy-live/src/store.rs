@@ -4,7 +4,9 @@
 //! Layout under the store's directory:
 //! - `wal.jsonl`: messages acknowledged since the last flush, one line each;
 //! - `data/<channel>/<day>/<first message's sequence>.jsonl`: flushed messages (written to a temporary
-//!   name, synced, then renamed, so a reader never sees half a file).
+//!   name, synced, then renamed, so a reader never sees half a file);
+//! - `data/_live.jsonl`: empty, so that a store with no messages yet is an archive location with an
+//!   object in it (the archive reader refuses an empty location, a likely typo elsewhere).
 //!
 //! One thread owns the files: requests queue their messages, the thread appends every queued request's
 //! messages, syncs once for all of them (group commit), then answers each. A message whose
@@ -26,6 +28,7 @@ use crate::message::LiveMessage;
 
 const WAL: &str = "wal.jsonl";
 const DATA: &str = "data";
+const PLACEHOLDER: &str = "_live.jsonl";
 
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -110,6 +113,10 @@ impl Writer {
     fn recover(dir: &Path, options: StoreOptions) -> Result<Self> {
         fs::create_dir_all(dir.join(DATA))?;
         let dir = dir.canonicalize()?;
+        let placeholder = dir.join(DATA).join(PLACEHOLDER);
+        if !placeholder.exists() {
+            write_synced(&placeholder, b"")?;
+        }
         let mut seen = HashSet::new();
         let mut next_seq = 0;
         for file in data_files(&dir.join(DATA))? {

@@ -1,0 +1,104 @@
+//! `[live]`: messages posted to `colloquy serve` join the `messages` table.
+//!
+//! The live store (colloquy-live) flushes what it accepts into JSON Lines files under `<dir>/data/`. Each
+//! session reads them as the archive table `live_messages`, and `messages` becomes a view over the
+//! operator's archive (renamed `archived_messages`) and the live messages together, so every analytics
+//! view sees both. `colloquy sql --config` reads the same store (without serving it).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use datafusion::prelude::SessionContext;
+
+use crate::config::LiveSection;
+
+pub const LIVE_TABLE: &str = "live_messages";
+pub const ARCHIVED_TABLE: &str = "archived_messages";
+/// The columns `messages` has with live ingest on (the archive's partition columns are not among them).
+const COLUMNS: &str = "channel, conversation_id, message_id, ts, sender_id, sender_name, sender_role, \
+                       text, reply_to, attachments, source, source_line";
+/// Shorter tokens are refused: the endpoint faces the network.
+const MIN_TOKEN_BYTES: usize = 16;
+
+/// Where the store keeps its flushed messages.
+pub fn data_dir(live: &LiveSection) -> anyhow::Result<PathBuf> {
+    let dir = std::path::absolute(&live.dir)
+        .with_context(|| format!("[live] dir {}", live.dir.display()))?;
+    Ok(dir.join("data"))
+}
+
+/// Registers `live_messages` and makes `messages` the archive and the live messages together.
+pub async fn attach(ctx: &SessionContext, live: &LiveSection) -> anyhow::Result<()> {
+    let data = data_dir(live)?;
+    std::fs::create_dir_all(&data)
+        .with_context(|| format!("[live] cannot create {}", data.display()))?;
+    let location = format!("{}/", data.canonicalize()?.display());
+    colloquy::register_archive(ctx, LIVE_TABLE, &location, &[("format", "jsonl")])
+        .await
+        .context("[live] the live table")?;
+    let sql = match ctx.deregister_table(colloquy::MESSAGES_TABLE)? {
+        Some(archived) => {
+            ctx.register_table(ARCHIVED_TABLE, archived)?;
+            format!(
+                "CREATE OR REPLACE VIEW {} AS SELECT {COLUMNS} FROM {ARCHIVED_TABLE} \
+                 UNION ALL SELECT {COLUMNS} FROM {LIVE_TABLE}",
+                colloquy::MESSAGES_TABLE
+            )
+        }
+        None => format!(
+            "CREATE OR REPLACE VIEW {} AS SELECT {COLUMNS} FROM {LIVE_TABLE}",
+            colloquy::MESSAGES_TABLE
+        ),
+    };
+    ctx.sql(&sql).await?.collect().await?;
+    Ok(())
+}
+
+/// Opens the store and serves the live endpoint; returns the address it listens on.
+pub async fn start(
+    live: &LiveSection,
+    allow_plaintext: bool,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let token = live.token.clone().unwrap_or_default();
+    anyhow::ensure!(
+        token.len() >= MIN_TOKEN_BYTES,
+        "[live] token must be set, at least {MIN_TOKEN_BYTES} bytes: it guards POST /v1/messages"
+    );
+    let bind = live
+        .bind
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:8081".to_owned());
+    let options = colloquy_live::StoreOptions {
+        flush_every: std::time::Duration::from_millis(live.flush_ms.unwrap_or(1000).max(10)),
+        ..Default::default()
+    };
+    let dir = std::path::absolute(&live.dir)?;
+    let store = colloquy_live::LiveStore::open(&dir, options)
+        .map_err(|e| anyhow::anyhow!("[live] cannot open the store in {}: {e}", dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("[live] cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        anyhow::ensure!(
+            allow_plaintext,
+            "[live] refusing to take tokens over plain HTTP on {addr}: bind to 127.0.0.1 behind a TLS proxy, or set allow_plaintext_passwords = true in [server]"
+        );
+        eprintln!(
+            "colloquy serve: WARNING: the live endpoint's token travels unencrypted on {addr}"
+        );
+    }
+    let endpoint = Arc::new(colloquy_live::Endpoint {
+        store,
+        token: Some(token),
+        max_body_bytes: live.max_body_bytes.unwrap_or(1 << 20),
+    });
+    tokio::spawn(colloquy_live::serve(listener, endpoint));
+    Ok(addr)
+}
+
+/// The store's folder, for the access policy: clients read `data/`, and nobody writes anywhere in it.
+pub fn store_dir(live: &LiveSection) -> anyhow::Result<PathBuf> {
+    Ok(std::path::absolute(&live.dir)?)
+}

@@ -3,13 +3,19 @@
 The server acknowledges a request only once its messages are synced to the write-ahead log; a retried
 message is stored once; a server killed with SIGKILL keeps every acknowledged message after a restart;
 hostile requests (no or wrong token, oversized, malformed) are refused with a reason and store nothing;
-and clients can neither write into the store nor read its log.
+and clients can neither write into the store nor read its log. The channels' webhooks (WhatsApp Cloud
+API, Twilio, Slack Events API) are signed here as the channels sign them, from their public docs; a bad or
+stale signature is refused and nothing is stored.
 """
+import base64
+import hashlib
+import hmac
 import json
 import signal
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import adbc_driver_flightsql.dbapi as flight_sql
@@ -20,6 +26,10 @@ from test_adbc import start_server
 
 TOKEN = "live-token-0123456789"
 MAX_BODY = 4096
+META_SECRET = "meta-app-secret-42"
+VERIFY_TOKEN = "verify-me-7"
+TWILIO_TOKEN = "twilio-auth-token-9"
+SLACK_SECRET = "slack-signing-secret-3"
 
 
 def free_port():
@@ -33,7 +43,7 @@ def message(i, conversation="live-c1", text="where is my parcel? it never arrive
             "ts": f"2026-03-30T10:{i:02d}:00Z", "sender_id": "u-9", "sender_role": "customer", "text": text}
 
 
-def post(env, body, token=TOKEN, method="POST", path="/v1/messages", headers=None):
+def post(env, body, token=TOKEN, method="POST", path="/v1/messages", headers=None, raw=False):
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{env['live_port']}{path}", data=data if method == "POST" else None,
                                  method=method)
@@ -43,7 +53,8 @@ def post(env, body, token=TOKEN, method="POST", path="/v1/messages", headers=Non
         req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
+            data = resp.read()
+            return resp.status, data.decode() if raw else json.loads(data)
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
 
@@ -67,6 +78,17 @@ def start(binary, tmp, flush_ms):
     token = "{TOKEN}"
     max_body_bytes = {MAX_BODY}
     flush_ms = {flush_ms}
+
+    [live.whatsapp]
+    app_secret = "{META_SECRET}"
+    verify_token = "{VERIFY_TOKEN}"
+
+    [live.twilio]
+    auth_token = "{TWILIO_TOKEN}"
+    url = "https://chat.example.com/v1/twilio"
+
+    [live.slack]
+    signing_secret = "{SLACK_SECRET}"
     """
     proc, uri = start_server(binary, tmp, config=config)
     return {"proc": proc, "uri": uri, "live_port": port, "tmp": tmp}
@@ -188,3 +210,94 @@ def test_acknowledged_messages_survive_kill_9(colloquy_binary, tmp_path):
     finally:
         if e["proc"].poll() is None:
             e["proc"].kill()
+
+
+def count_where(env, where):
+    return run(env, f"SELECT count(*) FROM messages WHERE {where}")[0][0]
+
+
+def wait_where(env, where, n):
+    deadline = time.time() + 30
+    while (got := count_where(env, where)) != n:
+        assert time.time() < deadline, f"{got} messages where {where}, expected {n}"
+        time.sleep(0.05)
+
+
+WHATSAPP = {
+    "object": "whatsapp_business_account",
+    "entry": [{"id": "102", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106"},
+        "contacts": [{"profile": {"name": "Ana Ruiz"}, "wa_id": "34600111222"}],
+        "messages": [{"from": "34600111222", "id": "wamid.live1", "timestamp": "1774864800", "type": "text",
+                      "text": {"body": "mi pedido no ha llegado"}}],
+        "statuses": [{"id": "wamid.out1", "status": "delivered", "timestamp": "1774864801"}],
+    }}]}],
+}
+
+
+def test_whatsapp_handshake_and_signed_webhooks(env):
+    query = urllib.parse.urlencode({"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN,
+                                    "hub.challenge": "1158201444"})
+    assert post(env, b"", token=None, method="GET", path=f"/v1/whatsapp?{query}", raw=True) == (200, "1158201444")
+    wrong = query.replace(VERIFY_TOKEN, "guess")
+    assert post(env, b"", token=None, method="GET", path=f"/v1/whatsapp?{wrong}")[0] == 403
+    body = json.dumps(WHATSAPP).encode()
+    good = "sha256=" + hmac.new(META_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    forged = "sha256=" + hmac.new(b"guess", body, hashlib.sha256).hexdigest()
+    status, reply = post(env, body, token=None, path="/v1/whatsapp", headers={"X-Hub-Signature-256": forged})
+    assert status == 401 and "does not match" in reply["error"], reply
+    assert post(env, body, token=None, path="/v1/whatsapp")[0] == 401
+    status, reply = post(env, body, token=None, path="/v1/whatsapp", headers={"X-Hub-Signature-256": good})
+    assert (status, reply) == (200, {"accepted": 1, "duplicates": 0})
+    wait_where(env, "channel = 'whatsapp' AND message_id = 'wamid.live1'", 1)
+    row = run(env, "SELECT conversation_id, sender_name, text, CAST(ts AS VARCHAR) FROM messages "
+                   "WHERE message_id = 'wamid.live1'")[0]
+    assert row[:3] == ("34600111222", "Ana Ruiz", "mi pedido no ha llegado")
+    assert row[3].startswith("2026-03-30T10:00:00")
+    # The delivery status is not a message.
+    assert count_where(env, "message_id = 'wamid.out1'") == 0
+
+
+def twilio_signature(url, params):
+    data = url + "".join(k + v for k, v in sorted(params.items()))
+    return base64.b64encode(hmac.new(TWILIO_TOKEN.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def test_twilio_signed_webhooks(env):
+    params = {"MessageSid": "SMlive1", "From": "+14155550100", "To": "+14155550199",
+              "Body": "I was charged twice", "AccountSid": "AC1"}
+    body = urllib.parse.urlencode(params).encode()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    sig = twilio_signature("https://chat.example.com/v1/twilio", params)
+    wrong_url = twilio_signature("https://attacker.example.com/v1/twilio", params)
+    assert post(env, body, token=None, path="/v1/twilio", headers={**form, "X-Twilio-Signature": wrong_url})[0] == 401
+    status, reply = post(env, body, token=None, path="/v1/twilio", headers={**form, "X-Twilio-Signature": sig},
+                         raw=True)
+    assert status == 200 and "<Response></Response>" in reply
+    wait_where(env, "channel = 'sms' AND message_id = 'SMlive1'", 1)
+    assert run(env, "SELECT conversation_id, text FROM messages WHERE message_id = 'SMlive1'")[0] == (
+        "+14155550100", "I was charged twice")
+
+
+def slack_headers(body, secret=SLACK_SECRET, ts=None):
+    ts = str(int(time.time()) if ts is None else ts)
+    sig = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Signature": sig, "X-Slack-Request-Timestamp": ts, "Content-Type": "application/json"}
+
+
+def test_slack_challenge_and_signed_events(env):
+    challenge = json.dumps({"type": "url_verification", "challenge": "3eZbrw1aB"}).encode()
+    assert post(env, challenge, token=None, path="/v1/slack", headers=slack_headers(challenge)) == (
+        200, {"challenge": "3eZbrw1aB"})
+    event = json.dumps({"type": "event_callback", "event_id": "Ev1", "event": {
+        "type": "message", "channel": "C0LIVE", "user": "U7", "text": "the export button does nothing",
+        "ts": "1774864800.000100"}}).encode()
+    stale = slack_headers(event, ts=int(time.time()) - 600)
+    status, reply = post(env, event, token=None, path="/v1/slack", headers=stale)
+    assert status == 401 and "five minutes" in reply["error"], reply
+    forged = slack_headers(event, secret="guess")
+    assert post(env, event, token=None, path="/v1/slack", headers=forged)[0] == 401
+    assert post(env, event, token=None, path="/v1/slack", headers=slack_headers(event)) == (
+        200, {"accepted": 1, "duplicates": 0})
+    wait_where(env, "channel = 'slack' AND conversation_id = 'C0LIVE'", 1)

@@ -42,9 +42,17 @@ pub struct Config {
 /// [live]
 /// dir = "/var/lib/colloquy/live"  # write-ahead log and flushed messages (data/<channel>/<day>/*.jsonl)
 /// bind = "127.0.0.1:8081"         # POST /v1/messages, GET /health
-/// token = "…"                     # bearer token of POST /v1/messages (at least 16 bytes)
+/// token = "…"                     # bearer token of POST /v1/messages (at least 16 bytes; unset: off)
 /// max_body_bytes = 1048576        # one request
 /// flush_ms = 1000                 # how often accepted messages become files the archive reader reads
+/// [live.whatsapp]                 # WhatsApp Business Cloud API webhooks: GET (handshake) and POST /v1/whatsapp
+/// app_secret = "…"                # signs X-Hub-Signature-256
+/// verify_token = "…"              # the subscription handshake's hub.verify_token
+/// [live.twilio]                   # Twilio SMS / WhatsApp webhooks: POST /v1/twilio
+/// auth_token = "…"                # signs X-Twilio-Signature
+/// url = "https://chat.example.com/v1/twilio"  # the webhook URL exactly as configured in Twilio
+/// [live.slack]                    # Slack Events API: POST /v1/slack
+/// signing_secret = "…"
 /// ```
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +62,29 @@ pub struct LiveSection {
     pub token: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub flush_ms: Option<u64>,
+    pub whatsapp: Option<WhatsAppSection>,
+    pub twilio: Option<TwilioSection>,
+    pub slack: Option<SlackSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsAppSection {
+    pub app_secret: String,
+    pub verify_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSection {
+    pub auth_token: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSection {
+    pub signing_secret: String,
 }
 
 /// ```toml

@@ -60,10 +60,35 @@ pub async fn start(
     live: &LiveSection,
     allow_plaintext: bool,
 ) -> anyhow::Result<std::net::SocketAddr> {
-    let token = live.token.clone().unwrap_or_default();
+    if let Some(token) = &live.token {
+        anyhow::ensure!(
+            token.len() >= MIN_TOKEN_BYTES,
+            "[live] token must be at least {MIN_TOKEN_BYTES} bytes: it guards POST /v1/messages"
+        );
+    }
+    let secrets = [
+        live.whatsapp
+            .as_ref()
+            .map(|w| ("[live.whatsapp] app_secret", &w.app_secret)),
+        live.whatsapp
+            .as_ref()
+            .map(|w| ("[live.whatsapp] verify_token", &w.verify_token)),
+        live.twilio
+            .as_ref()
+            .map(|t| ("[live.twilio] auth_token", &t.auth_token)),
+        live.slack
+            .as_ref()
+            .map(|s| ("[live.slack] signing_secret", &s.signing_secret)),
+    ];
+    for (name, secret) in secrets.into_iter().flatten() {
+        anyhow::ensure!(!secret.trim().is_empty(), "{name} is empty");
+    }
     anyhow::ensure!(
-        token.len() >= MIN_TOKEN_BYTES,
-        "[live] token must be set, at least {MIN_TOKEN_BYTES} bytes: it guards POST /v1/messages"
+        live.token.is_some()
+            || live.whatsapp.is_some()
+            || live.twilio.is_some()
+            || live.slack.is_some(),
+        "[live] has no source: set token (POST /v1/messages) or a [live.whatsapp], [live.twilio] or [live.slack] section"
     );
     let bind = live
         .bind
@@ -83,7 +108,7 @@ pub async fn start(
     if !addr.ip().is_loopback() {
         anyhow::ensure!(
             allow_plaintext,
-            "[live] refusing to take tokens over plain HTTP on {addr}: bind to 127.0.0.1 behind a TLS proxy, or set allow_plaintext_passwords = true in [server]"
+            "[live] refusing to take tokens and signed webhooks over plain HTTP on {addr}: bind to 127.0.0.1 behind a TLS proxy, or set allow_plaintext_passwords = true in [server]"
         );
         eprintln!(
             "colloquy serve: WARNING: the live endpoint's token travels unencrypted on {addr}"
@@ -91,7 +116,21 @@ pub async fn start(
     }
     let endpoint = Arc::new(colloquy_live::Endpoint {
         store,
-        token: Some(token),
+        token: live.token.clone(),
+        whatsapp: live
+            .whatsapp
+            .as_ref()
+            .map(|w| colloquy_live::WhatsAppSource {
+                app_secret: w.app_secret.clone(),
+                verify_token: w.verify_token.clone(),
+            }),
+        twilio: live.twilio.as_ref().map(|t| colloquy_live::TwilioSource {
+            auth_token: t.auth_token.clone(),
+            url: t.url.clone(),
+        }),
+        slack: live.slack.as_ref().map(|s| colloquy_live::SlackSource {
+            signing_secret: s.signing_secret.clone(),
+        }),
         max_body_bytes: live.max_body_bytes.unwrap_or(1 << 20),
     });
     tokio::spawn(colloquy_live::serve(listener, endpoint));

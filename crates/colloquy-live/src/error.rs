@@ -7,6 +7,9 @@ pub enum LiveError {
     /// The request is wrong; the message names what and where (line, field).
     #[error("{0}")]
     BadRequest(String),
+    /// A token or webhook signature is missing or does not verify.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The store could not make the messages durable: nothing of the request was acknowledged.
     #[error("live store: {0}")]
     Store(String),
@@ -17,6 +20,7 @@ impl LiveError {
     pub fn status(&self) -> u16 {
         match self {
             LiveError::BadRequest(_) => 400,
+            LiveError::Unauthorized(_) => 401,
             LiveError::Store(_) => 503,
         }
     }

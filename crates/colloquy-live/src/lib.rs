@@ -6,14 +6,16 @@
 //! flushed into JSON Lines files under `<dir>/data/<channel>/<day>/`, which the archive reader reads like
 //! any other log: the `messages` table includes them (colloquy-cli's `live` module).
 //!
-//! The message shape of the generic endpoint is in [`message`]; channel webhook formats come next.
+//! The message shape of the generic endpoint is in [`message`]; the channels' webhook formats and their
+//! signatures in [`channels`].
 
+pub mod channels;
 pub mod error;
 pub mod http;
 pub mod message;
 pub mod store;
 
 pub use error::{LiveError, Result};
-pub use http::{Endpoint, serve};
+pub use http::{Endpoint, SlackSource, TwilioSource, WhatsAppSource, serve};
 pub use message::LiveMessage;
 pub use store::{LiveStore, Outcome, StoreOptions};

@@ -52,7 +52,7 @@ impl LiveMessage {
     }
 
     /// Checks the fields and normalises the timestamp to RFC 3339 UTC; `at` names the message in errors.
-    fn checked(mut self, at: &str) -> Result<Self> {
+    pub(crate) fn checked(mut self, at: &str) -> Result<Self> {
         let bad = |field: &str, why: String| {
             LiveError::BadRequest(format!("{at}: field '{field}': {why}"))
         };

@@ -28,20 +28,16 @@ Printed: macro-F1 per language and development set for each system, and the mean
 languages. Record results in benches/README.md with the machine they ran on.
 """
 import argparse
-import json
 import statistics
-import subprocess
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline, make_union
+from sentiment_vs_lexicons import colloquy_scores
 
 LABELS = ["neg", "neu", "pos"]
 XLMT = ["ar", "de", "en", "es", "fr", "hi", "it", "pt"]
@@ -83,17 +79,7 @@ def fit_cv(texts, labels, folds):
 
 
 def colloquy_labels(binary, texts):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "dev.parquet"
-        pq.write_table(pa.table({"id": pa.array(range(len(texts)), pa.int64()), "text": texts}), path)
-        sql = (f"CREATE EXTERNAL TABLE dev STORED AS PARQUET LOCATION '{path}'; "
-               "SELECT id, sentiment_label(text) AS l FROM dev ORDER BY id")
-        out = subprocess.run([binary, "sql", "--format", "json", "-c", sql], capture_output=True, text=True)
-        if out.returncode != 0:
-            raise SystemExit(f"colloquy failed: {out.stderr.strip()}")
-        rows = json.loads(out.stdout.strip().splitlines()[-1])
-    short = {"negative": "neg", "neutral": "neu", "positive": "pos"}
-    return [short.get(r.get("l"), "neu") for r in rows]
+    return [label for label, _ in colloquy_scores(binary, texts)]
 
 
 def vader_labels(texts):

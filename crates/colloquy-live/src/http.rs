@@ -175,14 +175,10 @@ fn whatsapp_handshake(req: &Request<Incoming>, endpoint: &Endpoint) -> Response<
     if get("hub.mode") == Some("subscribe")
         && constant_time_eq(token.as_bytes(), source.verify_token.as_bytes())
     {
-        let mut resp = Response::new(Full::new(Bytes::from(
-            get("hub.challenge").unwrap_or_default().to_owned(),
-        )));
-        resp.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("text/plain"),
+        return text(
+            "text/plain",
+            Bytes::from(get("hub.challenge").unwrap_or_default().to_owned()),
         );
-        return resp;
     }
     tracing::warn!("live: refused a WhatsApp subscription handshake with the wrong verify token");
     error(
@@ -223,14 +219,10 @@ async fn post_twilio(req: Request<Incoming>, endpoint: &Endpoint) -> Reply {
         channels::twilio_message(&params, chrono::Utc::now()).map_err(|e| refuse("Twilio", &e))?;
     store(endpoint, vec![message]).await?;
     // An empty TwiML response: no automatic reply to the sender.
-    let mut resp = Response::new(Full::new(Bytes::from_static(
-        b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
-    )));
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/xml"),
-    );
-    Ok(resp)
+    Ok(text(
+        "text/xml",
+        Bytes::from_static(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"),
+    ))
 }
 
 async fn post_slack(req: Request<Incoming>, endpoint: &Endpoint) -> Reply {
@@ -285,11 +277,17 @@ fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut resp = text("application/json", Bytes::from(body.to_string()));
     *resp.status_mut() = status;
+    resp
+}
+
+/// A 200 response of `content_type`.
+fn text(content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+        hyper::header::HeaderValue::from_static(content_type),
     );
     resp
 }

@@ -514,22 +514,17 @@ fn sentiment_lexicon(s: &Settings) -> Result<Option<Lexicon>> {
         }
     }
     if let Some(dir) = &s.handwritten {
-        for path in handwritten_lexicons(dir)? {
-            for r in read_tsv(&path, 2)? {
-                let v: f32 = r[1]
-                    .trim()
-                    .parse()
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                one_word(&r[0], v * 0.6, &mut lexicon);
-            }
+        for (phrase, v) in handwritten_lexicons(dir)? {
+            one_word(&phrase, v * 0.6, &mut lexicon);
         }
     }
     Ok((!lexicon.is_empty()).then_some(lexicon))
 }
 
-/// The hand-written sentiment lexicons in `dir`, in name order: priors add up into shared buckets, and a
-/// float sum depends on its order, which the file system's listing does not fix.
-fn handwritten_lexicons(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+/// The entries (phrase, polarity) of the hand-written sentiment lexicons in `dir`, file by file in name
+/// order: priors add up into shared buckets, and a float sum depends on its order, which the file
+/// system's listing does not fix.
+fn handwritten_lexicons(dir: &std::path::Path) -> Result<Vec<(String, f32)>> {
     let mut paths = fs::read_dir(dir)?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<std::io::Result<Vec<_>>>()?;
@@ -539,7 +534,17 @@ fn handwritten_lexicons(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>
             .is_some_and(|n| n.starts_with("sentiment_lexicon_"))
     });
     paths.sort();
-    Ok(paths)
+    let mut out = Vec::new();
+    for path in paths {
+        for r in read_tsv(&path, 2)? {
+            let v: f32 = r[1]
+                .trim()
+                .parse()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            out.push((r[0].clone(), v));
+        }
+    }
+    Ok(out)
 }
 
 /// Lexicons become the starting weights of their words: a word the labelled tweets never show still
@@ -592,20 +597,14 @@ fn sentiment_prior(
     }
     if let Some(dir) = &s.handwritten {
         let hand = s.knob("hand_alpha", alpha);
-        for path in handwritten_lexicons(dir)? {
-            for r in read_tsv(&path, 2)? {
-                let v: f32 = r[1]
-                    .trim()
-                    .parse()
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                tokens.read(&r[0]);
-                for w in tokens.words().map(str::to_owned).collect::<Vec<_>>() {
-                    mark_known(known, &w);
-                    add_prior(word_bucket(&w, false, spec.bits), hand * v * 0.6);
-                    add_prior(word_bucket(&w, true, spec.bits), -hand * neg_f * v * 0.6);
-                }
-                lexicon_words += 1;
+        for (phrase, v) in handwritten_lexicons(dir)? {
+            tokens.read(&phrase);
+            for w in tokens.words().map(str::to_owned).collect::<Vec<_>>() {
+                mark_known(known, &w);
+                add_prior(word_bucket(&w, false, spec.bits), hand * v * 0.6);
+                add_prior(word_bucket(&w, true, spec.bits), -hand * neg_f * v * 0.6);
             }
+            lexicon_words += 1;
         }
     }
     Ok((prior, lexicon_words))

@@ -13,10 +13,12 @@ import hmac
 import json
 import signal
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import adbc_driver_manager
@@ -59,7 +61,7 @@ def post(env, body, token=TOKEN, method="POST", path="/v1/messages", headers=Non
         return e.code, json.loads(e.read())
 
 
-def start(binary, tmp, flush_ms):
+def start(binary, tmp, flush_ms, extra="", live_keys=""):
     archive = tmp / "chats"
     archive.mkdir(exist_ok=True)
     (archive / "log.jsonl").write_text(json.dumps({
@@ -78,6 +80,7 @@ def start(binary, tmp, flush_ms):
     token = "{TOKEN}"
     max_body_bytes = {MAX_BODY}
     flush_ms = {flush_ms}
+    {live_keys}
 
     [live.whatsapp]
     app_secret = "{META_SECRET}"
@@ -89,6 +92,7 @@ def start(binary, tmp, flush_ms):
 
     [live.slack]
     signing_secret = "{SLACK_SECRET}"
+    {extra}
     """
     proc, uri = start_server(binary, tmp, config=config)
     return {"proc": proc, "uri": uri, "live_port": port, "tmp": tmp}
@@ -301,3 +305,100 @@ def test_slack_challenge_and_signed_events(env):
     assert post(env, event, token=None, path="/v1/slack", headers=slack_headers(event)) == (
         200, {"accepted": 1, "duplicates": 0})
     wait_where(env, "channel = 'slack' AND conversation_id = 'C0LIVE'", 1)
+
+
+class Receiver:
+    """A webhook receiver on loopback that keeps what it is sent."""
+
+    def __init__(self):
+        got = self.got = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                got.append((self.headers["X-Colloquy-Event"], json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def rule_events(env):
+    return run(env, 'SELECT "rule", "key", status FROM rule_events ORDER BY "at", status')
+
+
+def wait_until(check, what, timeout=30):
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, what
+        time.sleep(0.1)
+
+
+def test_rules_fire_once_survive_restarts_and_dead_letter(colloquy_binary, tmp_path):
+    receiver = Receiver()
+    rules = f"""
+    [[live.rule]]
+    name = "refund_request"
+    sql = "SELECT conversation_key, text FROM conversation_messages WHERE sender_role = 'customer' AND lower(text) LIKE '%refund%'"
+    key = "conversation_key"
+    webhook = "http://127.0.0.1:{receiver.port}/hook"
+
+    [[live.rule]]
+    name = "receiver_down"
+    sql = "SELECT conversation_id FROM messages WHERE conversation_id = 'rules-b'"
+    key = "conversation_id"
+    webhook = "http://127.0.0.1:9/hook"
+
+    [[live.rule]]
+    name = "table_only"
+    sql = "SELECT conversation_id FROM messages WHERE conversation_id = 'rules-b'"
+    key = "conversation_id"
+    """
+    e = start(colloquy_binary, tmp_path, flush_ms=100, extra=rules, live_keys="webhook_tries = 2")
+    try:
+        assert post(e, message(1, conversation="rules-a", text="I want a refund for order 9"))[0] == 200
+        wait_until(lambda: len(receiver.got) == 1, "the refund rule did not fire")
+        event, body = receiver.got[0]
+        assert event == "refund_request/webchat/rules-a#1"
+        assert body["rule"] == "refund_request" and body["row"]["text"] == "I want a refund for order 9"
+        # Another match in the same conversation does not fire again.
+        assert post(e, message(2, conversation="rules-a", text="refund please"))[0] == 200
+        assert post(e, message(3, conversation="rules-b", text="hello"))[0] == 200
+        wait_until(lambda: ("table_only", "rules-b", "recorded") in rule_events(e), "table_only did not record")
+        wait_until(lambda: ("receiver_down", "rules-b", "dead_letter") in rule_events(e),
+                   f"receiver_down was not dead-lettered: {rule_events(e)}")
+        events = rule_events(e)
+        assert events.count(("refund_request", "webchat/rules-a#1", "fired")) == 1
+        assert ("refund_request", "webchat/rules-a#1", "delivered") in events
+        assert len(receiver.got) == 1
+    finally:
+        e["proc"].terminate()
+        e["proc"].wait(timeout=30)
+    # After a restart nothing fires again, and new matches still do.
+    e = start(colloquy_binary, tmp_path, flush_ms=100, extra=rules, live_keys="webhook_tries = 2")
+    try:
+        assert post(e, message(4, conversation="rules-c", text="refund me"))[0] == 200
+        wait_until(lambda: len(receiver.got) == 2, "the rule did not fire after the restart")
+        assert [g[0] for g in receiver.got] == ["refund_request/webchat/rules-a#1", "refund_request/webchat/rules-c#1"]
+        assert rule_events(e).count(("refund_request", "webchat/rules-a#1", "fired")) == 1
+    finally:
+        e["proc"].terminate()
+        e["proc"].wait(timeout=30)
+        receiver.server.shutdown()
+
+
+def test_a_rule_that_does_not_plan_stops_the_server(colloquy_binary, tmp_path):
+    bad = """
+    [[live.rule]]
+    name = "broken"
+    sql = "SELECT nothing FROM nowhere"
+    key = "nothing"
+    """
+    with pytest.raises(RuntimeError) as e:
+        start(colloquy_binary, tmp_path, flush_ms=100, extra=bad)
+    assert "[[live.rule]] broken: the query" in str(e.value)

@@ -53,6 +53,12 @@ pub struct Config {
 /// url = "https://chat.example.com/v1/twilio"  # the webhook URL exactly as configured in Twilio
 /// [live.slack]                    # Slack Events API: POST /v1/slack
 /// signing_secret = "…"
+/// [[live.rule]]                   # a standing query; each new value of `key` fires once
+/// name = "negative_customer"
+/// sql = "SELECT conversation_key, channel, text FROM conversation_messages WHERE sentiment < -0.5"
+/// key = "conversation_key"
+/// webhook = "https://hooks.example.com/route"   # optional: POSTed the event (else only rule_events)
+/// # [live] rule_interval_ms = 500, webhook_tries = 5: how often rules look for new messages; tries per POST
 /// ```
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +71,21 @@ pub struct LiveSection {
     pub whatsapp: Option<WhatsAppSection>,
     pub twilio: Option<TwilioSection>,
     pub slack: Option<SlackSection>,
+    /// How often the rules check for new messages (they run after each flush that wrote some).
+    pub rule_interval_ms: Option<u64>,
+    /// Tries per webhook action before it is dead-lettered (backoff from half a second, doubling).
+    pub webhook_tries: Option<u32>,
+    #[serde(default)]
+    pub rule: Vec<RuleSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSection {
+    pub name: String,
+    pub sql: String,
+    pub key: String,
+    pub webhook: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

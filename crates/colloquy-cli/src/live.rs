@@ -9,11 +9,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::config::LiveSection;
 
 pub const LIVE_TABLE: &str = "live_messages";
+pub const RULE_EVENTS_TABLE: &str = "rule_events";
 pub const ARCHIVED_TABLE: &str = "archived_messages";
 /// The columns `messages` has with live ingest on (the archive's partition columns are not among them).
 const COLUMNS: &str = "channel, conversation_id, message_id, ts, sender_id, sender_name, sender_role, \
@@ -52,14 +59,100 @@ pub async fn attach(ctx: &SessionContext, live: &LiveSection) -> anyhow::Result<
         ),
     };
     ctx.sql(&sql).await?.collect().await?;
+    let rules = rules_dir(live)?;
+    std::fs::create_dir_all(&rules)
+        .with_context(|| format!("[live] cannot create {}", rules.display()))?;
+    ctx.register_table(
+        RULE_EVENTS_TABLE,
+        Arc::new(RuleEventsTable::new(
+            rules.join(colloquy_live::rules::EVENTS),
+        )),
+    )?;
     Ok(())
 }
 
-/// Opens the store and serves the live endpoint; returns the address it listens on.
+/// `rule_events`: the rule log, read again at every scan (it grows while the server runs; a listing
+/// table's cached file sizes would hide the new lines).
+#[derive(Debug)]
+struct RuleEventsTable {
+    path: PathBuf,
+    schema: SchemaRef,
+}
+
+impl RuleEventsTable {
+    fn new(path: PathBuf) -> Self {
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        let schema = Arc::new(Schema::new(vec![
+            text("rule"),
+            text("key"),
+            text("at"),
+            text("status"),
+            Field::new("attempts", DataType::Int64, false),
+            text("detail"),
+        ]));
+        Self { path, schema }
+    }
+
+    fn read(&self) -> datafusion::error::Result<RecordBatch> {
+        let events: Vec<colloquy_live::RuleEvent> = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes
+                .split(|&b| b == b'\n')
+                .filter_map(|line| serde_json::from_slice(line).ok())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(datafusion::error::DataFusionError::IoError(e)),
+        };
+        let col = |f: fn(&colloquy_live::RuleEvent) -> &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(events.iter().map(f)))
+        };
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.schema),
+            vec![
+                col(|e| &e.rule),
+                col(|e| &e.key),
+                col(|e| &e.at),
+                col(|e| &e.status),
+                Arc::new(Int64Array::from_iter_values(
+                    events.iter().map(|e| i64::from(e.attempts)),
+                )),
+                col(|e| &e.detail),
+            ],
+        )?)
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for RuleEventsTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let table = MemTable::try_new(Arc::clone(&self.schema), vec![vec![self.read()?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+/// Where the rule log is: the table `rule_events`.
+pub fn rules_dir(live: &LiveSection) -> anyhow::Result<PathBuf> {
+    Ok(store_dir(live)?.join(colloquy_live::rules::RULES_DIR))
+}
+
+/// Opens the store and serves the live endpoint; returns the address it listens on and the store.
 pub async fn start(
     live: &LiveSection,
     allow_plaintext: bool,
-) -> anyhow::Result<std::net::SocketAddr> {
+) -> anyhow::Result<(std::net::SocketAddr, colloquy_live::LiveStore)> {
     if let Some(token) = &live.token {
         anyhow::ensure!(
             token.len() >= MIN_TOKEN_BYTES,
@@ -115,7 +208,7 @@ pub async fn start(
         );
     }
     let endpoint = Arc::new(colloquy_live::Endpoint {
-        store,
+        store: store.clone(),
         token: live.token.clone(),
         whatsapp: live
             .whatsapp
@@ -134,7 +227,7 @@ pub async fn start(
         max_body_bytes: live.max_body_bytes.unwrap_or(1 << 20),
     });
     tokio::spawn(colloquy_live::serve(listener, endpoint));
-    Ok(addr)
+    Ok((addr, store))
 }
 
 /// The store's folder, for the access policy: clients read `data/`, and nobody writes anywhere in it.

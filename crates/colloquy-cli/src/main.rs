@@ -5,6 +5,7 @@ mod demo;
 mod live;
 mod output;
 mod progress;
+mod rules;
 mod runner;
 mod save_model;
 mod serve;

@@ -52,6 +52,7 @@ fn access_policy(
             .seal(&store, "the live store")
             .map_err(|e| anyhow::anyhow!("[live] dir: {e}"))?;
         registered.push(format!("{}/", crate::live::data_dir(live)?.display()));
+        registered.push(format!("{}/", crate::live::rules_dir(live)?.display()));
     }
     for location in registered {
         policy
@@ -245,10 +246,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(colloquy_flight::metrics::serve_http(l, metrics.clone()));
     }
     let governed = governance(config.as_ref(), &server, demo_dir.as_deref())?;
-    if let Some(live) = config.as_ref().and_then(|c| c.live.as_ref()) {
-        let addr = crate::live::start(live, server.allow_plaintext_passwords).await?;
-        eprintln!("colloquy serve: live ingest on http://{addr}/v1/messages");
-    }
+    let live_store = match config.as_ref().and_then(|c| c.live.as_ref()) {
+        Some(live) => {
+            let (addr, store) = crate::live::start(live, server.allow_plaintext_passwords).await?;
+            eprintln!("colloquy serve: live ingest on http://{addr}/v1/messages");
+            Some((live.clone(), store))
+        }
+        None => None,
+    };
     // Opened (and its chain checked) before the first session: a broken trail stops the server.
     let audit = match &server.audit_log {
         Some(location) => Some(Arc::new(
@@ -291,6 +296,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Ok(ctx)
         }
     });
+    if let Some((live, store)) = live_store {
+        let (log, pending) = colloquy_live::RuleLog::open(&crate::live::store_dir(&live)?)
+            .map_err(|e| anyhow::anyhow!("[live] the rule log: {e}"))?;
+        let n = live.rule.len();
+        crate::rules::start(
+            live.rule.clone(),
+            Arc::new(log),
+            pending,
+            store,
+            factory.clone(),
+            std::time::Duration::from_millis(live.rule_interval_ms.unwrap_or(500).max(50)),
+            colloquy_live::Delivery {
+                tries: live.webhook_tries.unwrap_or(5).clamp(1, 20),
+                ..Default::default()
+            },
+        )
+        .await?;
+        if n > 0 {
+            eprintln!("colloquy serve: {n} live rule(s) evaluated after each flush");
+        }
+    }
     let auth = Arc::new(authenticator(&server)?);
     let tls = match (&server.tls_cert, &server.tls_key) {
         (Some(cert), Some(key)) => Some(Tls {

@@ -13,9 +13,11 @@ pub mod channels;
 pub mod error;
 pub mod http;
 pub mod message;
+pub mod rules;
 pub mod store;
 
 pub use error::{LiveError, Result};
 pub use http::{Endpoint, SlackSource, TwilioSource, WhatsAppSource, serve};
 pub use message::LiveMessage;
+pub use rules::{Delivery, RuleEvent, RuleLog};
 pub use store::{LiveStore, Outcome, StoreOptions};

@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -66,6 +68,7 @@ struct Append {
 pub struct LiveStore {
     tx: std_mpsc::Sender<Append>,
     data: PathBuf,
+    flushes: Arc<AtomicU64>,
 }
 
 impl LiveStore {
@@ -74,11 +77,18 @@ impl LiveStore {
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Self> {
         let mut writer = Writer::recover(dir, options)?;
         let data = writer.dir.join(DATA);
+        let flushes = Arc::clone(&writer.flushes);
         let (tx, rx) = std_mpsc::channel::<Append>();
         std::thread::Builder::new()
             .name("colloquy-live-store".into())
             .spawn(move || writer.run(&rx))?;
-        Ok(Self { tx, data })
+        Ok(Self { tx, data, flushes })
+    }
+
+    /// How many flushes have written messages so far: a reader of `data/` that saw this number before has
+    /// nothing new to read.
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Acquire)
     }
 
     /// The folder of flushed messages: the archive location of the live table.
@@ -107,6 +117,7 @@ struct Writer {
     pending: Vec<(u64, LiveMessage)>,
     next_seq: u64,
     last_flush: Instant,
+    flushes: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -163,6 +174,7 @@ impl Writer {
             pending,
             next_seq,
             last_flush: Instant::now(),
+            flushes: Arc::new(AtomicU64::new(0)),
         };
         w.flush()?;
         Ok(w)
@@ -292,6 +304,7 @@ impl Writer {
         }
         self.pending.clear();
         self.rewrite_wal(Vec::new())?;
+        self.flushes.fetch_add(1, Ordering::Release);
         Ok(())
     }
 }

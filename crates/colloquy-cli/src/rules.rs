@@ -1,0 +1,152 @@
+//! `[[live.rule]]`: standing queries over the live table, each match acted on once.
+//!
+//! After every flush of the live store (new messages became readable), each rule's query runs in a
+//! session built like a client's (the same tables, views and access policy). A row whose `key` value the
+//! rule has not matched before fires: the event is synced to the rule log (`rule_events`), then, when the
+//! rule has a webhook, POSTed there with retries and backoff, and dead-lettered if every try fails.
+//!
+//! The queries are the operator's (from the config file), and they are evaluated in full each time, with
+//! the parsed-archive cache sparing the re-parse of unchanged files: incremental evaluation is next.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use colloquy_live::{Delivery, LiveStore, RuleEvent, RuleLog};
+use datafusion::prelude::SessionContext;
+
+use crate::config::RuleSection;
+
+/// The rows of `sql` as JSON objects.
+async fn rows(
+    ctx: &SessionContext,
+    sql: &str,
+) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    for b in &batches {
+        writer.write(b)?;
+    }
+    writer.finish()?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<serde_json::Value> = serde_json::from_slice(&bytes)?;
+    Ok(values
+        .into_iter()
+        .filter_map(|v| match v {
+            serde_json::Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .collect())
+}
+
+fn key_of(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
+    match row.get(key)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Checks every rule once (a query that does not plan, or lacks its key column, stops the server), then
+/// evaluates them after each flush for as long as the server runs.
+pub async fn start(
+    rules: Vec<RuleSection>,
+    log: Arc<RuleLog>,
+    pending: Vec<RuleEvent>,
+    store: LiveStore,
+    factory: colloquy_flight::ContextFactory,
+    every: Duration,
+    delivery: Delivery,
+) -> anyhow::Result<()> {
+    let ctx = factory().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    for r in &rules {
+        let df = ctx
+            .sql(&r.sql)
+            .await
+            .with_context(|| format!("[[live.rule]] {}: the query", r.name))?;
+        anyhow::ensure!(
+            df.schema().fields().iter().any(|f| f.name() == &r.key),
+            "[[live.rule]] {}: the query has no column '{}' (the rule's key)",
+            r.name,
+            r.key
+        );
+    }
+    let client = reqwest::Client::new();
+    let rules = Arc::new(rules);
+    let delivery = Arc::new(delivery);
+    // Deliveries a stop interrupted.
+    for event in pending {
+        if let Some(url) = rules
+            .iter()
+            .find(|r| r.name == event.rule)
+            .and_then(|r| r.webhook.clone())
+        {
+            spawn_delivery(&client, &log, &delivery, url, event);
+        }
+    }
+    tokio::spawn(async move {
+        let mut seen = None;
+        loop {
+            let now = store.flushes();
+            if seen != Some(now) {
+                seen = Some(now);
+                match factory().await {
+                    Ok(ctx) => {
+                        for r in rules.iter() {
+                            if let Err(e) = evaluate(&ctx, r, &log, &client, &delivery).await {
+                                tracing::error!("rule {}: {e}", r.name);
+                                eprintln!("colloquy serve: rule {}: {e}", r.name);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!("rules: no session: {e}"),
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+    Ok(())
+}
+
+async fn evaluate(
+    ctx: &SessionContext,
+    rule: &RuleSection,
+    log: &Arc<RuleLog>,
+    client: &reqwest::Client,
+    delivery: &Arc<Delivery>,
+) -> anyhow::Result<()> {
+    for row in rows(ctx, &rule.sql).await? {
+        let Some(key) = key_of(&row, &rule.key) else {
+            continue;
+        };
+        let detail = serde_json::Value::Object(row).to_string();
+        if let Some(event) = log.fire(&rule.name, &key, detail)? {
+            match &rule.webhook {
+                Some(url) => spawn_delivery(client, log, delivery, url.clone(), event),
+                None => log.outcome(&event, "recorded", 0, String::new())?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn spawn_delivery(
+    client: &reqwest::Client,
+    log: &Arc<RuleLog>,
+    delivery: &Arc<Delivery>,
+    url: String,
+    event: RuleEvent,
+) {
+    let client = client.clone();
+    let log = Arc::clone(log);
+    let delivery = Arc::clone(delivery);
+    tokio::spawn(async move {
+        if let Err(e) = colloquy_live::rules::deliver(&client, &log, &url, &event, &delivery).await
+        {
+            tracing::error!("rule {}: {e}", event.rule);
+        }
+    });
+}

@@ -358,6 +358,14 @@ def test_rules_fire_once_survive_restarts_and_dead_letter(colloquy_binary, tmp_p
     name = "table_only"
     sql = "SELECT conversation_id FROM messages WHERE conversation_id = 'rules-b'"
     key = "conversation_id"
+
+    # The built-in rules of sql/rules/ (each must plan, with its key, or the server does not start).
+    [[live.rule]]
+    builtin = "negative_streak"
+    [[live.rule]]
+    builtin = "negative_spike"
+    [[live.rule]]
+    builtin = "customer_waiting"
     """
     e = start(colloquy_binary, tmp_path, flush_ms=100, extra=rules, live_keys="webhook_tries = 2")
     try:
@@ -372,6 +380,14 @@ def test_rules_fire_once_survive_restarts_and_dead_letter(colloquy_binary, tmp_p
         wait_until(lambda: ("table_only", "rules-b", "recorded") in rule_events(e), "table_only did not record")
         wait_until(lambda: ("receiver_down", "rules-b", "dead_letter") in rule_events(e),
                    f"receiver_down was not dead-lettered: {rule_events(e)}")
+        # Three plainly negative messages in a row, the last one waiting for a reply.
+        for i, text in enumerate(["this is terrible", "worst service ever, I am furious",
+                                  "absolutely awful, nobody helps me"]):
+            assert post(e, message(30 + i, conversation="rules-d", text=text))[0] == 200
+        wait_until(lambda: ("negative_streak", "webchat/rules-d#1", "recorded") in rule_events(e),
+                   f"negative_streak did not fire: {rule_events(e)}")
+        # The customer who wrote rules-b's message at 10:03 has waited more than 15 minutes at 10:32.
+        assert ("customer_waiting", "webchat/rules-b#1", "recorded") in rule_events(e)
         events = rule_events(e)
         assert events.count(("refund_request", "webchat/rules-a#1", "fired")) == 1
         assert ("refund_request", "webchat/rules-a#1", "delivered") in events
@@ -392,13 +408,13 @@ def test_rules_fire_once_survive_restarts_and_dead_letter(colloquy_binary, tmp_p
         receiver.server.shutdown()
 
 
-def test_a_rule_that_does_not_plan_stops_the_server(colloquy_binary, tmp_path):
-    bad = """
-    [[live.rule]]
-    name = "broken"
-    sql = "SELECT nothing FROM nowhere"
-    key = "nothing"
-    """
+@pytest.mark.parametrize("rule, error", [
+    ('name = "broken"\n    sql = "SELECT nothing FROM nowhere"\n    key = "nothing"', "[[live.rule]] broken: the query"),
+    ('name = "keyless"\n    sql = "SELECT 1 AS x"\n    key = "conversation_key"',
+     "[[live.rule]] keyless: the query has no column 'conversation_key'"),
+    ('builtin = "no_such_rule"', "[[live.rule]] builtin 'no_such_rule' is not one of negative_streak"),
+])
+def test_a_rule_that_cannot_run_stops_the_server(colloquy_binary, tmp_path, rule, error):
     with pytest.raises(RuntimeError) as e:
-        start(colloquy_binary, tmp_path, flush_ms=100, extra=bad)
-    assert "[[live.rule]] broken: the query" in str(e.value)
+        start(colloquy_binary, tmp_path, flush_ms=100, extra=f"[[live.rule]]\n    {rule}")
+    assert error in str(e.value)

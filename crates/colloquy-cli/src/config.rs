@@ -53,6 +53,8 @@ pub struct Config {
 /// url = "https://chat.example.com/v1/twilio"  # the webhook URL exactly as configured in Twilio
 /// [live.slack]                    # Slack Events API: POST /v1/slack
 /// signing_secret = "…"
+/// [[live.rule]]                   # a built-in rule of sql/rules/
+/// builtin = "negative_streak"     # or negative_spike, customer_waiting
 /// [[live.rule]]                   # a standing query; each new value of `key` fires once
 /// name = "negative_customer"
 /// sql = "SELECT conversation_key, channel, text FROM conversation_messages WHERE sentiment < -0.5"
@@ -79,12 +81,15 @@ pub struct LiveSection {
     pub rule: Vec<RuleSection>,
 }
 
+/// A rule: its own `sql` and `key`, or a `builtin` one from `sql/rules/` (negative_streak, negative_spike,
+/// customer_waiting).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSection {
-    pub name: String,
-    pub sql: String,
-    pub key: String,
+    pub name: Option<String>,
+    pub builtin: Option<String>,
+    pub sql: Option<String>,
+    pub key: Option<String>,
     pub webhook: Option<String>,
 }
 

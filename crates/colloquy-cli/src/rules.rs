@@ -17,6 +17,62 @@ use datafusion::prelude::SessionContext;
 
 use crate::config::RuleSection;
 
+/// The rules of `sql/rules/`: name, key column, query.
+pub const BUILTIN: &[(&str, &str, &str)] = &[
+    (
+        "negative_streak",
+        "conversation_key",
+        include_str!("../../../sql/rules/negative_streak.sql"),
+    ),
+    (
+        "negative_spike",
+        "spike_key",
+        include_str!("../../../sql/rules/negative_spike.sql"),
+    ),
+    (
+        "customer_waiting",
+        "conversation_key",
+        include_str!("../../../sql/rules/customer_waiting.sql"),
+    ),
+];
+
+/// A rule ready to run.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub name: String,
+    pub sql: String,
+    pub key: String,
+    pub webhook: Option<String>,
+}
+
+impl RuleSection {
+    /// The rule this section describes: a built-in one (its name, query and key, unless overridden) or
+    /// its own `name`, `sql` and `key`.
+    pub fn resolve(&self) -> anyhow::Result<Rule> {
+        let builtin = match &self.builtin {
+            Some(b) => Some(BUILTIN.iter().find(|(n, _, _)| n == b).ok_or_else(|| {
+                let names: Vec<&str> = BUILTIN.iter().map(|(n, _, _)| *n).collect();
+                anyhow::anyhow!(
+                    "[[live.rule]] builtin '{b}' is not one of {}",
+                    names.join(", ")
+                )
+            })?),
+            None => None,
+        };
+        let pick = |own: &Option<String>, from: Option<&str>, what: &str| {
+            own.clone()
+                .or_else(|| from.map(str::to_owned))
+                .ok_or_else(|| anyhow::anyhow!("[[live.rule]] needs {what} (or builtin = \"…\")"))
+        };
+        Ok(Rule {
+            name: pick(&self.name, builtin.map(|b| b.0), "a name")?,
+            key: pick(&self.key, builtin.map(|b| b.1), "a key column")?,
+            sql: pick(&self.sql, builtin.map(|b| b.2), "sql")?,
+            webhook: self.webhook.clone(),
+        })
+    }
+}
+
 /// The rows of `sql` as JSON objects.
 async fn rows(
     ctx: &SessionContext,
@@ -53,7 +109,7 @@ fn key_of(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option
 /// Checks every rule once (a query that does not plan, or lacks its key column, stops the server), then
 /// evaluates them after each flush for as long as the server runs.
 pub async fn start(
-    rules: Vec<RuleSection>,
+    rules: Vec<Rule>,
     log: Arc<RuleLog>,
     pending: Vec<RuleEvent>,
     store: LiveStore,
@@ -113,7 +169,7 @@ pub async fn start(
 
 async fn evaluate(
     ctx: &SessionContext,
-    rule: &RuleSection,
+    rule: &Rule,
     log: &Arc<RuleLog>,
     client: &reqwest::Client,
     delivery: &Arc<Delivery>,

@@ -11,7 +11,7 @@ use colloquy_flight::{
     Authenticator, Gate, GovernanceSlot, Limits, Normalizer, ServiceOptions, Tls, TokenLimits,
 };
 
-use crate::config::{self, Config, ServerSection};
+use crate::config::{self, Config, RuleSection, ServerSection};
 use crate::{ServeArgs, demo};
 
 /// Defaults that keep a 2-core, 4 GB host answering: the operator raises them in `[server]`.
@@ -300,8 +300,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (log, pending) = colloquy_live::RuleLog::open(&crate::live::store_dir(&live)?)
             .map_err(|e| anyhow::anyhow!("[live] the rule log: {e}"))?;
         let n = live.rule.len();
+        let rules = live
+            .rule
+            .iter()
+            .map(RuleSection::resolve)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         crate::rules::start(
-            live.rule.clone(),
+            rules,
             Arc::new(log),
             pending,
             store,

@@ -13,6 +13,7 @@ import hmac
 import json
 import signal
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -418,3 +419,28 @@ def test_a_rule_that_cannot_run_stops_the_server(colloquy_binary, tmp_path, rule
     with pytest.raises(RuntimeError) as e:
         start(colloquy_binary, tmp_path, flush_ms=100, extra=f"[[live.rule]]\n    {rule}")
     assert error in str(e.value)
+
+
+def test_replay_sends_an_archive_in_time_order(env, colloquy_binary, tmp_path):
+    archive = tmp_path / "replay"
+    archive.mkdir()
+    # Written out of order: the replay sorts by time.
+    rows = [{"channel": "webchat", "conversation_id": f"replay-{i % 3}", "message_id": f"r-{i}",
+             "ts": f"2026-03-31T09:{59 - i:02d}:00Z", "role": "customer", "text": f"message {i}"} for i in range(30)]
+    (archive / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = live_count(env)
+    url = f"http://127.0.0.1:{env['live_port']}"
+    done = subprocess.run([colloquy_binary, "replay", str(archive), "--to", url, "--rate", "0", "--batch", "7"],
+                          env={"COLLOQUY_LIVE_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "replayed 30 messages" in done.stdout and "30 accepted, 0 duplicates" in done.stdout, done.stdout
+    wait_for(env, before + 30)
+    first = run(env, "SELECT message_id FROM messages WHERE message_id LIKE 'r-%' ORDER BY ts LIMIT 1")[0][0]
+    assert first == "r-29"
+    again = subprocess.run([colloquy_binary, "replay", str(archive), "--to", url, "--token", TOKEN, "--limit", "5",
+                            "--rate", "1000"], capture_output=True, text=True, timeout=120)
+    assert "0 accepted, 5 duplicates" in again.stdout, again.stdout + again.stderr
+    wrong = subprocess.run([colloquy_binary, "replay", str(archive), "--to", url, "--token", "nope"],
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode != 0 and "HTTP 401" in wrong.stderr, wrong.stderr

@@ -5,6 +5,7 @@ mod demo;
 mod live;
 mod output;
 mod progress;
+mod replay;
 mod rules;
 mod runner;
 mod save_model;
@@ -45,6 +46,8 @@ enum Command {
     /// The audit trail of `colloquy serve` (`audit_log` in `[server]`).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Send an archive's messages to a live endpoint (`[live]` of `colloquy serve`) in time order.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
             Command::SaveModel(args) => save_model::run(args).await,
             Command::HashPassword => hash_password(),
             Command::Audit(AuditCommand::Verify { trail }) => audit_verify(&trail).await,
+            Command::Replay(args) => replay::run(args).await,
         }
     });
     match result {

@@ -73,12 +73,33 @@ impl RuleSection {
     }
 }
 
-/// The rows of `sql` as JSON objects.
-async fn rows(
+/// The rows of `rule`'s query whose key has not fired yet, as JSON objects. The keys that fired are
+/// left out by the query itself (an anti-join), so an evaluation converts only new matches.
+async fn new_rows(
     ctx: &SessionContext,
-    sql: &str,
+    rule: &Rule,
+    log: &RuleLog,
 ) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-    let batches = ctx.sql(sql).await?.collect().await?;
+    use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{JoinType, cast, ident};
+    let mut df = ctx.sql(&rule.sql).await?;
+    let fired = log.fired_keys(&rule.name)?;
+    if !fired.is_empty() {
+        let keys: ArrayRef = Arc::new(StringArray::from(fired));
+        let fired = ctx.read_batch(RecordBatch::try_from_iter([("__fired_key", keys)])?)?;
+        df = df
+            .with_column("__rule_key", cast(ident(&rule.key), DataType::Utf8))?
+            .join(
+                fired,
+                JoinType::LeftAnti,
+                &["__rule_key"],
+                &["__fired_key"],
+                None,
+            )?
+            .drop_columns(&["__rule_key"])?;
+    }
+    let batches = df.collect().await?;
     let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
     for b in &batches {
         writer.write(b)?;
@@ -143,22 +164,20 @@ pub async fn start(
             spawn_delivery(&client, &log, &delivery, url, event);
         }
     }
+    // One session for the life of the server: its archive tables list their objects again at each scan,
+    // so it sees every flush, and building a session per evaluation (tables, views) cost more than most
+    // evaluations.
     tokio::spawn(async move {
         let mut seen = None;
         loop {
             let now = store.flushes();
             if seen != Some(now) {
                 seen = Some(now);
-                match factory().await {
-                    Ok(ctx) => {
-                        for r in rules.iter() {
-                            if let Err(e) = evaluate(&ctx, r, &log, &client, &delivery).await {
-                                tracing::error!("rule {}: {e}", r.name);
-                                eprintln!("colloquy serve: rule {}: {e}", r.name);
-                            }
-                        }
+                for r in rules.iter() {
+                    if let Err(e) = evaluate(&ctx, r, &log, &client, &delivery).await {
+                        tracing::error!("rule {}: {e}", r.name);
+                        eprintln!("colloquy serve: rule {}: {e}", r.name);
                     }
-                    Err(e) => tracing::error!("rules: no session: {e}"),
                 }
             }
             tokio::time::sleep(every).await;
@@ -174,7 +193,7 @@ async fn evaluate(
     client: &reqwest::Client,
     delivery: &Arc<Delivery>,
 ) -> anyhow::Result<()> {
-    for row in rows(ctx, &rule.sql).await? {
+    for row in new_rows(ctx, rule, log).await? {
         let Some(key) = key_of(&row, &rule.key) else {
             continue;
         };

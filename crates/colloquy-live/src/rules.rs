@@ -122,6 +122,17 @@ impl RuleLog {
         Ok(Some(event))
     }
 
+    /// The keys `rule` has fired for so far.
+    pub fn fired_keys(&self, rule: &str) -> Result<Vec<String>> {
+        Ok(self
+            .lock()?
+            .fired
+            .iter()
+            .filter(|(r, _)| r == rule)
+            .map(|(_, k)| k.clone())
+            .collect())
+    }
+
     /// Records what became of a fired event's action.
     pub fn outcome(
         &self,

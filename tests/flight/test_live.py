@@ -444,3 +444,16 @@ def test_replay_sends_an_archive_in_time_order(env, colloquy_binary, tmp_path):
     wrong = subprocess.run([colloquy_binary, "replay", str(archive), "--to", url, "--token", "nope"],
                            capture_output=True, text=True, timeout=120)
     assert wrong.returncode != 0 and "HTTP 401" in wrong.stderr, wrong.stderr
+
+
+def test_a_client_that_never_finishes_its_headers_is_cut_off(env):
+    with socket.create_connection(("127.0.0.1", env["live_port"]), timeout=30) as sock:
+        sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")
+        started = time.time()
+        # The server closes the connection after its header timeout (10 s); recv then returns b"" (or the
+        # server's 408), well before this socket's own 30 s timeout.
+        data = sock.recv(1024)
+        assert time.time() - started < 25
+        assert data == b"" or b"408" in data, data
+    # The endpoint still answers others.
+    assert post(env, b"", token=None, method="GET", path="/health") == (200, {"status": "ok"})

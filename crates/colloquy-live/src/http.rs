@@ -8,8 +8,9 @@
 //!
 //! Everything from the network is hostile until checked: the token is compared in constant time, a body
 //! over the limit is refused before it is read (by its length) or as it streams in, and a bad message
-//! refuses the whole request with what was wrong and where. Errors are `{"error": "..."}` with 400, 401,
-//! 404, 405, 413 or 503 (the store could not make the messages durable: nothing was acknowledged).
+//! refuses the whole request with what was wrong and where. A client gets 10 s for its headers (then the
+//! connection is closed) and 30 s for its body (408). Errors are `{"error": "..."}` with 400, 401, 404,
+//! 405, 408, 413 or 503 (the store could not make the messages durable: nothing was acknowledged).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,12 +18,16 @@ use std::sync::Arc;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::channels::{self, SlackEvent};
 use crate::message::parse_body;
 use crate::store::{LiveStore, Outcome};
+
+/// How long a client has to send a request's headers, and then its body.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the endpoint needs: the store, each source's secrets and the body limit.
 #[derive(Clone, Debug)]
@@ -68,7 +73,13 @@ pub async fn serve(listener: TcpListener, endpoint: Arc<Endpoint>) {
                 let endpoint = Arc::clone(&endpoint);
                 async move { Ok::<_, Infallible>(respond(req, &endpoint).await) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // A client that opens a connection and sends its headers slowly (or never) is cut off.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
@@ -118,7 +129,17 @@ async fn read_body(
         return Err(too_large(limit));
     }
     let (parts, body) = req.into_parts();
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        return Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        ));
+    };
+    match read {
         Ok(b) => Ok((parts, b.to_bytes())),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
         Err(e) => Err(error(

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -414,6 +415,8 @@ def test_rules_fire_once_survive_restarts_and_dead_letter(colloquy_binary, tmp_p
     ('name = "keyless"\n    sql = "SELECT 1 AS x"\n    key = "conversation_key"',
      "[[live.rule]] keyless: the query has no column 'conversation_key'"),
     ('builtin = "no_such_rule"', "[[live.rule]] builtin 'no_such_rule' is not one of negative_streak"),
+    # A rule only reads: a statement that would change the session is refused before it runs.
+    ('name = "dropper"\n    sql = "DROP VIEW messages"\n    key = "x"', "only a query (SELECT …) can be a rule"),
 ])
 def test_a_rule_that_cannot_run_stops_the_server(colloquy_binary, tmp_path, rule, error):
     with pytest.raises(RuntimeError) as e:
@@ -457,3 +460,20 @@ def test_a_client_that_never_finishes_its_headers_is_cut_off(env):
         assert data == b"" or b"408" in data, data
     # The endpoint still answers others.
     assert post(env, b"", token=None, method="GET", path="/health") == (200, {"status": "ok"})
+
+
+def test_hostile_field_values_stay_inside_their_message_and_the_store(env):
+    """A text that carries a forged JSON line, and a channel that walks up the file system, are stored as
+    one message's values: no second message appears, and no folder is made outside the store."""
+    forged = json.dumps({"message_id": "forged", "channel": "webchat", "conversation_id": "x",
+                         "ts": "2026-03-30T10:00:00Z", "text": "pwned"})
+    text = "hi\n" + forged + "\n"
+    hostile = dict(message(59, conversation="hostile"), channel="../../../../tmp/escape", text=text)
+    assert post(env, hostile) == (200, {"accepted": 1, "duplicates": 0})
+    wait_where(env, "conversation_id = 'hostile'", 1)
+    assert run(env, "SELECT channel, text FROM messages WHERE conversation_id = 'hostile'")[0] == (
+        "../../../../tmp/escape", text)
+    assert count_where(env, "message_id = 'forged'") == 0
+    data = env["tmp"] / "store" / "data"
+    assert [p.name for p in data.iterdir() if p.name.endswith("escape")] == ["____________tmp_escape"]
+    assert not (env["tmp"] / "tmp").exists() and not os.path.exists("/tmp/escape")

@@ -48,8 +48,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
             .map(|n| format!(" LIMIT {n}"))
             .unwrap_or_default()
     );
-    let batches = ctx
-        .sql(&sql)
+    let plan = ctx.state().create_logical_plan(&sql).await?;
+    let batches = colloquy::execute(&ctx, plan)
         .await?
         .collect()
         .await

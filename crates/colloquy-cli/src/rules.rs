@@ -83,7 +83,7 @@ async fn new_rows(
     use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::DataType;
     use datafusion::logical_expr::{JoinType, cast, ident};
-    let mut df = ctx.sql(&rule.sql).await?;
+    let mut df = rule_frame(ctx, rule).await?;
     let fired = log.fired_keys(&rule.name)?;
     if !fired.is_empty() {
         let keys: ArrayRef = Arc::new(StringArray::from(fired));
@@ -127,6 +127,27 @@ fn key_of(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option
     }
 }
 
+/// The rule's query, planned and run the way every statement of the server is ([`colloquy::execute`]).
+/// Only a query may be a rule: DDL, DML, COPY and SET are refused.
+async fn rule_frame(
+    ctx: &SessionContext,
+    rule: &Rule,
+) -> anyhow::Result<datafusion::dataframe::DataFrame> {
+    use datafusion::logical_expr::LogicalPlan;
+    let plan = ctx.state().create_logical_plan(&rule.sql).await?;
+    anyhow::ensure!(
+        !matches!(
+            plan,
+            LogicalPlan::Ddl(_)
+                | LogicalPlan::Dml(_)
+                | LogicalPlan::Copy(_)
+                | LogicalPlan::Statement(_)
+        ),
+        "only a query (SELECT …) can be a rule"
+    );
+    Ok(colloquy::execute(ctx, plan).await?)
+}
+
 /// Checks every rule once (a query that does not plan, or lacks its key column, stops the server), then
 /// evaluates them after each flush for as long as the server runs.
 pub async fn start(
@@ -140,8 +161,7 @@ pub async fn start(
 ) -> anyhow::Result<()> {
     let ctx = factory().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     for r in &rules {
-        let df = ctx
-            .sql(&r.sql)
+        let df = rule_frame(&ctx, r)
             .await
             .with_context(|| format!("[[live.rule]] {}: the query", r.name))?;
         anyhow::ensure!(

@@ -49,6 +49,14 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+def start_live(binary, work, extra=""):
+    """`colloquy serve` with a live store in `work` and `extra` lines of `[live]`: (process, log, HTTP port)."""
+    port = common.free_port()
+    config = f'[live]\ndir = "{work}/store"\nbind = "127.0.0.1:{port}"\ntoken = "{TOKEN}"\n{extra}'
+    proc, _, log = common.start_server(binary, work, config=config)
+    return proc, log, port
+
+
 def peak_rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -59,13 +67,7 @@ def peak_rss_mb(pid):
 
 def run_rate(binary, rate, seconds, work):
     receiver = Receiver()
-    live_port = common.free_port()
-    config = f"""
-[live]
-dir = "{work}/store"
-bind = "127.0.0.1:{live_port}"
-token = "{TOKEN}"
-flush_ms = 100
+    proc, log, live_port = start_live(binary, work, f"""flush_ms = 100
 rule_interval_ms = 50
 
 [[live.rule]]
@@ -73,8 +75,7 @@ name = "bench"
 sql = "SELECT message_id FROM live_messages WHERE text LIKE 'bench %'"
 key = "message_id"
 webhook = "http://127.0.0.1:{receiver.port}/hook"
-"""
-    proc, _, log = common.start_server(binary, work, config=config)
+""")
     acked = {}
     n = int(rate * seconds)
     url = f"http://127.0.0.1:{live_port}/v1/messages"
@@ -121,14 +122,7 @@ webhook = "http://127.0.0.1:{receiver.port}/hook"
 
 
 def ingest_rate(binary, messages, work):
-    live_port = common.free_port()
-    config = f"""
-[live]
-dir = "{work}/store"
-bind = "127.0.0.1:{live_port}"
-token = "{TOKEN}"
-"""
-    proc, _, log = common.start_server(binary, work, config=config)
+    proc, log, live_port = start_live(binary, work)
     archive = os.path.join(work, "archive")
     os.makedirs(archive)
     with open(os.path.join(archive, "log.jsonl"), "w") as f:

@@ -37,22 +37,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline, make_union
-from sentiment_vs_lexicons import colloquy_scores
+from sentiment_vs_lexicons import colloquy_scores, read_tsv
 
 LABELS = ["neg", "neu", "pos"]
 XLMT = ["ar", "de", "en", "es", "fr", "hi", "it", "pt"]
 C_GRID = [0.3, 1.0, 3.0, 10.0]
 
-
-def read_tsv(path):
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.rstrip("\n").split("\t", 2)
-            if len(parts) != 3 or parts[0] not in LABELS:
-                raise SystemExit(f"{path}:{n}: expected label<TAB>lang<TAB>text with a label of {LABELS}")
-            rows.append(tuple(parts))
-    return rows
 
 
 def model(c):

@@ -44,7 +44,7 @@ def read_tsv(path):
         for n, line in enumerate(f, 1):
             parts = line.rstrip("\n").split("\t", 2)
             if len(parts) != 3 or parts[0] not in ("neg", "neu", "pos"):
-                raise SystemExit(f"{path}:{n}: expected label<TAB>lang<TAB>text")
+                raise SystemExit(f"{path}:{n}: expected label<TAB>lang<TAB>text with a label of neg, neu or pos")
             rows.append(tuple(parts))
     return rows
 

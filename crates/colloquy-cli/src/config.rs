@@ -305,7 +305,8 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
 }
 
-pub async fn apply(ctx: &SessionContext, path: &Path) -> anyhow::Result<()> {
+/// Applies the config file at `path` to `ctx` and returns it (its `[live]` section is attached later).
+pub async fn apply(ctx: &SessionContext, path: &Path) -> anyhow::Result<Config> {
     let config = load(path)?;
     for (key, value) in &config.settings {
         ctx.sql(&format!("SET {key} = '{}'", value.replace('\'', "''")))
@@ -333,5 +334,5 @@ pub async fn apply(ctx: &SessionContext, path: &Path) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("config {}: model '{}'", path.display(), m.name))?;
     }
-    Ok(())
+    Ok(config)
 }

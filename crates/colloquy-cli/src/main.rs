@@ -239,13 +239,15 @@ pub async fn set_up(
     config: Option<&std::path::Path>,
     demo_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    if let Some(path) = config {
-        config::apply(ctx, path).await?;
-    }
+    let live = match config {
+        Some(path) => config::apply(ctx, path).await?.live,
+        None => None,
+    };
     if let Some(dir) = demo_dir {
         demo::register(ctx, dir).await?;
     }
-    if let Some(live) = config.map(config::load).transpose()?.and_then(|c| c.live) {
+    // After the demo: `messages` must exist to become the archive and the live messages together.
+    if let Some(live) = live {
         live::attach(ctx, &live).await?;
     }
     colloquy::analytics::install_views_and_warn(ctx).await?;

@@ -36,11 +36,30 @@ pub fn verify_meta(app_secret: &str, header: Option<&str>, body: &[u8]) -> Resul
         .and_then(|h| h.strip_prefix("sha256="))
         .ok_or_else(|| unsigned("X-Hub-Signature-256 is missing or not 'sha256=<hex>'"))?;
     let expected = decode_hex(hex).ok_or_else(|| unsigned("X-Hub-Signature-256 is not hex"))?;
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(app_secret.as_bytes())
-        .map_err(|_| unsigned("the app secret cannot key HMAC"))?;
-    mac.update(body);
-    mac.verify_slice(&expected)
-        .map_err(|_| unsigned("X-Hub-Signature-256 does not match the body"))
+    verify_hmac::<Hmac<sha2::Sha256>>(
+        app_secret,
+        &[body],
+        &expected,
+        "X-Hub-Signature-256",
+        "the body",
+    )
+}
+
+/// Checks (in constant time) that `expected` is the HMAC of `parts` keyed by `secret`.
+fn verify_hmac<M: Mac + KeyInit>(
+    secret: &str,
+    parts: &[&[u8]],
+    expected: &[u8],
+    header: &str,
+    what: &str,
+) -> Result<()> {
+    let mut mac = <M as KeyInit>::new_from_slice(secret.as_bytes())
+        .map_err(|_| unsigned("the secret cannot key HMAC"))?;
+    for p in parts {
+        mac.update(p);
+    }
+    mac.verify_slice(expected)
+        .map_err(|_| unsigned(&format!("{header} does not match {what}")))
 }
 
 /// Slack's `v0=<hex>` over `v0:<timestamp>:<body>`, with the timestamp within five minutes of `now`.
@@ -63,12 +82,14 @@ pub fn verify_slack(
         .and_then(|s| s.strip_prefix("v0="))
         .ok_or_else(|| unsigned("X-Slack-Signature is missing or not 'v0=<hex>'"))?;
     let expected = decode_hex(hex).ok_or_else(|| unsigned("X-Slack-Signature is not hex"))?;
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(signing_secret.as_bytes())
-        .map_err(|_| unsigned("the signing secret cannot key HMAC"))?;
-    mac.update(format!("v0:{ts}:").as_bytes());
-    mac.update(body);
-    mac.verify_slice(&expected)
-        .map_err(|_| unsigned("X-Slack-Signature does not match the body"))
+    let prefix = format!("v0:{ts}:");
+    verify_hmac::<Hmac<sha2::Sha256>>(
+        signing_secret,
+        &[prefix.as_bytes(), body],
+        &expected,
+        "X-Slack-Signature",
+        "the body",
+    )
 }
 
 /// Twilio's signature over the public `url` and the form parameters sorted by name.
@@ -84,15 +105,18 @@ pub fn verify_twilio(
         .map_err(|_| unsigned("X-Twilio-Signature is not base64"))?;
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
-    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(auth_token.as_bytes())
-        .map_err(|_| unsigned("the auth token cannot key HMAC"))?;
-    mac.update(url.as_bytes());
+    let mut parts: Vec<&[u8]> = vec![url.as_bytes()];
     for (k, v) in sorted {
-        mac.update(k.as_bytes());
-        mac.update(v.as_bytes());
+        parts.push(k.as_bytes());
+        parts.push(v.as_bytes());
     }
-    mac.verify_slice(&expected)
-        .map_err(|_| unsigned("X-Twilio-Signature does not match the request"))
+    verify_hmac::<Hmac<sha1::Sha1>>(
+        auth_token,
+        &parts,
+        &expected,
+        "X-Twilio-Signature",
+        "the request",
+    )
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {

@@ -107,14 +107,34 @@ impl LiveStore {
     }
 }
 
+/// A message in the log, as the line written there (newline included) and where its flush puts it.
+struct Pending {
+    seq: u64,
+    /// `(channel folder, day)`.
+    folder: (String, String),
+    line: Vec<u8>,
+}
+
+impl Pending {
+    fn new(seq: u64, m: &LiveMessage) -> Self {
+        let mut line = m.to_line();
+        line.push(b'\n');
+        Self {
+            seq,
+            folder: (folder_name(&m.channel), m.day().to_owned()),
+            line,
+        }
+    }
+}
+
 struct Writer {
     dir: PathBuf,
     options: StoreOptions,
     wal: File,
     /// `(channel, message_id)` of every stored message.
     seen: HashSet<(String, String)>,
-    /// Messages in the log, not flushed yet, with their sequence numbers.
-    pending: Vec<(u64, LiveMessage)>,
+    /// Messages in the log, not flushed yet.
+    pending: Vec<Pending>,
     next_seq: u64,
     last_flush: Instant,
     flushes: Arc<AtomicU64>,
@@ -157,7 +177,7 @@ impl Writer {
                     continue;
                 };
                 if seen.insert((m.channel.clone(), m.message_id.clone())) {
-                    pending.push((next_seq, m));
+                    pending.push(Pending::new(next_seq, &m));
                     next_seq += 1;
                 }
             }
@@ -215,18 +235,22 @@ impl Writer {
     fn append(&mut self, batch: Vec<Append>) {
         let mut lines = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut added: Vec<(u64, LiveMessage)> = Vec::new();
+        let mut added: Vec<Pending> = Vec::new();
+        // Keys new in this batch: marked seen at once (a message twice in the batch is a duplicate),
+        // and forgotten again if the log cannot be written.
+        let mut fresh: Vec<(String, String)> = Vec::new();
         for a in &batch {
             let mut o = Outcome::default();
             for m in &a.messages {
                 let key = (m.channel.clone(), m.message_id.clone());
-                if self.seen.contains(&key) || added.iter().any(|(_, x)| same(x, m)) {
+                if !self.seen.insert(key.clone()) {
                     o.duplicates += 1;
                     continue;
                 }
-                lines.extend_from_slice(&m.to_line());
-                lines.push(b'\n');
-                added.push((self.next_seq + added.len() as u64, m.clone()));
+                fresh.push(key);
+                let p = Pending::new(self.next_seq + added.len() as u64, m);
+                lines.extend_from_slice(&p.line);
+                added.push(p);
                 o.accepted += 1;
             }
             outcomes.push(o);
@@ -240,9 +264,6 @@ impl Writer {
         };
         match written {
             Ok(()) => {
-                for (_, m) in &added {
-                    self.seen.insert((m.channel.clone(), m.message_id.clone()));
-                }
                 self.next_seq += added.len() as u64;
                 self.pending.extend(added);
                 for (a, o) in batch.into_iter().zip(outcomes) {
@@ -250,6 +271,9 @@ impl Writer {
                 }
             }
             Err(e) => {
+                for key in &fresh {
+                    self.seen.remove(key);
+                }
                 // Nothing is acknowledged; a partly written tail is cut off so the log stays whole.
                 let keep = self.pending_bytes();
                 let _ = self.rewrite_wal(keep);
@@ -263,12 +287,10 @@ impl Writer {
     }
 
     fn pending_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (_, m) in &self.pending {
-            out.extend_from_slice(&m.to_line());
-            out.push(b'\n');
-        }
-        out
+        self.pending
+            .iter()
+            .flat_map(|p| p.line.iter().copied())
+            .collect()
     }
 
     fn rewrite_wal(&mut self, content: Vec<u8>) -> std::io::Result<()> {
@@ -286,13 +308,10 @@ impl Writer {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut groups: BTreeMap<(String, String), (u64, Vec<u8>)> = BTreeMap::new();
-        for (seq, m) in &self.pending {
-            let g = groups
-                .entry((folder_name(&m.channel), m.day().to_owned()))
-                .or_insert((*seq, Vec::new()));
-            g.1.extend_from_slice(&m.to_line());
-            g.1.push(b'\n');
+        let mut groups: BTreeMap<&(String, String), (u64, Vec<u8>)> = BTreeMap::new();
+        for p in &self.pending {
+            let g = groups.entry(&p.folder).or_insert((p.seq, Vec::new()));
+            g.1.extend_from_slice(&p.line);
         }
         for ((channel, day), (seq, content)) in groups {
             let folder = self.dir.join(DATA).join(channel).join(day);
@@ -307,10 +326,6 @@ impl Writer {
         self.flushes.fetch_add(1, Ordering::Release);
         Ok(())
     }
-}
-
-fn same(a: &LiveMessage, b: &LiveMessage) -> bool {
-    a.channel == b.channel && a.message_id == b.message_id
 }
 
 /// A channel as a folder name: letters, digits, `-` and `_` kept, anything else `_`.

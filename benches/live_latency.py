@@ -5,7 +5,7 @@ Usage:
   cargo build --release -p colloquy-cli
   python3 benches/live_latency.py --colloquy target/release/colloquy [--rates 100,1000,10000] [--seconds 10]
 
-For each rate, a fresh `colloquy serve` with `[live]` (flush every 100 ms) and one rule that fires once per
+For each rate, a fresh `colloquy serve` with `[live]` (flush every 100 ms) and one rule (scope "new") that fires once per
 new message (`SELECT message_id FROM live_messages WHERE text LIKE 'bench %'`, webhook to a receiver in
 this process). A sender thread POSTs one message per request at the rate for `--seconds` and notes when each
 was acknowledged; the receiver notes when each rule action arrives. Latency = action received − message
@@ -68,12 +68,12 @@ def peak_rss_mb(pid):
 def run_rate(binary, rate, seconds, work):
     receiver = Receiver()
     proc, log, live_port = start_live(binary, work, f"""flush_ms = 100
-rule_interval_ms = 50
 
 [[live.rule]]
 name = "bench"
 sql = "SELECT message_id FROM live_messages WHERE text LIKE 'bench %'"
 key = "message_id"
+scope = "new"
 webhook = "http://127.0.0.1:{receiver.port}/hook"
 """)
     acked = {}

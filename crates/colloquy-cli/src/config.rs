@@ -60,7 +60,10 @@ pub struct Config {
 /// sql = "SELECT conversation_key, channel, text FROM conversation_messages WHERE sentiment < -0.5"
 /// key = "conversation_key"
 /// webhook = "https://hooks.example.com/route"   # optional: POSTed the event (else only rule_events)
-/// # [live] rule_interval_ms = 500, webhook_tries = 5: how often rules look for new messages; tries per POST
+/// scope = "conversation"          # what each evaluation reads: the conversations that got new messages
+///                                 # (default), "new" (the new messages only), "all", or
+/// # window = "25 hours"           # the conversations with a message in the newest 25 hours
+/// # [live] webhook_tries = 5: tries per POST
 /// ```
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,8 +76,6 @@ pub struct LiveSection {
     pub whatsapp: Option<WhatsAppSection>,
     pub twilio: Option<TwilioSection>,
     pub slack: Option<SlackSection>,
-    /// How often the rules check for new messages (they run after each flush that wrote some).
-    pub rule_interval_ms: Option<u64>,
     /// Tries per webhook action before it is dead-lettered (backoff from half a second, doubling).
     pub webhook_tries: Option<u32>,
     #[serde(default)]
@@ -91,6 +92,12 @@ pub struct RuleSection {
     pub sql: Option<String>,
     pub key: Option<String>,
     pub webhook: Option<String>,
+    /// `conversation` (default), `new` or `all`: what `messages` and `live_messages` hold when the
+    /// rule is evaluated after a flush.
+    pub scope: Option<String>,
+    /// The conversations with a message this long before the newest one (`25 hours`, `90 minutes`):
+    /// for rules over time windows that must also fire when a conversation gets nothing new.
+    pub window: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

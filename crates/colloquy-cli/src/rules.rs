@@ -1,39 +1,56 @@
 //! `[[live.rule]]`: standing queries over the live table, each match acted on once.
 //!
-//! After every flush of the live store (new messages became readable), each rule's query runs in a
-//! session built like a client's (the same tables, views and access policy). A row whose `key` value the
-//! rule has not matched before fires: the event is synced to the rule log (`rule_events`), then, when the
-//! rule has a webhook, POSTed there with retries and backoff, and dead-lettered if every try fails.
-//!
-//! The queries are the operator's (from the config file), and they are evaluated in full each time, with
-//! the parsed-archive cache sparing the re-parse of unchanged files: incremental evaluation is next.
+//! At start each rule's query runs over everything; after that, after every flush of the live store, over
+//! what the flush can have changed: the rule's [`Scope`] (the new messages, their conversations, or the
+//! conversations active in a recent window) is the only content of `messages` and `live_messages` in the
+//! rule runner's session, so the views compute sentiment and conversation state for those rows alone. A
+//! row whose `key` value the rule has not matched before fires: the events of one evaluation are synced
+//! to the rule log (`rule_events`) together, then, when the rule has a webhook, POSTed there with retries
+//! and backoff, and dead-lettered if every try fails.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use colloquy_live::{Delivery, LiveStore, RuleEvent, RuleLog};
+use datafusion::catalog::TableProvider;
+use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::RuleSection;
+use crate::rule_scope::{Delta, Scope, ScopedTable};
 
-/// The rules of `sql/rules/`: name, key column, query.
-pub const BUILTIN: &[(&str, &str, &str)] = &[
-    (
-        "negative_streak",
-        "conversation_key",
-        include_str!("../../../sql/rules/negative_streak.sql"),
-    ),
-    (
-        "negative_spike",
-        "spike_key",
-        include_str!("../../../sql/rules/negative_spike.sql"),
-    ),
-    (
-        "customer_waiting",
-        "conversation_key",
-        include_str!("../../../sql/rules/customer_waiting.sql"),
-    ),
+/// A rule of `sql/rules/`.
+pub struct Builtin {
+    pub name: &'static str,
+    pub key: &'static str,
+    pub sql: &'static str,
+    /// Its `window` (none: the conversations that got new messages).
+    pub window: Option<&'static str>,
+}
+
+/// The rules of `sql/rules/`.
+pub const BUILTIN: &[Builtin] = &[
+    Builtin {
+        name: "negative_streak",
+        key: "conversation_key",
+        sql: include_str!("../../../sql/rules/negative_streak.sql"),
+        window: None,
+    },
+    // Compares the newest hour with the 24 before it.
+    Builtin {
+        name: "negative_spike",
+        key: "spike_key",
+        sql: include_str!("../../../sql/rules/negative_spike.sql"),
+        window: Some("25 hours"),
+    },
+    // Fires as time passes (a conversation that gets nothing new): every conversation of the last day.
+    Builtin {
+        name: "customer_waiting",
+        key: "conversation_key",
+        sql: include_str!("../../../sql/rules/customer_waiting.sql"),
+        window: Some("1 day"),
+    },
 ];
 
 /// A rule ready to run.
@@ -43,6 +60,7 @@ pub struct Rule {
     pub sql: String,
     pub key: String,
     pub webhook: Option<String>,
+    pub scope: Scope,
 }
 
 impl RuleSection {
@@ -50,8 +68,8 @@ impl RuleSection {
     /// its own `name`, `sql` and `key`.
     pub fn resolve(&self) -> anyhow::Result<Rule> {
         let builtin = match &self.builtin {
-            Some(b) => Some(BUILTIN.iter().find(|(n, _, _)| n == b).ok_or_else(|| {
-                let names: Vec<&str> = BUILTIN.iter().map(|(n, _, _)| *n).collect();
+            Some(b) => Some(BUILTIN.iter().find(|x| x.name == b).ok_or_else(|| {
+                let names: Vec<&str> = BUILTIN.iter().map(|x| x.name).collect();
                 anyhow::anyhow!(
                     "[[live.rule]] builtin '{b}' is not one of {}",
                     names.join(", ")
@@ -64,11 +82,23 @@ impl RuleSection {
                 .or_else(|| from.map(str::to_owned))
                 .ok_or_else(|| anyhow::anyhow!("[[live.rule]] needs {what} (or builtin = \"…\")"))
         };
+        let name = pick(&self.name, builtin.map(|b| b.name), "a name")?;
+        // A built-in rule's window holds unless the section sets its own scope or window.
+        let window = match (&self.scope, &self.window) {
+            (None, None) => builtin.and_then(|b| b.window.map(str::to_owned)),
+            _ => self.window.clone(),
+        };
+        let scope = Scope::parse(
+            self.scope.as_deref(),
+            window.as_deref(),
+            &format!("[[live.rule]] {name}"),
+        )?;
         Ok(Rule {
-            name: pick(&self.name, builtin.map(|b| b.0), "a name")?,
-            key: pick(&self.key, builtin.map(|b| b.1), "a key column")?,
-            sql: pick(&self.sql, builtin.map(|b| b.2), "sql")?,
+            key: pick(&self.key, builtin.map(|b| b.key), "a key column")?,
+            sql: pick(&self.sql, builtin.map(|b| b.sql), "sql")?,
+            name,
             webhook: self.webhook.clone(),
+            scope,
         })
     }
 }
@@ -79,12 +109,19 @@ async fn new_rows(
     ctx: &SessionContext,
     rule: &Rule,
     log: &RuleLog,
+    full: bool,
 ) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
     use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::DataType;
     use datafusion::logical_expr::{JoinType, cast, ident};
     let mut df = rule_frame(ctx, rule).await?;
-    let fired = log.fired_keys(&rule.name)?;
+    // A scoped evaluation returns few rows, and the log drops the keys that fired before; the anti-join
+    // is for the evaluations over everything.
+    let fired = if full {
+        log.fired_keys(&rule.name)?
+    } else {
+        Vec::new()
+    };
     if !fired.is_empty() {
         let keys: ArrayRef = Arc::new(StringArray::from(fired));
         let fired = ctx.read_batch(RecordBatch::try_from_iter([("__fired_key", keys)])?)?;
@@ -148,20 +185,81 @@ async fn rule_frame(
     Ok(colloquy::execute(ctx, plan).await?)
 }
 
-/// Checks every rule once (a query that does not plan, or lacks its key column, stops the server), then
-/// evaluates them after each flush for as long as the server runs.
+/// The rule runner's session: a client's, with `messages` and `live_messages` seen through the scope
+/// of the evaluation under way, and the views created again over them.
+struct Runner {
+    ctx: SessionContext,
+    /// `messages` itself, for the window scopes' "which conversations were active".
+    messages: Option<Arc<dyn TableProvider>>,
+    filter: Arc<Mutex<Option<Expr>>>,
+}
+
+impl Runner {
+    async fn new(ctx: SessionContext) -> anyhow::Result<Self> {
+        let filter = Arc::new(Mutex::new(None));
+        let mut messages = None;
+        for name in [colloquy::MESSAGES_TABLE, crate::live::LIVE_TABLE] {
+            if let Some(table) = ctx.deregister_table(name)? {
+                if name == colloquy::MESSAGES_TABLE {
+                    messages = Some(Arc::clone(&table));
+                }
+                ctx.register_table(name, Arc::new(ScopedTable::new(table, Arc::clone(&filter))))?;
+            }
+        }
+        colloquy::analytics::install_views(&ctx).await?;
+        Ok(Self {
+            ctx,
+            messages,
+            filter,
+        })
+    }
+
+    /// The scope's filter for `rule` after `delta` (`None` for a full evaluation); `Err` when the
+    /// filter leaves nothing to read.
+    async fn filter_for(&self, rule: &Rule, delta: Option<&Delta>) -> anyhow::Result<Option<Expr>> {
+        use crate::rule_scope::pairs_filter;
+        let Some(delta) = delta else {
+            return Ok(None);
+        };
+        let filter = match rule.scope {
+            Scope::All => return Ok(None),
+            Scope::New => pairs_filter("message_id", delta.messages.iter()),
+            Scope::Conversation => pairs_filter("conversation_id", delta.conversations.iter()),
+            Scope::Window(span) => match &self.messages {
+                Some(m) => {
+                    let active =
+                        crate::rule_scope::window_conversations(&self.ctx, m, span).await?;
+                    pairs_filter("conversation_id", active.iter())
+                }
+                None => None,
+            },
+        };
+        // Nothing in scope: the `false` filter reads no row.
+        Ok(Some(filter.unwrap_or(datafusion::logical_expr::lit(false))))
+    }
+
+    fn set_filter(&self, filter: Option<Expr>) -> anyhow::Result<()> {
+        *self
+            .filter
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the rule scope's lock is poisoned"))? = filter;
+        Ok(())
+    }
+}
+
+/// Checks every rule once (a query that does not plan, or lacks its key column, stops the server),
+/// evaluates each over everything, then after each flush over its scope, for as long as the server runs.
 pub async fn start(
     rules: Vec<Rule>,
     log: Arc<RuleLog>,
     pending: Vec<RuleEvent>,
     store: LiveStore,
     factory: colloquy_flight::ContextFactory,
-    every: Duration,
     delivery: Delivery,
 ) -> anyhow::Result<()> {
-    let ctx = factory().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runner = Runner::new(factory().await.map_err(|e| anyhow::anyhow!("{e}"))?).await?;
     for r in &rules {
-        let df = rule_frame(&ctx, r)
+        let df = rule_frame(&runner.ctx, r)
             .await
             .with_context(|| format!("[[live.rule]] {}: the query", r.name))?;
         anyhow::ensure!(
@@ -184,50 +282,84 @@ pub async fn start(
             spawn_delivery(&client, &log, &delivery, url, event);
         }
     }
-    // One session for the life of the server: its archive tables list their objects again at each scan,
-    // so it sees every flush, and building a session per evaluation (tables, views) cost more than most
-    // evaluations.
+    if rules.is_empty() {
+        return Ok(());
+    }
+    // Subscribed before the first evaluation: a flush during it is evaluated again after it.
+    let mut flushes = store.subscribe();
     tokio::spawn(async move {
-        let mut seen = None;
+        // The first round reads everything: what arrived while the server was down.
+        let mut full = true;
         loop {
-            let now = store.flushes();
-            if seen != Some(now) {
-                seen = Some(now);
-                for r in rules.iter() {
-                    if let Err(e) = evaluate(&ctx, r, &log, &client, &delivery).await {
-                        tracing::error!("rule {}: {e}", r.name);
-                        eprintln!("colloquy serve: rule {}: {e}", r.name);
+            let mut delta = Delta::default();
+            if !full {
+                match flushes.recv().await {
+                    Ok(f) => delta.add(&f),
+                    Err(RecvError::Lagged(_)) => full = true,
+                    Err(RecvError::Closed) => return,
+                }
+                // Every flush queued meanwhile joins this round.
+                loop {
+                    match flushes.try_recv() {
+                        Ok(f) => delta.add(&f),
+                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => full = true,
+                        Err(_) => break,
                     }
                 }
+                if delta.is_empty() && !full {
+                    continue;
+                }
             }
-            tokio::time::sleep(every).await;
+            let scope = (!full).then_some(&delta);
+            for r in rules.iter() {
+                if let Err(e) = evaluate(&runner, r, scope, &log, &client, &delivery).await {
+                    tracing::error!("rule {}: {e}", r.name);
+                    eprintln!("colloquy serve: rule {}: {e}", r.name);
+                }
+            }
+            full = false;
         }
     });
     Ok(())
 }
 
 async fn evaluate(
-    ctx: &SessionContext,
+    runner: &Runner,
     rule: &Rule,
+    delta: Option<&Delta>,
     log: &Arc<RuleLog>,
     client: &reqwest::Client,
     delivery: &Arc<Delivery>,
 ) -> anyhow::Result<()> {
-    for row in new_rows(ctx, rule, log).await? {
-        let Some(key) = key_of(&row, &rule.key) else {
-            continue;
-        };
-        let detail = serde_json::Value::Object(row).to_string();
-        if let Some(event) = log.fire(&rule.name, &key, detail)? {
-            match &rule.webhook {
-                Some(url) => spawn_delivery(client, log, delivery, url.clone(), event),
-                None => log.outcome(&event, "recorded", 0, String::new())?,
-            }
+    let filter = runner.filter_for(rule, delta).await?;
+    let full = filter.is_none();
+    runner.set_filter(filter)?;
+    let rows = new_rows(&runner.ctx, rule, log, full).await;
+    runner.set_filter(None)?;
+    let matches: Vec<(String, String)> = rows?
+        .into_iter()
+        .filter_map(|row| {
+            let key = key_of(&row, &rule.key)?;
+            Some((key, serde_json::Value::Object(row).to_string()))
+        })
+        .collect();
+    if matches.is_empty() {
+        return Ok(());
+    }
+    // Without a webhook the event in `rule_events` is the action.
+    let status = if rule.webhook.is_some() {
+        "fired"
+    } else {
+        "recorded"
+    };
+    let events = log.fire_all(&rule.name, matches, status)?;
+    if let Some(url) = &rule.webhook {
+        for event in events {
+            spawn_delivery(client, log, delivery, url.clone(), event);
         }
     }
     Ok(())
 }
-
 fn spawn_delivery(
     client: &reqwest::Client,
     log: &Arc<RuleLog>,

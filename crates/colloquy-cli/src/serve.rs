@@ -311,7 +311,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             pending,
             store,
             factory.clone(),
-            std::time::Duration::from_millis(live.rule_interval_ms.unwrap_or(500).max(50)),
             colloquy_live::Delivery {
                 tries: live.webhook_tries.unwrap_or(5).clamp(1, 20),
                 ..Default::default()

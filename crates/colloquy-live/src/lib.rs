@@ -20,4 +20,4 @@ pub use error::{LiveError, Result};
 pub use http::{Endpoint, SlackSource, TwilioSource, WhatsAppSource, serve};
 pub use message::LiveMessage;
 pub use rules::{Delivery, RuleEvent, RuleLog};
-pub use store::{LiveStore, Outcome, StoreOptions};
+pub use store::{Flushed, LiveStore, Outcome, StoreOptions};

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{LiveError, Result};
 use crate::message::LiveMessage;
@@ -63,12 +63,27 @@ struct Append {
     done: oneshot::Sender<Result<Outcome>>,
 }
 
+/// What one flush made readable: the rule runner evaluates its rules on this, not on everything.
+#[derive(Clone, Debug, Default)]
+pub struct Flushed {
+    /// `(channel, message_id)` of each message flushed.
+    pub messages: Vec<(String, String)>,
+    /// `(channel, conversation_id)` of the conversations those messages belong to, each once.
+    pub conversations: Vec<(String, String)>,
+    /// The newest message timestamp among them (microseconds since the epoch, UTC).
+    pub newest_us: Option<i64>,
+}
+
+/// Flushes a subscriber may fall behind by before it is told it lagged (and must look at everything).
+const FLUSH_FEED: usize = 1024;
+
 /// A handle on the store's writer thread; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct LiveStore {
     tx: std_mpsc::Sender<Append>,
     data: PathBuf,
     flushes: Arc<AtomicU64>,
+    feed: broadcast::Sender<Arc<Flushed>>,
 }
 
 impl LiveStore {
@@ -78,11 +93,23 @@ impl LiveStore {
         let mut writer = Writer::recover(dir, options)?;
         let data = writer.dir.join(DATA);
         let flushes = Arc::clone(&writer.flushes);
+        let feed = writer.feed.clone();
         let (tx, rx) = std_mpsc::channel::<Append>();
         std::thread::Builder::new()
             .name("colloquy-live-store".into())
             .spawn(move || writer.run(&rx))?;
-        Ok(Self { tx, data, flushes })
+        Ok(Self {
+            tx,
+            data,
+            flushes,
+            feed,
+        })
+    }
+
+    /// What each flush from now on writes. A receiver that falls more than 1,024 flushes behind gets
+    /// `RecvError::Lagged` and should treat everything as new.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Flushed>> {
+        self.feed.subscribe()
     }
 
     /// How many flushes have written messages so far: a reader of `data/` that saw this number before has
@@ -113,6 +140,10 @@ struct Pending {
     /// `(channel folder, day)`.
     folder: (String, String),
     line: Vec<u8>,
+    channel: String,
+    conversation_id: String,
+    message_id: String,
+    ts_us: Option<i64>,
 }
 
 impl Pending {
@@ -123,6 +154,12 @@ impl Pending {
             seq,
             folder: (folder_name(&m.channel), m.day().to_owned()),
             line,
+            channel: m.channel.clone(),
+            conversation_id: m.conversation_id.clone(),
+            message_id: m.message_id.clone(),
+            ts_us: chrono::DateTime::parse_from_rfc3339(&m.ts)
+                .ok()
+                .map(|t| t.timestamp_micros()),
         }
     }
 }
@@ -138,6 +175,7 @@ struct Writer {
     next_seq: u64,
     last_flush: Instant,
     flushes: Arc<AtomicU64>,
+    feed: broadcast::Sender<Arc<Flushed>>,
 }
 
 impl Writer {
@@ -195,6 +233,7 @@ impl Writer {
             next_seq,
             last_flush: Instant::now(),
             flushes: Arc::new(AtomicU64::new(0)),
+            feed: broadcast::channel(FLUSH_FEED).0,
         };
         w.flush()?;
         Ok(w)
@@ -321,9 +360,24 @@ impl Writer {
             fs::rename(&tmp, folder.join(format!("{seq:020}.jsonl")))?;
             sync_dir(&folder)?;
         }
-        self.pending.clear();
+        let flushed = std::mem::take(&mut self.pending);
         self.rewrite_wal(Vec::new())?;
         self.flushes.fetch_add(1, Ordering::Release);
+        if self.feed.receiver_count() > 0 {
+            let mut conversations: HashSet<(String, String)> = HashSet::new();
+            let mut summary = Flushed::default();
+            for p in flushed {
+                summary.newest_us = summary.newest_us.max(p.ts_us);
+                let conversation = (p.channel.clone(), p.conversation_id);
+                if !conversations.contains(&conversation) {
+                    conversations.insert(conversation.clone());
+                    summary.conversations.push(conversation);
+                }
+                summary.messages.push((p.channel, p.message_id));
+            }
+            // Nobody listening is not an error: the rules may be off.
+            let _ = self.feed.send(Arc::new(summary));
+        }
         Ok(())
     }
 }

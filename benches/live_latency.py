@@ -3,50 +3,27 @@
 
 Usage:
   cargo build --release -p colloquy-cli
+  cargo build --release -p colloquy-live --example live_load
   python3 benches/live_latency.py --colloquy target/release/colloquy [--rates 100,1000,10000] [--seconds 10]
 
-For each rate, a fresh `colloquy serve` with `[live]` (flush every 100 ms) and one rule (scope "new") that fires once per
-new message (`SELECT message_id FROM live_messages WHERE text LIKE 'bench %'`, webhook to a receiver in
-this process). A sender thread POSTs one message per request at the rate for `--seconds` and notes when each
-was acknowledged; the receiver notes when each rule action arrives. Latency = action received − message
-acknowledged, per message; p50 and p99 are printed with how many actions arrived. Then the sustained ingest
-rate: `colloquy replay` of the same number of messages, 100 per request, as fast as the server takes them.
-Peak memory of the server (VmHWM) is printed for each run. Record results in benches/README.md.
+For each rate, a fresh `colloquy serve` with `[live]` (flush every 100 ms) and one rule that fires once per
+new message (`SELECT message_id FROM live_messages WHERE text LIKE 'bench %'`, scope "new", its webhook the
+load tool's receiver). The load tool (`crates/colloquy-live/examples/live_load.rs`, Rust, so that the
+harness is not what falls behind) POSTs one message per request at the rate for `--seconds`, notes when
+each was acknowledged and when each rule action arrives. Latency = action received − message acknowledged,
+per message; p50, p99 and max are printed with how many actions arrived. Then the sustained ingest rate:
+`colloquy replay` of 200,000 messages, 100 per request, as fast as the server takes them. Peak memory of
+the server (VmHWM) is printed for each run. Record results in benches/README.md.
 """
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import tempfile
-import threading
-import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import common
 
 TOKEN = "bench-token-0123456789"
-
-
-class Receiver:
-    def __init__(self):
-        self.arrived = {}
-        arrived = self.arrived
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                arrived[body["key"]] = time.perf_counter()
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def start_live(binary, work, extra=""):
@@ -65,8 +42,8 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
-def run_rate(binary, rate, seconds, work):
-    receiver = Receiver()
+def run_rate(binary, load, rate, seconds, work):
+    receiver_port = common.free_port()
     proc, log, live_port = start_live(binary, work, f"""flush_ms = 100
 
 [[live.rule]]
@@ -74,51 +51,19 @@ name = "bench"
 sql = "SELECT message_id FROM live_messages WHERE text LIKE 'bench %'"
 key = "message_id"
 scope = "new"
-webhook = "http://127.0.0.1:{receiver.port}/hook"
+webhook = "http://127.0.0.1:{receiver_port}/hook"
 """)
-    acked = {}
-    n = int(rate * seconds)
-    url = f"http://127.0.0.1:{live_port}/v1/messages"
-    start = time.perf_counter()
-
-    def send(i):
-        body = json.dumps({"message_id": f"b-{i}", "channel": "webchat", "conversation_id": f"bc-{i}",
-                           "ts": "2026-03-30T10:00:00Z", "sender_role": "customer", "text": f"bench {i}"})
-        req = urllib.request.Request(url, data=body.encode(), method="POST")
-        req.add_header("Authorization", f"Bearer {TOKEN}")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            resp.read()
-        acked[f"b-{i}"] = time.perf_counter()
-
-    # Several senders, each pacing its share, so one slow request does not hold the others back.
-    senders = max(1, min(32, int(rate // 100)))
-
-    def sender(k):
-        for i in range(k, n, senders):
-            due = start + i / rate
-            wait = due - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-            send(i)
-
-    threads = [threading.Thread(target=sender, args=(k,)) for k in range(senders)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    sent_secs = time.perf_counter() - start
-    deadline = time.perf_counter() + 60
-    while len(receiver.arrived) < n and time.perf_counter() < deadline:
-        time.sleep(0.1)
-    lat = sorted(receiver.arrived[k] - acked[k] for k in receiver.arrived if k in acked)
-    rss = peak_rss_mb(proc.pid)
-    common.stop_server(proc)
-    log.close()
-    receiver.server.shutdown()
-    p = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000) if lat else (lambda q: float("nan"))
-    return {"rate": rate, "sent": n, "achieved_rate": n / sent_secs, "actions": len(lat),
-            "p50_ms": p(0.5), "p99_ms": p(0.99), "max_ms": (lat[-1] * 1000 if lat else float("nan")),
-            "mean_ms": statistics.mean(lat) * 1000 if lat else float("nan"), "peak_rss_mb": rss}
+    try:
+        out = subprocess.run([load, "--to", f"http://127.0.0.1:{live_port}", "--token", TOKEN,
+                              "--receiver-port", str(receiver_port), "--rate", str(rate), "--seconds", str(seconds)],
+                             capture_output=True, text=True, check=True).stdout
+        r = json.loads(out)
+        r["rate"] = rate
+        r["peak_rss_mb"] = peak_rss_mb(proc.pid)
+        return r
+    finally:
+        common.stop_server(proc)
+        log.close()
 
 
 def ingest_rate(binary, messages, work):
@@ -142,15 +87,17 @@ def ingest_rate(binary, messages, work):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--colloquy", required=True)
+    ap.add_argument("--load", help="the live_load example (default: examples/live_load next to --colloquy)")
     ap.add_argument("--rates", default="100,1000,10000")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--ingest-messages", type=int, default=200000)
     args = ap.parse_args()
+    load = args.load or os.path.join(os.path.dirname(args.colloquy), "examples", "live_load")
     print("| offered msg/s | achieved msg/s | messages | actions | p50 ms | p99 ms | max ms | server peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for rate in [float(r) for r in args.rates.split(",")]:
         with tempfile.TemporaryDirectory() as work:
-            r = run_rate(args.colloquy, rate, args.seconds, work)
+            r = run_rate(args.colloquy, load, rate, args.seconds, work)
         print(f"| {r['rate']:.0f} | {r['achieved_rate']:.0f} | {r['sent']} | {r['actions']} | {r['p50_ms']:.0f} "
               f"| {r['p99_ms']:.0f} | {r['max_ms']:.0f} | {r['peak_rss_mb']:.0f} |", flush=True)
     with tempfile.TemporaryDirectory() as work:

@@ -13,12 +13,11 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use colloquy_live::{Delivery, LiveStore, RuleEvent, RuleLog};
 use datafusion::catalog::TableProvider;
-use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::RuleSection;
-use crate::rule_scope::{Delta, Scope, ScopedTable};
+use crate::rule_scope::{Delta, Filter, Scope, ScopedTable};
 
 /// A rule of `sql/rules/`.
 pub struct Builtin {
@@ -191,7 +190,7 @@ struct Runner {
     ctx: SessionContext,
     /// `messages` itself, for the window scopes' "which conversations were active".
     messages: Option<Arc<dyn TableProvider>>,
-    filter: Arc<Mutex<Option<Expr>>>,
+    filter: Arc<Mutex<Option<Filter>>>,
 }
 
 impl Runner {
@@ -214,31 +213,31 @@ impl Runner {
         })
     }
 
-    /// The scope's filter for `rule` after `delta` (`None` for a full evaluation); `Err` when the
-    /// filter leaves nothing to read.
-    async fn filter_for(&self, rule: &Rule, delta: Option<&Delta>) -> anyhow::Result<Option<Expr>> {
-        use crate::rule_scope::pairs_filter;
+    /// The scope's filter for `rule` after `delta` (`None`: a full evaluation).
+    async fn filter_for(
+        &self,
+        rule: &Rule,
+        delta: Option<&Delta>,
+    ) -> anyhow::Result<Option<Filter>> {
         let Some(delta) = delta else {
             return Ok(None);
         };
-        let filter = match rule.scope {
+        Ok(Some(match rule.scope {
             Scope::All => return Ok(None),
-            Scope::New => pairs_filter("message_id", delta.messages.iter()),
-            Scope::Conversation => pairs_filter("conversation_id", delta.conversations.iter()),
+            Scope::New => Filter::pairs("message_id", delta.messages.iter()),
+            Scope::Conversation => Filter::pairs("conversation_id", delta.conversations.iter()),
             Scope::Window(span) => match &self.messages {
                 Some(m) => {
                     let active =
                         crate::rule_scope::window_conversations(&self.ctx, m, span).await?;
-                    pairs_filter("conversation_id", active.iter())
+                    Filter::pairs("conversation_id", active.iter())
                 }
-                None => None,
+                None => Filter::Nothing,
             },
-        };
-        // Nothing in scope: the `false` filter reads no row.
-        Ok(Some(filter.unwrap_or(datafusion::logical_expr::lit(false))))
+        }))
     }
 
-    fn set_filter(&self, filter: Option<Expr>) -> anyhow::Result<()> {
+    fn set_filter(&self, filter: Option<Filter>) -> anyhow::Result<()> {
         *self
             .filter
             .lock()

@@ -42,7 +42,7 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
-def run_rate(binary, load, rate, seconds, work):
+def run_rate(binary, load, rate, seconds, work, batch=1):
     receiver_port = common.free_port()
     proc, log, live_port = start_live(binary, work, f"""flush_ms = 100
 
@@ -55,10 +55,12 @@ webhook = "http://127.0.0.1:{receiver_port}/hook"
 """)
     try:
         out = subprocess.run([load, "--to", f"http://127.0.0.1:{live_port}", "--token", TOKEN,
-                              "--receiver-port", str(receiver_port), "--rate", str(rate), "--seconds", str(seconds)],
+                              "--receiver-port", str(receiver_port), "--rate", str(rate), "--seconds", str(seconds),
+                              "--batch", str(batch)],
                              capture_output=True, text=True, check=True).stdout
         r = json.loads(out)
         r["rate"] = rate
+        r["batch"] = batch
         r["peak_rss_mb"] = peak_rss_mb(proc.pid)
         return r
     finally:
@@ -90,16 +92,21 @@ def main():
     ap.add_argument("--load", help="the live_load example (default: examples/live_load next to --colloquy)")
     ap.add_argument("--rates", default="100,1000,10000")
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--batched-rates", default="10000", help="rates also run with --batch messages per request")
+    ap.add_argument("--batch", type=int, default=10)
     ap.add_argument("--ingest-messages", type=int, default=200000)
     args = ap.parse_args()
     load = args.load or os.path.join(os.path.dirname(args.colloquy), "examples", "live_load")
-    print("| offered msg/s | achieved msg/s | messages | actions | p50 ms | p99 ms | max ms | server peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for rate in [float(r) for r in args.rates.split(",")]:
+    print("| offered msg/s | messages per request | achieved msg/s | messages | actions | p50 ms | p99 ms | max ms "
+          "| server peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    runs = [(float(r), 1) for r in args.rates.split(",")]
+    runs += [(float(r), int(args.batch)) for r in args.batched_rates.split(",") if r and args.batch > 1]
+    for rate, batch in runs:
         with tempfile.TemporaryDirectory() as work:
-            r = run_rate(args.colloquy, load, rate, args.seconds, work)
-        print(f"| {r['rate']:.0f} | {r['achieved_rate']:.0f} | {r['sent']} | {r['actions']} | {r['p50_ms']:.0f} "
-              f"| {r['p99_ms']:.0f} | {r['max_ms']:.0f} | {r['peak_rss_mb']:.0f} |", flush=True)
+            r = run_rate(args.colloquy, load, rate, args.seconds, work, batch)
+        print(f"| {r['rate']:.0f} | {batch} | {r['achieved_rate']:.0f} | {r['sent']} | {r['actions']} "
+              f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} | {r['peak_rss_mb']:.0f} |", flush=True)
     with tempfile.TemporaryDirectory() as work:
         out, rss = ingest_rate(args.colloquy, args.ingest_messages, work)
     print(f"\nsustained ingest: {out} (server peak RSS {rss:.0f} MB)")

@@ -5,8 +5,8 @@
 //!     --to http://127.0.0.1:8081 --token T --receiver-port 9000 --rate 1000 --seconds 10
 //! ```
 //!
-//! Sends `rate × seconds` messages (`message_id` `b-<i>`, one per request, each conversation new) paced to
-//! `rate` a second over kept-alive connections, each request in its own task so a slow answer holds no
+//! Sends `rate × seconds` messages (`message_id` `b-<i>`, `--batch` per request (default 1), each
+//! conversation new) paced to `rate` a second over kept-alive connections, each request in its own task so a slow answer holds no
 //! other back; notes when each was acknowledged. The receiver on `--receiver-port` notes when each
 //! rule action (a POST whose JSON `key` is the message id) arrives. Prints one JSON line: messages sent,
 //! the rate achieved, actions received, and latency (action arrival − acknowledgement) p50, p99 and max
@@ -27,6 +27,7 @@ struct Args {
     receiver_port: u16,
     rate: f64,
     seconds: f64,
+    batch: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -36,6 +37,7 @@ fn args() -> Result<Args, String> {
         receiver_port: 0,
         rate: 1000.0,
         seconds: 10.0,
+        batch: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,12 +49,18 @@ fn args() -> Result<Args, String> {
             "--receiver-port" => a.receiver_port = value.parse().map_err(|e| bad(&e))?,
             "--rate" => a.rate = value.parse().map_err(|e| bad(&e))?,
             "--seconds" => a.seconds = value.parse().map_err(|e| bad(&e))?,
+            "--batch" => a.batch = value.parse().map_err(|e| bad(&e))?,
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
-    if a.to.is_empty() || a.token.is_empty() || a.receiver_port == 0 || a.rate <= 0.0 {
+    if a.to.is_empty()
+        || a.token.is_empty()
+        || a.receiver_port == 0
+        || a.rate <= 0.0
+        || a.batch == 0
+    {
         return Err(
-            "usage: live_load --to URL --token T --receiver-port P [--rate N] [--seconds S]".into(),
+            "usage: live_load --to URL --token T --receiver-port P [--rate N] [--seconds S] [--batch B]".into(),
         );
     }
     Ok(a)
@@ -122,13 +130,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = format!("{}/v1/messages", a.to.trim_end_matches('/'));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
-        tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / a.rate)).into()).await;
-        let body = serde_json::json!({
-            "message_id": format!("b-{i}"), "channel": "webchat", "conversation_id": format!("bc-{i}"),
-            "ts": "2026-03-30T10:00:00Z", "sender_role": "customer", "text": format!("bench {i}"),
-        })
-        .to_string();
+    for first in (0..n).step_by(a.batch) {
+        let due = start + Duration::from_secs_f64(first as f64 / a.rate);
+        tokio::time::sleep_until(due.into()).await;
+        let numbers = first..(first + a.batch).min(n);
+        let body: Vec<String> = numbers
+            .clone()
+            .map(|i| {
+                serde_json::json!({
+                    "message_id": format!("b-{i}"), "channel": "webchat",
+                    "conversation_id": format!("bc-{i}"), "ts": "2026-03-30T10:00:00Z",
+                    "sender_role": "customer", "text": format!("bench {i}"),
+                })
+                .to_string()
+            })
+            .collect();
+        let body = body.join("\n");
         let (client, url, token, times) = (
             client.clone(),
             url.clone(),
@@ -138,17 +155,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tasks.push(tokio::spawn(async move {
             let resp = client.post(&url).bearer_auth(token).body(body).send().await;
             let ok = matches!(&resp, Ok(r) if r.status().is_success());
+            let count = numbers.len();
             if ok && let Ok(mut t) = times.lock() {
-                t.acked[i] = Some(Instant::now());
+                let now = Instant::now();
+                for i in numbers {
+                    t.acked[i] = Some(now);
+                }
             }
-            ok
+            if ok { 0 } else { count }
         }));
     }
     let mut failed = 0;
     for t in tasks {
-        if !t.await.unwrap_or(false) {
-            failed += 1;
-        }
+        failed += t.await.unwrap_or(a.batch);
     }
     let sent_secs = start.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(60);

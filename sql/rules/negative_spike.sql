@@ -1,26 +1,31 @@
--- negative_spike: negative customer messages about one intent on one channel, in the newest hour of
--- traffic, at least 5 and at least three times that pair's hourly mean over the 24 hours before (an
--- incident: tracking links down, a double charge), so someone looks at it while it is happening.
+-- negative_spike: in the newest hour of traffic, the customer messages about one intent on one channel
+-- turned negative far more often than that pair's did over the seven days before: at least 5 negative
+-- messages, and a negative share of at least twice the week's plus 0.15 (an incident: tracking links down,
+-- a double charge), so someone looks at it while it is happening. Shares, not counts: a busy hour has more
+-- of everything, and comparing counts with a day's hourly mean fired every morning.
 --
 -- Key: spike_key = channel/intent/hour (fires once per channel, intent and hour).
+-- Scope: the conversations with a message in the last 8 days (the week before the newest hour).
 -- Inputs: conversation_messages. "Now" is the newest message's hour, so a replayed archive fires as it would
 -- have live.
-WITH negative AS (
-    SELECT channel, intent, date_trunc('hour', ts) AS hour
+WITH customer AS (
+    SELECT channel, intent, date_trunc('hour', ts) AS hour, CASE WHEN sentiment < -0.3 THEN 1 ELSE 0 END AS negative
     FROM conversation_messages
-    WHERE sender_role = 'customer' AND sentiment < -0.3 AND intent IS NOT NULL AND intent <> 'none'
+    WHERE sender_role = 'customer' AND sentiment IS NOT NULL AND intent IS NOT NULL AND intent <> 'none'
 ),
 latest AS (
     SELECT date_trunc('hour', max(ts)) AS hour FROM conversation_messages
 ),
-hourly AS (
-    SELECT channel, intent, hour, count(*) AS negatives FROM negative GROUP BY channel, intent, hour
+this_hour AS (
+    SELECT c.channel, c.intent, c.hour, count(*) AS messages, sum(c.negative) AS negatives
+    FROM customer AS c JOIN latest AS l ON c.hour = l.hour
+    GROUP BY c.channel, c.intent, c.hour
 ),
-usual AS (
-    SELECT h.channel, h.intent, sum(h.negatives) / 24.0 AS per_hour
-    FROM hourly AS h CROSS JOIN latest AS l
-    WHERE h.hour >= l.hour - INTERVAL '24 hours' AND h.hour < l.hour
-    GROUP BY h.channel, h.intent
+week AS (
+    SELECT c.channel, c.intent, CAST(sum(c.negative) AS DOUBLE) / count(*) AS share
+    FROM customer AS c CROSS JOIN latest AS l
+    WHERE c.hour >= l.hour - INTERVAL '7 days' AND c.hour < l.hour
+    GROUP BY c.channel, c.intent
 )
 SELECT
     h.channel || '/' || h.intent || '/' || CAST(h.hour AS VARCHAR) AS spike_key,
@@ -28,8 +33,9 @@ SELECT
     h.intent,
     h.hour,
     h.negatives,
-    coalesce(u.per_hour, 0) AS usual_per_hour
-FROM hourly AS h
-JOIN latest AS l ON h.hour = l.hour
-LEFT JOIN usual AS u ON u.channel = h.channel AND u.intent = h.intent
-WHERE h.negatives >= 5 AND h.negatives >= 3 * coalesce(u.per_hour, 0)
+    h.messages,
+    round(CAST(h.negatives AS DOUBLE) / h.messages, 2) AS negative_share,
+    round(coalesce(w.share, 0), 3) AS usual_share
+FROM this_hour AS h
+LEFT JOIN week AS w ON w.channel = h.channel AND w.intent = h.intent
+WHERE h.negatives >= 5 AND CAST(h.negatives AS DOUBLE) / h.messages >= 2 * coalesce(w.share, 0) + 0.15

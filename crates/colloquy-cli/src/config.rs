@@ -22,7 +22,7 @@ use anyhow::Context;
 use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -78,13 +78,16 @@ pub struct LiveSection {
     pub slack: Option<SlackSection>,
     /// Tries per webhook action before it is dead-lettered (backoff from half a second, doubling).
     pub webhook_tries: Option<u32>,
+    /// Archive messages at or after this time (RFC 3339) are left out of `messages`: they are the ones
+    /// to be replayed (`colloquy replay --from`), to try rules on past traffic as if it were live.
+    pub history_until: Option<String>,
     #[serde(default)]
     pub rule: Vec<RuleSection>,
 }
 
 /// A rule: its own `sql` and `key`, or a `builtin` one from `sql/rules/` (negative_streak, negative_spike,
 /// customer_waiting).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSection {
     pub name: Option<String>,

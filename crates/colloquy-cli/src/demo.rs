@@ -29,7 +29,77 @@ pub fn cache_dir() -> anyhow::Result<PathBuf> {
 /// The cached default demo archive, generated on first use. A marker file written last means a run
 /// that was interrupted half-way regenerates it rather than serving a partial archive.
 pub async fn ensure_cached() -> anyhow::Result<PathBuf> {
-    let cfg = DemoConfig::default();
+    ensure_cached_with(DemoConfig::default()).await
+}
+
+/// The demo of `serve --demo --live` and `replay --demo`: twenty times the default's traffic (394,471
+/// messages), so that an hour of the incident holds enough negative messages for `negative_spike` to tell
+/// it from chance.
+pub const LIVE_DEMO: DemoConfig = DemoConfig {
+    conversations: 60_000,
+    seed: 42,
+};
+
+/// Where the live demo's history stops and its replay starts: the incident's first day, at midnight in
+/// the shop's time zone (Europe/Berlin, UTC+1 then).
+pub fn live_demo_cut() -> String {
+    let start = colloquy_demo::incident_start()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        - chrono::Duration::hours(1);
+    format!("{}Z", start.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+/// The live store of `serve --demo --live`, and the token file `replay --demo` reads.
+pub fn live_demo_dir() -> anyhow::Result<PathBuf> {
+    Ok(cache_dir()?.join("live-demo"))
+}
+
+/// The `[live]` of `serve --demo --live`: an empty store in [`live_demo_dir`], a new token (written to
+/// `token` there for `replay --demo`), the built-in rules, and the live demo's history up to its cut.
+pub fn live_section(rule_webhook: Option<String>) -> anyhow::Result<crate::config::LiveSection> {
+    let dir = live_demo_dir()?;
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot empty the demo's live store {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join("token");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        f.write_all(token.as_bytes())?;
+    }
+    Ok(crate::config::LiveSection {
+        dir: dir.join("store"),
+        bind: Some(LIVE_DEMO_BIND.to_owned()),
+        token: Some(token),
+        history_until: Some(live_demo_cut()),
+        rule: crate::rules::BUILTIN
+            .iter()
+            .map(|b| crate::config::RuleSection {
+                builtin: Some(b.name.to_owned()),
+                webhook: rule_webhook.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// Where `serve --demo --live` takes messages.
+pub const LIVE_DEMO_BIND: &str = "127.0.0.1:8081";
+
+/// [`ensure_cached`] for a configuration.
+pub async fn ensure_cached_with(cfg: DemoConfig) -> anyhow::Result<PathBuf> {
     let dir = cache_dir()?.join(format!("demo-v1-{}-{}", cfg.conversations, cfg.seed));
     let marker = dir.join(".complete");
     if !marker.exists() {
@@ -122,7 +192,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         stats.rows as f64 / secs.max(1e-9)
     )?;
     let ctx = colloquy::new_context();
-    crate::set_up(&ctx, None, Some(&args.out)).await?;
+    crate::set_up(&ctx, None, Some(&args.out), None).await?;
     let runner = Runner::new(ctx, OutputFormat::Table, false);
     for (title, sql) in HEADLINES {
         writeln!(out, "\n## {title}\n-- {}", squeeze(sql))?;

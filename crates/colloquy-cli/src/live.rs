@@ -44,11 +44,24 @@ pub async fn attach(ctx: &SessionContext, live: &LiveSection) -> anyhow::Result<
     colloquy::register_archive(ctx, LIVE_TABLE, &location, &[("format", "jsonl")])
         .await
         .context("[live] the live table")?;
+    let until = match &live.history_until {
+        // Parsed, then written back in one shape: the text never reaches the SQL as given.
+        Some(t) => {
+            let t = chrono::DateTime::parse_from_rfc3339(t)
+                .with_context(|| format!("[live] history_until \"{t}\" is not an RFC 3339 time"))?;
+            format!(
+                " WHERE ts < TIMESTAMP '{}'",
+                t.with_timezone(&chrono::Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            )
+        }
+        None => String::new(),
+    };
     let sql = match ctx.deregister_table(colloquy::MESSAGES_TABLE)? {
         Some(archived) => {
             ctx.register_table(ARCHIVED_TABLE, archived)?;
             format!(
-                "CREATE OR REPLACE VIEW {} AS SELECT {COLUMNS} FROM {ARCHIVED_TABLE} \
+                "CREATE OR REPLACE VIEW {} AS SELECT {COLUMNS} FROM {ARCHIVED_TABLE}{until} \
                  UNION ALL SELECT {COLUMNS} FROM {LIVE_TABLE}",
                 colloquy::MESSAGES_TABLE
             )

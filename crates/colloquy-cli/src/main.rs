@@ -73,6 +73,14 @@ pub struct ServeArgs {
     /// Serve the demo archive as the table `messages`.
     #[arg(long)]
     demo: bool,
+    /// With --demo: live ingest on http://127.0.0.1:8081 with the built-in rules, over a larger demo
+    /// archive whose history stops where its incident starts (`colloquy replay --demo` sends the rest).
+    /// The demo's live store starts empty each time.
+    #[arg(long, requires = "demo")]
+    live: bool,
+    /// With --live: where the built-in rules POST their events (else only the table rule_events).
+    #[arg(long, value_name = "URL", requires = "live")]
+    rule_webhook: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -229,21 +237,24 @@ pub async fn session(
         false => None,
     };
     let ctx = colloquy::new_context();
-    set_up(&ctx, config, demo_dir.as_deref()).await?;
+    set_up(&ctx, config, demo_dir.as_deref(), None).await?;
     Ok(ctx)
 }
 
 /// What every session of `sql`, `save-model` and `serve` gets: the config file's settings, archives and
 /// models, the demo archive, and the analytics views over them.
+/// `live` is the live section of `serve --demo --live` when the config file has none.
 pub async fn set_up(
     ctx: &datafusion::prelude::SessionContext,
     config: Option<&std::path::Path>,
     demo_dir: Option<&std::path::Path>,
+    live: Option<&config::LiveSection>,
 ) -> anyhow::Result<()> {
     let live = match config {
         Some(path) => config::apply(ctx, path).await?.live,
         None => None,
-    };
+    }
+    .or_else(|| live.cloned());
     if let Some(dir) = demo_dir {
         demo::register(ctx, dir).await?;
     }

@@ -11,13 +11,21 @@ use anyhow::Context;
 #[derive(clap::Args)]
 pub struct ReplayArgs {
     /// The archive: a folder, file or object-store URL, as `read_archive` takes it.
-    archive: String,
+    #[arg(required_unless_present = "demo")]
+    archive: Option<String>,
+    /// The live demo's incident, to `colloquy serve --demo --live`: its archive from where the served
+    /// history stops, to http://127.0.0.1:8081 with the token that server wrote.
+    #[arg(long, conflicts_with = "archive")]
+    demo: bool,
     /// The live endpoint (`colloquy serve` with `[live]`), e.g. http://127.0.0.1:8081
-    #[arg(long, value_name = "URL")]
-    to: String,
+    #[arg(long, value_name = "URL", required_unless_present = "demo")]
+    to: Option<String>,
     /// Its bearer token (`[live] token`); also read from COLLOQUY_LIVE_TOKEN.
     #[arg(long, env = "COLLOQUY_LIVE_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
+    /// Send only the messages from this time on (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
     /// Messages per second (0: as fast as the endpoint takes them).
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
@@ -32,18 +40,60 @@ pub struct ReplayArgs {
     timezone: String,
 }
 
-pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: ReplayArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
     anyhow::ensure!(args.rate >= 0.0, "--rate must not be negative");
+    let mut options = vec![("timezone".to_owned(), args.timezone.clone())];
+    if args.demo {
+        let dir = crate::demo::ensure_cached_with(crate::demo::LIVE_DEMO).await?;
+        args.archive = Some(format!("{}/", dir.canonicalize()?.display()));
+        options = colloquy_demo::DEMO_OPTIONS
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        args.from.get_or_insert_with(crate::demo::live_demo_cut);
+        args.to
+            .get_or_insert_with(|| format!("http://{}", crate::demo::LIVE_DEMO_BIND));
+        if args.token.is_none() {
+            let path = crate::demo::live_demo_dir()?.join("token");
+            let token = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no token at {}: start `colloquy serve --demo --live` first",
+                    path.display()
+                )
+            })?;
+            args.token = Some(token.trim().to_owned());
+        }
+    }
+    let (Some(archive), Some(to), Some(token)) = (&args.archive, &args.to, &args.token) else {
+        anyhow::bail!(
+            "replay needs an archive, --to and --token (or COLLOQUY_LIVE_TOKEN), or --demo"
+        );
+    };
+    let from = match &args.from {
+        Some(t) => {
+            let t = chrono::DateTime::parse_from_rfc3339(t)
+                .with_context(|| format!("--from \"{t}\" is not an RFC 3339 time"))?;
+            format!(
+                " AND ts >= TIMESTAMP '{}'",
+                t.with_timezone(&chrono::Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            )
+        }
+        None => String::new(),
+    };
     let ctx = colloquy::new_context();
     let quote = |s: &str| s.replace('\'', "''");
+    let options: String = options
+        .iter()
+        .map(|(k, v)| format!(", '{}', '{}'", quote(k), quote(v)))
+        .collect();
     let sql = format!(
         "SELECT message_id, channel, conversation_id, \
          to_char(ts, '%Y-%m-%dT%H:%M:%S%.6fZ') AS ts, sender_id, sender_name, sender_role, text, reply_to \
-         FROM read_archive('{}', 'auto', 'timezone', '{}') WHERE ts IS NOT NULL \
+         FROM read_archive('{}', 'auto'{options}) WHERE ts IS NOT NULL{from} \
          ORDER BY ts, source, source_line{}",
-        quote(&args.archive),
-        quote(&args.timezone),
+        quote(archive),
         args.limit
             .map(|n| format!(" LIMIT {n}"))
             .unwrap_or_default()
@@ -53,7 +103,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         .await?
         .collect()
         .await
-        .with_context(|| format!("reading {}", args.archive))?;
+        .with_context(|| format!("reading {archive}"))?;
     let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
     for b in &batches {
         writer.write(b)?;
@@ -65,7 +115,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         .filter(|l| !l.is_empty())
         .map(<[u8]>::to_vec)
         .collect();
-    let url = format!("{}/v1/messages", args.to.trim_end_matches('/'));
+    let url = format!("{}/v1/messages", to.trim_end_matches('/'));
     let client = reqwest::Client::new();
     let started = Instant::now();
     let (mut sent, mut accepted, mut duplicates) = (0usize, 0u64, 0u64);
@@ -77,7 +127,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         let body = chunk.join(&b'\n');
         let resp = client
             .post(&url)
-            .bearer_auth(&args.token)
+            .bearer_auth(token)
             .body(body)
             .send()
             .await

@@ -36,12 +36,12 @@ pub const BUILTIN: &[Builtin] = &[
         sql: include_str!("../../../sql/rules/negative_streak.sql"),
         window: None,
     },
-    // Compares the newest hour with the 24 before it.
+    // Compares the newest hour with the week before it.
     Builtin {
         name: "negative_spike",
         key: "spike_key",
         sql: include_str!("../../../sql/rules/negative_spike.sql"),
-        window: Some("25 hours"),
+        window: Some("8 days"),
     },
     // Fires as time passes (a conversation that gets nothing new): every conversation of the last day.
     Builtin {

@@ -207,10 +207,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .or(server.bind.clone())
         .unwrap_or_else(|| "127.0.0.1:50051".to_owned());
-    let demo_dir = if args.demo {
-        Some(demo::ensure_cached().await?)
-    } else {
-        None
+    let demo_dir = match (args.demo, args.live) {
+        (true, true) => Some(demo::ensure_cached_with(demo::LIVE_DEMO).await?),
+        (true, false) => Some(demo::ensure_cached().await?),
+        _ => None,
+    };
+    // `--demo --live` without a `[live]` of the config file's: the demo's own, passed to every session.
+    let mut config = config;
+    let demo_live = match args.live && config.as_ref().is_none_or(|c| c.live.is_none()) {
+        true => {
+            let live = demo::live_section(args.rule_webhook.clone())?;
+            config.get_or_insert_with(Config::default).live = Some(live.clone());
+            eprintln!(
+                "colloquy serve: the demo's history ends at {} (its incident); send the rest with `colloquy replay --demo`",
+                demo::live_demo_cut()
+            );
+            Some(live)
+        }
+        false => None,
     };
     let policy = Arc::new(access_policy(
         config.as_ref(),
@@ -272,6 +286,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let factory = colloquy_flight::factory(move || {
         let config_path = config_path.clone();
         let demo_dir = demo_dir.clone();
+        let demo_live = demo_live.clone();
         let runtime_env = session_env.clone();
         let archive_cache = archive_cache.clone();
         let policy = Arc::clone(&session_policy);
@@ -282,9 +297,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 config = cache.attach(config);
             }
             let ctx = colloquy::new_context_with_runtime(config, runtime_env.clone());
-            crate::set_up(&ctx, config_path.as_deref(), demo_dir.as_deref())
-                .await
-                .map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
+            crate::set_up(
+                &ctx,
+                config_path.as_deref(),
+                demo_dir.as_deref(),
+                demo_live.as_ref(),
+            )
+            .await
+            .map_err(|e| colloquy_flight::Error::Internal(crate::error_text(&e)))?;
             if let Some(target) = &audit_table {
                 ctx.sql(&colloquy_flight::audit::table_sql(target))
                     .await?

@@ -1,4 +1,4 @@
--- negative_spike: in the newest hour of traffic, the customer messages about one intent on one channel
+-- negative_spike: in an hour of traffic (one of the newest three), the customer messages about one intent on one channel
 -- turned negative far more often than that pair's did over the seven days before: at least 5 negative
 -- messages, and a negative share of at least twice the week's plus 0.15 (an incident: tracking links down,
 -- a double charge), so someone looks at it while it is happening. Shares, not counts: a busy hour has more
@@ -13,29 +13,35 @@ WITH customer AS (
     FROM conversation_messages
     WHERE sender_role = 'customer' AND sentiment IS NOT NULL AND intent IS NOT NULL AND intent <> 'none'
 ),
+hourly AS (
+    SELECT channel, intent, hour, count(*) AS messages, sum(negative) AS negatives
+    FROM customer
+    GROUP BY channel, intent, hour
+),
 latest AS (
     SELECT date_trunc('hour', max(ts)) AS hour FROM conversation_messages
 ),
-this_hour AS (
-    SELECT c.channel, c.intent, c.hour, count(*) AS messages, sum(c.negative) AS negatives
-    FROM customer AS c JOIN latest AS l ON c.hour = l.hour
-    GROUP BY c.channel, c.intent, c.hour
+-- The newest three hours, not only the newest: an evaluation can come after an hour has passed (a busy
+-- server, a fast replay), and that hour must still be judged.
+recent AS (
+    SELECT h.* FROM hourly AS h CROSS JOIN latest AS l WHERE h.hour >= l.hour - INTERVAL '2 hours'
 ),
-week AS (
-    SELECT c.channel, c.intent, CAST(sum(c.negative) AS DOUBLE) / count(*) AS share
-    FROM customer AS c CROSS JOIN latest AS l
-    WHERE c.hour >= l.hour - INTERVAL '7 days' AND c.hour < l.hour
-    GROUP BY c.channel, c.intent
+scored AS (
+    SELECT r.channel, r.intent, r.hour, r.messages, r.negatives,
+        CAST(sum(w.negatives) AS DOUBLE) / sum(w.messages) AS usual_share
+    FROM recent AS r
+    LEFT JOIN hourly AS w ON w.channel = r.channel AND w.intent = r.intent
+        AND w.hour >= r.hour - INTERVAL '7 days' AND w.hour < r.hour
+    GROUP BY r.channel, r.intent, r.hour, r.messages, r.negatives
 )
 SELECT
-    h.channel || '/' || h.intent || '/' || CAST(h.hour AS VARCHAR) AS spike_key,
-    h.channel,
-    h.intent,
-    h.hour,
-    h.negatives,
-    h.messages,
-    round(CAST(h.negatives AS DOUBLE) / h.messages, 2) AS negative_share,
-    round(coalesce(w.share, 0), 3) AS usual_share
-FROM this_hour AS h
-LEFT JOIN week AS w ON w.channel = h.channel AND w.intent = h.intent
-WHERE h.negatives >= 5 AND CAST(h.negatives AS DOUBLE) / h.messages >= 2 * coalesce(w.share, 0) + 0.15
+    channel || '/' || intent || '/' || CAST(hour AS VARCHAR) AS spike_key,
+    channel,
+    intent,
+    hour,
+    negatives,
+    messages,
+    round(CAST(negatives AS DOUBLE) / messages, 2) AS negative_share,
+    round(coalesce(usual_share, 0), 3) AS usual_share
+FROM scored
+WHERE negatives >= 5 AND CAST(negatives AS DOUBLE) / messages >= 2 * coalesce(usual_share, 0) + 0.15

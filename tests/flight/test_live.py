@@ -378,7 +378,7 @@ def test_rules_fire_once_survive_restarts_and_dead_letter(colloquy_binary, tmp_p
         assert body["rule"] == "refund_request" and body["row"]["text"] == "I want a refund for order 9"
         # Another match in the same conversation does not fire again.
         assert post(e, message(2, conversation="rules-a", text="refund please"))[0] == 200
-        assert post(e, message(3, conversation="rules-b", text="hello"))[0] == 200
+        assert post(e, message(3, conversation="rules-b", text="where is my parcel? it never arrived"))[0] == 200
         wait_until(lambda: ("table_only", "rules-b", "recorded") in rule_events(e), "table_only did not record")
         wait_until(lambda: ("receiver_down", "rules-b", "dead_letter") in rule_events(e),
                    f"receiver_down was not dead-lettered: {rule_events(e)}")
@@ -389,7 +389,8 @@ def test_rules_fire_once_survive_restarts_and_dead_letter(colloquy_binary, tmp_p
         wait_until(lambda: ("negative_streak", "webchat/rules-d#1", "recorded") in rule_events(e),
                    f"negative_streak did not fire: {rule_events(e)}")
         # The customer who wrote rules-b's message at 10:03 has waited more than 15 minutes at 10:32.
-        assert ("customer_waiting", "webchat/rules-b#1", "recorded") in rule_events(e)
+        wait_until(lambda: ("customer_waiting", "webchat/rules-b#1", "recorded") in rule_events(e),
+                   f"customer_waiting did not fire: {rule_events(e)}")
         events = rule_events(e)
         assert events.count(("refund_request", "webchat/rules-a#1", "fired")) == 1
         assert ("refund_request", "webchat/rules-a#1", "delivered") in events
@@ -477,3 +478,60 @@ def test_hostile_field_values_stay_inside_their_message_and_the_store(env):
     data = env["tmp"] / "store" / "data"
     assert [p.name for p in data.iterdir() if p.name.endswith("escape")] == ["____________tmp_escape"]
     assert not (env["tmp"] / "tmp").exists() and not os.path.exists("/tmp/escape")
+
+
+NEUTRAL = "Hi, where is my order A123? Could you check the tracking please"
+ANGRY = "Where is my order?? The tracking link is broken, this is terrible and useless"
+
+
+def spike_message(i, ts, text):
+    return {"message_id": f"sp-{i}", "channel": "webchat", "conversation_id": f"sp-{i}", "ts": ts,
+            "sender_id": f"u-{i}", "sender_role": "customer", "text": text}
+
+
+def post_all(env, messages):
+    for k in range(0, len(messages), 12):
+        assert post(env, messages[k:k + 12])[0] == 200
+
+
+def test_negative_spike_fires_once_for_an_hour_whose_negative_share_jumps(colloquy_binary, tmp_path):
+    e = start(colloquy_binary, tmp_path, flush_ms=100, extra='[[live.rule]]\n    builtin = "negative_spike"')
+    try:
+        # Model outputs this test relies on (a snapshot, not what it tests): one text neutral, one negative,
+        # both about tracking an order.
+        got = run(e, f"SELECT intent('{NEUTRAL}'), sentiment('{NEUTRAL}') >= -0.3, "
+                     f"intent('{ANGRY}'), sentiment('{ANGRY}') < -0.3")[0]
+        assert got == ("track_order", True, "track_order", True), got
+        i = 0
+        week = []
+        # A week of usual traffic: nine neutral messages and one negative a day (a share of 0.1).
+        for day in range(20, 27):
+            for k in range(10):
+                week.append(spike_message(i, f"2026-03-{day}T{8 + k:02d}:00:00Z", ANGRY if k == 0 else NEUTRAL))
+                i += 1
+        post_all(e, week)
+        # A busy hour with more negatives than the threshold's 5, but the usual share of them: no spike.
+        busy = [spike_message(i + k, f"2026-03-27T09:{k:02d}:00Z", ANGRY if k % 8 == 0 else NEUTRAL)
+                for k in range(48)]
+        i += 48
+        post_all(e, busy)
+        wait_where(e, "conversation_id LIKE 'sp-%'", i)
+        time.sleep(1)
+        assert [r for r in rule_events(e) if r[0] == "negative_spike"] == []
+        # Two hours later six of eight are negative: the spike fires, once, for that hour.
+        spike = [spike_message(i + k, f"2026-03-27T11:{k:02d}:00Z", NEUTRAL if k < 2 else ANGRY) for k in range(8)]
+        post_all(e, spike[:4])
+        post_all(e, spike[4:])
+        key = "webchat/track_order/2026-03-27T11:00:00Z"
+        wait_until(lambda: ("negative_spike", key, "recorded") in rule_events(e),
+                   f"negative_spike did not fire: {rule_events(e)}")
+        post_all(e, [spike_message(i + 8, "2026-03-27T11:30:00Z", ANGRY)])
+        time.sleep(1)
+        assert [r for r in rule_events(e) if r[0] == "negative_spike"] == [("negative_spike", key, "recorded")]
+        detail = json.loads(run(e, "SELECT detail FROM rule_events WHERE \"rule\" = 'negative_spike'")[0][0])
+        # The week before 11:00 on the 27th: from 11:00 on the 20th (7 neutral), the 21st to the 26th (60, 6
+        # negative) and the busy hour (48, 6 negative): 12 of 115.
+        assert (detail["negatives"], detail["messages"], detail["usual_share"]) == (6, 8, 0.104), detail
+    finally:
+        e["proc"].terminate()
+        e["proc"].wait(timeout=30)

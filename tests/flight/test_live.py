@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -535,3 +536,67 @@ def test_negative_spike_fires_once_for_an_hour_whose_negative_share_jumps(colloq
     finally:
         e["proc"].terminate()
         e["proc"].wait(timeout=30)
+
+
+def test_kill_9_mid_replay_loses_nothing_and_fires_each_rule_once(colloquy_binary, tmp_path):
+    receiver = Receiver()
+    rule = f"""
+    [[live.rule]]
+    name = "refund_request"
+    sql = "SELECT conversation_key FROM conversation_messages WHERE lower(text) LIKE '%refund%'"
+    key = "conversation_key"
+    webhook = "http://127.0.0.1:{receiver.port}/hook"
+    """
+    n = 600
+    archive = tmp_path / "traffic"
+    archive.mkdir()
+    (archive / "log.jsonl").write_text("".join(json.dumps({
+        "channel": "webchat", "conversation_id": f"k-{i}", "message_id": f"k-{i}",
+        "ts": f"2026-03-31T{10 + i // 3600:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z", "role": "customer",
+        "text": f"I want a refund for order {i}"}) + "\n" for i in range(n)))
+
+    def replay(e, **kw):
+        return subprocess.run([colloquy_binary, "replay", str(archive), "--to", f"http://127.0.0.1:{e['live_port']}",
+                               "--rate", "400"], env={"COLLOQUY_LIVE_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True, **kw)
+
+    e = start(colloquy_binary, tmp_path, flush_ms=100, extra=rule)
+    try:
+        sending = subprocess.Popen([colloquy_binary, "replay", str(archive), "--to",
+                                    f"http://127.0.0.1:{e['live_port']}", "--rate", "400"],
+                                   env={"COLLOQUY_LIVE_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"},
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: len(receiver.got) >= 50, "no rule fired during the replay")
+        e["proc"].send_signal(signal.SIGKILL)
+        e["proc"].wait(timeout=30)
+        _, err = sending.communicate(timeout=60)
+        assert sending.returncode != 0, "the replay should have lost its server"
+        delivered_before = len({g[0] for g in receiver.got})
+        assert 0 < delivered_before < n
+    finally:
+        if e["proc"].poll() is None:
+            e["proc"].kill()
+    # The sender retries everything after the restart, as a channel retries what was not acknowledged.
+    e = start(colloquy_binary, tmp_path, flush_ms=100, extra=rule)
+    try:
+        done = replay(e, timeout=120)
+        assert done.returncode == 0, done.stderr
+        accepted, duplicates = (int(x) for x in re.search(r"(\d+) accepted, (\d+) duplicates", done.stdout).groups())
+        assert accepted + duplicates == n and duplicates >= delivered_before, done.stdout
+        wait_where(e, "conversation_id LIKE 'k-%'", n)
+        assert run(e, "SELECT count(DISTINCT message_id) FROM messages WHERE conversation_id LIKE 'k-%'")[0][0] == n
+        keys = {f"refund_request/webchat/k-{i}#1" for i in range(n)}
+        wait_until(lambda: {g[0] for g in receiver.got} == keys,
+                   f"{len(keys - {g[0] for g in receiver.got})} matches never reached the receiver", timeout=60)
+        events = run(e, "SELECT \"key\", status, count(*) FROM rule_events GROUP BY 1, 2")
+        fired = {k: c for k, s, c in events if s == "fired"}
+        assert set(fired) == {k.split("/", 1)[1] for k in keys} and set(fired.values()) == {1}
+        # A delivery the kill cut short between the receiver's answer and the log's record of it is sent
+        # again after the restart, with the same X-Colloquy-Event: the receiver can tell, and nothing else
+        # repeats.
+        repeats = len(receiver.got) - len(keys)
+        assert repeats <= 50, f"{repeats} deliveries repeated"
+    finally:
+        e["proc"].terminate()
+        e["proc"].wait(timeout=30)
+        receiver.server.shutdown()

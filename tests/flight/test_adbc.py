@@ -14,7 +14,7 @@ import pyarrow.flight as flight
 import pytest
 
 
-def start_server(binary, tmp_path, config=None, demo=False, env=None):
+def start_server(binary, tmp_path, config=None, demo=False, env=None, preexec_fn=None):
     args = [binary, "serve", "--bind", "127.0.0.1:0"]
     if config:
         path = tmp_path / "colloquy.toml"
@@ -27,7 +27,8 @@ def start_server(binary, tmp_path, config=None, demo=False, env=None):
     # (64 KiB) and then blocks the server's next log write.
     log = tmp_path / "server-stderr.log"
     with open(log, "w") as stderr:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+                                preexec_fn=preexec_fn)
     line = proc.stdout.readline()
     if "listening on" not in line:
         proc.kill()

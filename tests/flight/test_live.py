@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -64,7 +65,7 @@ def post(env, body, token=TOKEN, method="POST", path="/v1/messages", headers=Non
         return e.code, json.loads(e.read())
 
 
-def start(binary, tmp, flush_ms, extra="", live_keys=""):
+def start(binary, tmp, flush_ms, extra="", live_keys="", preexec_fn=None):
     archive = tmp / "chats"
     archive.mkdir(exist_ok=True)
     (archive / "log.jsonl").write_text(json.dumps({
@@ -97,7 +98,7 @@ def start(binary, tmp, flush_ms, extra="", live_keys=""):
     signing_secret = "{SLACK_SECRET}"
     {extra}
     """
-    proc, uri = start_server(binary, tmp, config=config)
+    proc, uri = start_server(binary, tmp, config=config, preexec_fn=preexec_fn)
     return {"proc": proc, "uri": uri, "live_port": port, "tmp": tmp}
 
 
@@ -600,3 +601,50 @@ def test_kill_9_mid_replay_loses_nothing_and_fires_each_rule_once(colloquy_binar
         e["proc"].terminate()
         e["proc"].wait(timeout=30)
         receiver.server.shutdown()
+
+
+FULL_AT = 256 * 1024
+
+
+def disk_fills_at_256_kib():
+    """In the server's process, before it starts: files it writes stop growing at 256 KiB (EFBIG, as a full
+    disk stops them with ENOSPC), and the signal that would kill it for trying is ignored."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FULL_AT, FULL_AT))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_a_full_disk_answers_503_and_acknowledges_only_what_is_stored(colloquy_binary, tmp_path):
+    # Flushed only once a minute: everything accepted stays in the write-ahead log, which fills the "disk".
+    e = start(colloquy_binary, tmp_path, flush_ms=60000, preexec_fn=disk_fills_at_256_kib)
+    acked = []
+    try:
+        def full(i):
+            return {"message_id": f"full-{i}", "channel": "webchat", "conversation_id": "full",
+                    "ts": f"2026-03-30T11:{i // 60:02d}:{i % 60:02d}Z", "sender_role": "customer", "text": "x" * 1500}
+
+        for i in range(0, 400, 2):
+            batch = [full(i), full(i + 1)]
+            status, body = post(e, batch)
+            if status != 200:
+                break
+            acked += [m["message_id"] for m in batch]
+        assert status == 503, (status, body)
+        assert "cannot write the log" in body["error"], body
+        assert 0 < len(acked) * 1500 < FULL_AT
+        # Still full: refused again, and the server stays up.
+        assert post(e, full(1999))[0] == 503
+        assert post(e, b"", token=None, method="GET", path="/health") == (200, {"status": "ok"})
+        e["proc"].send_signal(signal.SIGKILL)
+        e["proc"].wait(timeout=30)
+    finally:
+        if e["proc"].poll() is None:
+            e["proc"].kill()
+    # With room again: exactly the acknowledged messages, each once; nothing of the refused requests.
+    e = start(colloquy_binary, tmp_path, flush_ms=100)
+    try:
+        stored = [r[0] for r in run(e, "SELECT message_id FROM messages WHERE conversation_id = 'full' ORDER BY 1")]
+        assert stored == sorted(acked)
+        assert post(e, full(1999)) == (200, {"accepted": 1, "duplicates": 0})
+    finally:
+        e["proc"].terminate()
+        e["proc"].wait(timeout=30)

@@ -464,6 +464,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_flush_tells_subscribers_what_it_wrote() {
+        let dir = tempfile::tempdir().expect("dir");
+        let opts = StoreOptions {
+            flush_every: Duration::from_millis(20),
+            ..StoreOptions::default()
+        };
+        let store = LiveStore::open(dir.path(), opts).expect("open");
+        let mut feed = store.subscribe();
+        let mut late = msg("2", "sms", 4);
+        late.conversation_id = "other".into();
+        store
+            .append(vec![msg("1", "sms", 3), late, msg("3", "sms", 2)])
+            .await
+            .expect("stored");
+        let flushed = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+            .await
+            .expect("a flush")
+            .expect("received");
+        let ids: Vec<&str> = flushed.messages.iter().map(|m| m.1.as_str()).collect();
+        assert_eq!(ids, ["1", "2", "3"]);
+        assert_eq!(
+            flushed.conversations,
+            [
+                ("sms".to_owned(), "c".to_owned()),
+                ("sms".to_owned(), "other".to_owned())
+            ]
+        );
+        // 2026-03-04T10:00:00Z, the newest of the three.
+        assert_eq!(flushed.newest_us, Some(1_772_618_400_000_000));
+        // A duplicate writes nothing, and no flush is announced for it.
+        store
+            .append(vec![msg("1", "sms", 3)])
+            .await
+            .expect("answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(feed.try_recv().is_err());
+    }
+
+    #[tokio::test]
     async fn stores_once_and_flushes_by_channel_and_day() {
         let dir = tempfile::tempdir().expect("dir");
         let opts = StoreOptions {

@@ -648,3 +648,54 @@ def test_a_full_disk_answers_503_and_acknowledges_only_what_is_stored(colloquy_b
     finally:
         e["proc"].terminate()
         e["proc"].wait(timeout=30)
+
+
+def test_flight_sql_bulk_ingest_into_the_live_table(colloquy_binary, tmp_path):
+    import pyarrow as pa
+
+    e = start(colloquy_binary, tmp_path, flush_ms=100, live_keys="flight_ingest = true")
+
+    def rows(ids, role="customer", extra=None):
+        cols = {
+            "message_id": ids,
+            "channel": ["webchat"] * len(ids),
+            "conversation_id": ["pushed"] * len(ids),
+            "ts": pa.array([1774864800_000000 + 60_000_000 * i for i in range(len(ids))],
+                           type=pa.timestamp("us", tz="UTC")),
+            "sender_role": [role] * len(ids),
+            "text": [f"pushed over Flight SQL {i}" for i in ids],
+        }
+        cols.update(extra or {})
+        return pa.table(cols)
+
+    def ingest(table, mode="append"):
+        with flight_sql.connect(e["uri"]) as conn:
+            with conn.cursor() as cur:
+                n = cur.adbc_ingest("live_messages", table, mode=mode)
+            conn.commit()
+            return n
+
+    try:
+        assert ingest(rows(["p-1", "p-2", "p-3"])) == 3
+        wait_where(e, "conversation_id = 'pushed'", 3)
+        got = run(e, "SELECT message_id, CAST(ts AS VARCHAR) AS t, sender_role FROM messages "
+                     "WHERE conversation_id = 'pushed' ORDER BY t")
+        assert got[0] == ("p-1", "2026-03-30T10:00:00Z", "customer"), got
+        # Pushed again (a client retrying): stored once.
+        assert ingest(rows(["p-1", "p-2", "p-3", "p-4"])) == 1
+        wait_where(e, "conversation_id = 'pushed'", 4)
+        # Refused with the reason, and nothing of the refused call is stored.
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            ingest(rows(["p-5"]), mode="create")
+        assert "ingest into it with mode 'append'" in str(err.value)
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            ingest(rows(["p-6"], extra={"source": ["x"]}))
+        assert "column 'source' is not a field of a live message" in str(err.value)
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            ingest(pa.concat_tables([rows(["p-7"]), rows(["p-8"], role="boss")]))
+        assert "row 2: field 'sender_role': 'boss' is not one of" in str(err.value)
+        time.sleep(0.5)
+        assert count_where(e, "conversation_id = 'pushed'") == 4
+    finally:
+        e["proc"].terminate()
+        e["proc"].wait(timeout=30)

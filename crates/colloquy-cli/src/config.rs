@@ -45,6 +45,7 @@ pub struct Config {
 /// token = "…"                     # bearer token of POST /v1/messages (at least 16 bytes; unset: off)
 /// max_body_bytes = 1048576        # one request
 /// flush_ms = 1000                 # how often accepted messages become files the archive reader reads
+/// flight_ingest = true            # Flight SQL clients may push rows into live_messages (bulk ingest, append)
 /// [live.whatsapp]                 # WhatsApp Business Cloud API webhooks: GET (handshake) and POST /v1/whatsapp
 /// app_secret = "…"                # signs X-Hub-Signature-256
 /// verify_token = "…"              # the subscription handshake's hub.verify_token
@@ -78,6 +79,8 @@ pub struct LiveSection {
     pub slack: Option<SlackSection>,
     /// Tries per webhook action before it is dead-lettered (backoff from half a second, doubling).
     pub webhook_tries: Option<u32>,
+    /// Flight SQL clients may push messages with bulk ingest (DoPut, mode 'append') into `live_messages`.
+    pub flight_ingest: Option<bool>,
     /// Archive messages at or after this time (RFC 3339) are left out of `messages`: they are the ones
     /// to be replayed (`colloquy replay --from`), to try rules on past traffic as if it were live.
     pub history_until: Option<String>,

@@ -247,3 +247,104 @@ pub async fn start(
 pub fn store_dir(live: &LiveSection) -> anyhow::Result<PathBuf> {
     Ok(std::path::absolute(&live.dir)?)
 }
+
+/// Bulk ingest into `live_messages` (`[live] flight_ingest = true`): each row a message of the generic
+/// endpoint's shape, checked the same way, stored and deduplicated by the same store.
+pub struct FlightSink {
+    pub store: colloquy_live::LiveStore,
+}
+
+/// The columns a pushed batch may have: the generic endpoint's fields.
+const INGEST_COLUMNS: &[&str] = &[
+    "message_id",
+    "channel",
+    "conversation_id",
+    "ts",
+    "sender_id",
+    "sender_name",
+    "sender_role",
+    "text",
+    "reply_to",
+];
+
+#[async_trait::async_trait]
+impl colloquy_flight::LiveSink for FlightSink {
+    fn table(&self) -> &str {
+        LIVE_TABLE
+    }
+
+    async fn append(&self, batches: Vec<RecordBatch>) -> colloquy_flight::Result<i64> {
+        use colloquy_flight::Error;
+        let messages = messages_of(&batches).map_err(|e| Error::invalid(e.to_string()))?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        match self.store.append(messages).await {
+            Ok(o) => Ok(o.accepted as i64),
+            Err(colloquy_live::LiveError::BadRequest(m)) => Err(Error::invalid(m)),
+            Err(e) => Err(Error::Unavailable(format!(
+                "the live store did not take the rows (none was stored): {e}"
+            ))),
+        }
+    }
+}
+
+/// The rows of `batches` as live messages; an error names the column or the row (from 1) and field.
+fn messages_of(batches: &[RecordBatch]) -> anyhow::Result<Vec<colloquy_live::LiveMessage>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::compute::cast;
+    let mut out = Vec::new();
+    for batch in batches {
+        let mut columns = Vec::new();
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            let name = field.name().as_str();
+            anyhow::ensure!(
+                INGEST_COLUMNS.contains(&name),
+                "column '{name}' is not a field of a live message ({})",
+                INGEST_COLUMNS.join(", ")
+            );
+            let text: ArrayRef = match field.data_type() {
+                DataType::Timestamp(_, zone) => {
+                    // A timestamp without a zone is taken as UTC; written as RFC 3339 for the checks.
+                    let utc = cast(
+                        column,
+                        &DataType::Timestamp(
+                            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                            zone.clone(),
+                        ),
+                    )?;
+                    let micros = utc
+                        .as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+                    Arc::new(
+                        micros
+                            .iter()
+                            .map(|v| {
+                                v.and_then(chrono::DateTime::from_timestamp_micros)
+                                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                            })
+                            .collect::<StringArray>(),
+                    )
+                }
+                _ => cast(column, &DataType::Utf8).map_err(|e| {
+                    anyhow::anyhow!("column '{name}' ({}) is not text: {e}", field.data_type())
+                })?,
+            };
+            columns.push((name.to_owned(), text));
+        }
+        for row in 0..batch.num_rows() {
+            let mut object = serde_json::Map::new();
+            for (name, column) in &columns {
+                let text = column.as_string::<i32>();
+                if text.is_valid(row) {
+                    object.insert(name.clone(), text.value(row).into());
+                }
+            }
+            let at = format!("row {}", out.len() + 1);
+            out.push(colloquy_live::message::parse_value(
+                serde_json::Value::Object(object),
+                &at,
+            )?);
+        }
+    }
+    Ok(out)
+}

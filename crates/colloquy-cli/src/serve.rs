@@ -316,6 +316,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Ok(ctx)
         }
     });
+    let live_sink = live_store
+        .as_ref()
+        .filter(|(live, _)| live.flight_ingest == Some(true))
+        .map(|(_, store)| {
+            Arc::new(crate::live::FlightSink {
+                store: store.clone(),
+            }) as Arc<dyn colloquy_flight::LiveSink>
+        });
     if let Some((live, store)) = live_store {
         let (log, pending) = colloquy_live::RuleLog::open(&crate::live::store_dir(&live)?)
             .map_err(|e| anyhow::anyhow!("[live] the rule log: {e}"))?;
@@ -443,6 +451,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         governance: governance_slot,
         audit: audit.clone(),
+        live_sink,
     };
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();

@@ -35,6 +35,9 @@ pub enum Error {
     DeadlineExceeded(String),
     #[error("{0}")]
     Internal(String),
+    /// The server cannot do it now (a store that cannot write); the client may retry.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -67,6 +70,7 @@ impl Error {
             Self::Cancelled(_) => Code::Cancelled,
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Internal(_) => Code::Internal,
+            Self::Unavailable(_) => Code::Unavailable,
         }
     }
 }

@@ -78,6 +78,7 @@ impl Server {
             gate: Default::default(),
             governance: Default::default(),
             audit: None,
+            live_sink: None,
         };
         tweak(&mut options);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -123,7 +123,7 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<LiveMessage>> {
         return items
             .into_iter()
             .enumerate()
-            .map(|(i, v)| one(v, &format!("message {}", i + 1)))
+            .map(|(i, v)| parse_value(v, &format!("message {}", i + 1)))
             .collect();
     }
     let mut out = Vec::new();
@@ -135,12 +135,14 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<LiveMessage>> {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
             LiveError::BadRequest(format!("{at}, column {}: not JSON: {e}", e.column()))
         })?;
-        out.push(one(v, &at)?);
+        out.push(parse_value(v, &at)?);
     }
     Ok(out)
 }
 
-fn one(v: serde_json::Value, at: &str) -> Result<LiveMessage> {
+/// One message from a JSON value (an object of the message schema's fields), checked; `at` names it in
+/// errors.
+pub fn parse_value(v: serde_json::Value, at: &str) -> Result<LiveMessage> {
     if !v.is_object() {
         return Err(LiveError::BadRequest(format!("{at}: not a JSON object")));
     }

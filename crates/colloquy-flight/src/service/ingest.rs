@@ -43,6 +43,15 @@ impl ColloquyFlightSql {
             None,
             None,
         );
+        let live = self
+            .options
+            .live_sink
+            .as_ref()
+            .filter(|sink| {
+                cmd.schema.as_deref().is_none_or(str::is_empty)
+                    && cmd.table.eq_ignore_ascii_case(sink.table())
+            })
+            .cloned();
         let work = async {
             if let Some(grants) = session
                 .ctx
@@ -54,6 +63,18 @@ impl ColloquyFlightSql {
                 return Err(
                     crate::gate::not_granted(&grants, "bulk ingest", "write = true").into(),
                 );
+            }
+            if let Some(sink) = live {
+                let options = cmd.table_definition_options.unwrap_or_default();
+                if TableExistsOption::try_from(options.if_exists) != Ok(TableExistsOption::Append) {
+                    return Err(Error::invalid(format!(
+                        "'{}' is the live table: ingest into it with mode 'append'",
+                        sink.table()
+                    ))
+                    .into());
+                }
+                let (_, batches) = read_batches(request, max_bytes).await?;
+                return Ok(sink.append(batches).await?);
             }
             let (schema, batches) = read_batches(request, max_bytes).await?;
             let Some(schema) = schema else {

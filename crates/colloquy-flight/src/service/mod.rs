@@ -62,6 +62,18 @@ pub struct ServiceOptions {
     pub governance: Arc<crate::grants::GovernanceSlot>,
     /// Where every statement is recorded ([`crate::audit`]), when the operator keeps a trail.
     pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Bulk ingest into this table goes to the live store (`[live] flight_ingest`).
+    pub live_sink: Option<Arc<dyn LiveSink>>,
+}
+
+/// The live store as a bulk-ingest target: rows a client pushes with DoPut join the live messages, durable
+/// before the call returns, deduplicated like the HTTP endpoint's.
+#[tonic::async_trait]
+pub trait LiveSink: Send + Sync {
+    /// The table clients ingest into.
+    fn table(&self) -> &str;
+    /// Stores the rows; returns how many were new (the others were stored before).
+    async fn append(&self, batches: Vec<RecordBatch>) -> Result<i64>;
 }
 
 struct Session {

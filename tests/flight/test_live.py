@@ -29,6 +29,7 @@ import adbc_driver_manager
 import pytest
 
 from test_adbc import start_server
+from test_audit_store import s3  # noqa: F401 (the moto S3 server fixture)
 
 TOKEN = "live-token-0123456789"
 MAX_BODY = 4096
@@ -65,7 +66,7 @@ def post(env, body, token=TOKEN, method="POST", path="/v1/messages", headers=Non
         return e.code, json.loads(e.read())
 
 
-def start(binary, tmp, flush_ms, extra="", live_keys="", preexec_fn=None):
+def start(binary, tmp, flush_ms, extra="", live_keys="", preexec_fn=None, env=None):
     archive = tmp / "chats"
     archive.mkdir(exist_ok=True)
     (archive / "log.jsonl").write_text(json.dumps({
@@ -98,7 +99,7 @@ def start(binary, tmp, flush_ms, extra="", live_keys="", preexec_fn=None):
     signing_secret = "{SLACK_SECRET}"
     {extra}
     """
-    proc, uri = start_server(binary, tmp, config=config, preexec_fn=preexec_fn)
+    proc, uri = start_server(binary, tmp, config=config, preexec_fn=preexec_fn, env=env)
     return {"proc": proc, "uri": uri, "live_port": port, "tmp": tmp}
 
 
@@ -696,6 +697,42 @@ def test_flight_sql_bulk_ingest_into_the_live_table(colloquy_binary, tmp_path):
         assert "row 2: field 'sender_role': 'boss' is not one of" in str(err.value)
         time.sleep(0.5)
         assert count_where(e, "conversation_id = 'pushed'") == 4
+    finally:
+        e["proc"].terminate()
+        e["proc"].wait(timeout=30)
+
+
+def test_flushes_to_an_object_store_prefix(colloquy_binary, tmp_path, s3):  # noqa: F811 (the fixture)
+    bucket = "colloquy-live"
+    s3["client"].create_bucket(Bucket=bucket)
+    data = f"s3://{bucket}/acme/live/"
+
+    def serve():
+        return start(colloquy_binary, tmp_path, flush_ms=100, live_keys=f'data = "{data}"', env=s3["env"])
+
+    e = serve()
+    try:
+        assert post(e, [message(i, conversation="to-s3") for i in range(3)])[0] == 200
+        wait_where(e, "conversation_id = 'to-s3'", 3)
+        keys = [o["Key"] for o in s3["client"].list_objects_v2(Bucket=bucket)["Contents"]]
+        assert "acme/live/_live.jsonl" in keys
+        flushed = [k for k in keys if k.startswith("acme/live/webchat/2026-03-30/")]
+        assert len(flushed) == 1, keys
+        body = s3["client"].get_object(Bucket=bucket, Key=flushed[0])["Body"].read().decode()
+        assert [json.loads(line)["message_id"] for line in body.splitlines()] == ["live-0", "live-1", "live-2"]
+        # Clients read the prefix as the table, and cannot write into it.
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            run(e, f"COPY (SELECT 1 AS x) TO '{data}webchat/forged.jsonl' STORED AS JSON")
+        assert "live store" in str(err.value) or "not allowed" in str(err.value), err.value
+    finally:
+        e["proc"].terminate()
+        e["proc"].wait(timeout=30)
+    # After a restart the ids come back from the bucket: a retried message is still a duplicate.
+    e = serve()
+    try:
+        assert post(e, message(1, conversation="to-s3")) == (200, {"accepted": 0, "duplicates": 1})
+        assert post(e, message(7, conversation="to-s3")) == (200, {"accepted": 1, "duplicates": 0})
+        wait_where(e, "conversation_id = 'to-s3'", 4)
     finally:
         e["proc"].terminate()
         e["proc"].wait(timeout=30)

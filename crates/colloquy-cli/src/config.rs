@@ -45,6 +45,7 @@ pub struct Config {
 /// token = "…"                     # bearer token of POST /v1/messages (at least 16 bytes; unset: off)
 /// max_body_bytes = 1048576        # one request
 /// flush_ms = 1000                 # how often accepted messages become files the archive reader reads
+/// data = "s3://bucket/live/"      # flushed messages on an object store (default: dir/data/)
 /// flight_ingest = true            # Flight SQL clients may push rows into live_messages (bulk ingest, append)
 /// [live.whatsapp]                 # WhatsApp Business Cloud API webhooks: GET (handshake) and POST /v1/whatsapp
 /// app_secret = "…"                # signs X-Hub-Signature-256
@@ -79,6 +80,9 @@ pub struct LiveSection {
     pub slack: Option<SlackSection>,
     /// Tries per webhook action before it is dead-lettered (backoff from half a second, doubling).
     pub webhook_tries: Option<u32>,
+    /// Where flushes write the messages: an object-store prefix (`s3://bucket/live/`); unset,
+    /// `<dir>/data/`. The write-ahead log stays in `dir`.
+    pub data: Option<String>,
     /// Flight SQL clients may push messages with bulk ingest (DoPut, mode 'append') into `live_messages`.
     pub flight_ingest: Option<bool>,
     /// Archive messages at or after this time (RFC 3339) are left out of `messages`: they are the ones

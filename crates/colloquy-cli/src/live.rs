@@ -28,19 +28,53 @@ const COLUMNS: &str = "channel, conversation_id, message_id, ts, sender_id, send
 /// Shorter tokens are refused: the endpoint faces the network.
 const MIN_TOKEN_BYTES: usize = 16;
 
-/// Where the store keeps its flushed messages.
+/// Where the store keeps its flushed messages on the local disk.
 pub fn data_dir(live: &LiveSection) -> anyhow::Result<PathBuf> {
     let dir = std::path::absolute(&live.dir)
         .with_context(|| format!("[live] dir {}", live.dir.display()))?;
     Ok(dir.join("data"))
 }
 
+/// The archive location of the flushed messages: `[live] data` (a prefix URL), else `<dir>/data/`.
+pub fn data_location(live: &LiveSection) -> anyhow::Result<String> {
+    Ok(match &live.data {
+        Some(url) => format!("{}/", url.trim().trim_end_matches('/')),
+        None => format!("{}/", data_dir(live)?.display()),
+    })
+}
+
+/// Where flushes write: the local folder, or the object-store prefix of `[live] data`.
+fn data_target(live: &LiveSection) -> anyhow::Result<colloquy_live::store::DataTarget> {
+    let Some(url) = &live.data else {
+        return Ok(colloquy_live::store::DataTarget::Local);
+    };
+    let location = data_location(live)?;
+    let parsed = colloquy::store::Location::parse(&location)
+        .map_err(|e| anyhow::anyhow!("[live] data {url}: {e}"))?;
+    anyhow::ensure!(
+        parsed.glob.is_none() && location.contains("://") && !location.starts_with("file://"),
+        "[live] data {url}: an object-store prefix (s3://, gs://, az://), not a pattern or a local path (that is dir)"
+    );
+    let store = colloquy::store::build_store(&parsed.base, &Default::default())
+        .map_err(|e| anyhow::anyhow!("[live] data {url}: {e}"))?;
+    Ok(colloquy_live::store::DataTarget::Store {
+        store,
+        prefix: parsed.prefix,
+        runtime: tokio::runtime::Handle::current(),
+    })
+}
+
 /// Registers `live_messages` and makes `messages` the archive and the live messages together.
 pub async fn attach(ctx: &SessionContext, live: &LiveSection) -> anyhow::Result<()> {
-    let data = data_dir(live)?;
-    std::fs::create_dir_all(&data)
-        .with_context(|| format!("[live] cannot create {}", data.display()))?;
-    let location = format!("{}/", data.canonicalize()?.display());
+    let location = match &live.data {
+        Some(_) => data_location(live)?,
+        None => {
+            let data = data_dir(live)?;
+            std::fs::create_dir_all(&data)
+                .with_context(|| format!("[live] cannot create {}", data.display()))?;
+            format!("{}/", data.canonicalize()?.display())
+        }
+    };
     colloquy::register_archive(ctx, LIVE_TABLE, &location, &[("format", "jsonl")])
         .await
         .context("[live] the live table")?;
@@ -202,11 +236,18 @@ pub async fn start(
         .unwrap_or_else(|| "127.0.0.1:8081".to_owned());
     let options = colloquy_live::StoreOptions {
         flush_every: std::time::Duration::from_millis(live.flush_ms.unwrap_or(1000).max(10)),
+        data: data_target(live)?,
         ..Default::default()
     };
     let dir = std::path::absolute(&live.dir)?;
-    let store = colloquy_live::LiveStore::open(&dir, options)
-        .map_err(|e| anyhow::anyhow!("[live] cannot open the store in {}: {e}", dir.display()))?;
+    let opening = dir.clone();
+    // Opening reads back every stored message's id (from the object store, too): off the async threads.
+    let store =
+        tokio::task::spawn_blocking(move || colloquy_live::LiveStore::open(&opening, options))
+            .await?
+            .map_err(|e| {
+                anyhow::anyhow!("[live] cannot open the store in {}: {e}", dir.display())
+            })?;
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .with_context(|| format!("[live] cannot listen on {bind}"))?;

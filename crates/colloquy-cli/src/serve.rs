@@ -51,7 +51,13 @@ fn access_policy(
         policy
             .seal(&store, "the live store")
             .map_err(|e| anyhow::anyhow!("[live] dir: {e}"))?;
-        registered.push(format!("{}/", crate::live::data_dir(live)?.display()));
+        let data = crate::live::data_location(live)?;
+        if live.data.is_some() {
+            policy
+                .seal(&data, "the live store")
+                .map_err(|e| anyhow::anyhow!("[live] data: {e}"))?;
+        }
+        registered.push(data);
         registered.push(format!("{}/", crate::live::rules_dir(live)?.display()));
     }
     for location in registered {

@@ -1,7 +1,8 @@
 //! The live store: a write-ahead log, synced before a request is acknowledged, flushed every second into
-//! JSON Lines files the archive reader reads.
+//! JSON Lines files the archive reader reads, on the local disk or under an object-store prefix
+//! ([`DataTarget`]).
 //!
-//! Layout under the store's directory:
+//! Layout under the store's directory (with an object-store prefix, `data/` is that prefix):
 //! - `wal.jsonl`: messages acknowledged since the last flush, one line each;
 //! - `data/<channel>/<day>/<first message's sequence>.jsonl`: flushed messages (written to a temporary
 //!   name, synced, then renamed, so a reader never sees half a file);
@@ -23,6 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt;
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::path::Path as ObjectPath;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{LiveError, Result};
@@ -38,6 +42,8 @@ pub struct StoreOptions {
     pub flush_every: Duration,
     /// The log is also flushed once it holds this many messages.
     pub flush_messages: usize,
+    /// Where flushed messages go.
+    pub data: DataTarget,
 }
 
 impl Default for StoreOptions {
@@ -45,8 +51,23 @@ impl Default for StoreOptions {
         Self {
             flush_every: Duration::from_secs(1),
             flush_messages: 50_000,
+            data: DataTarget::Local,
         }
     }
+}
+
+/// Where a flush writes its files. The write-ahead log is always local: it is synced per request.
+#[derive(Clone, Debug)]
+pub enum DataTarget {
+    /// `<dir>/data/`: each file written under a temporary name, synced, then renamed.
+    Local,
+    /// An object-store prefix (S3, GCS, Azure): each file one put, which no reader sees half done. The
+    /// writer thread runs the store's calls on `runtime`.
+    Store {
+        store: Arc<dyn ObjectStore>,
+        prefix: ObjectPath,
+        runtime: tokio::runtime::Handle,
+    },
 }
 
 /// What became of a request's messages.
@@ -90,14 +111,30 @@ impl LiveStore {
     /// Opens (or creates) the store in `dir`: reads back what it holds, flushes the log, and starts the
     /// writer thread.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Self> {
-        let mut writer = Writer::recover(dir, options)?;
-        let data = writer.dir.join(DATA);
-        let flushes = Arc::clone(&writer.flushes);
-        let feed = writer.feed.clone();
+        let dir = dir.to_path_buf();
+        let (ready_tx, ready_rx) = std_mpsc::channel();
         let (tx, rx) = std_mpsc::channel::<Append>();
+        // Recovery runs on the writer thread too: with an object-store target it waits on the store's
+        // calls, which must not happen on a thread of the async runtime.
         std::thread::Builder::new()
             .name("colloquy-live-store".into())
-            .spawn(move || writer.run(&rx))?;
+            .spawn(move || match Writer::recover(&dir, options) {
+                Ok(mut writer) => {
+                    let handles = (
+                        writer.dir.join(DATA),
+                        Arc::clone(&writer.flushes),
+                        writer.feed.clone(),
+                    );
+                    let _ = ready_tx.send(Ok(handles));
+                    writer.run(&rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })?;
+        let (data, flushes, feed) = ready_rx
+            .recv()
+            .map_err(|_| LiveError::Store("the store stopped while opening".into()))??;
         Ok(Self {
             tx,
             data,
@@ -118,7 +155,7 @@ impl LiveStore {
         self.flushes.load(Ordering::Acquire)
     }
 
-    /// The folder of flushed messages: the archive location of the live table.
+    /// The local folder of flushed messages (unused with an object-store target).
     pub fn data_dir(&self) -> &Path {
         &self.data
     }
@@ -182,24 +219,15 @@ impl Writer {
     fn recover(dir: &Path, options: StoreOptions) -> Result<Self> {
         fs::create_dir_all(dir.join(DATA))?;
         let dir = dir.canonicalize()?;
-        let placeholder = dir.join(DATA).join(PLACEHOLDER);
-        if !placeholder.exists() {
-            write_synced(&placeholder, b"")?;
-        }
         let mut seen = HashSet::new();
         let mut next_seq = 0;
-        for file in data_files(&dir.join(DATA))? {
+        for (stem, content) in existing_files(&dir, &options.data)? {
             // Named by the sequence number of its first message.
-            if let Some(seq) = file
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<u64>().ok())
-            {
+            if let Ok(seq) = stem.parse::<u64>() {
                 next_seq = next_seq.max(seq + 1);
             }
-            for line in BufReader::new(File::open(&file)?).lines() {
-                let line = line?;
-                if let Ok(m) = serde_json::from_str::<LiveMessage>(&line) {
+            for line in content.split(|&b| b == b'\n') {
+                if let Ok(m) = serde_json::from_slice::<LiveMessage>(line) {
                     seen.insert((m.channel, m.message_id));
                 }
             }
@@ -353,12 +381,31 @@ impl Writer {
             g.1.extend_from_slice(&p.line);
         }
         for ((channel, day), (seq, content)) in groups {
-            let folder = self.dir.join(DATA).join(channel).join(day);
-            fs::create_dir_all(&folder)?;
-            let tmp = folder.join(format!(".{seq:020}.jsonl.tmp"));
-            write_synced(&tmp, &content)?;
-            fs::rename(&tmp, folder.join(format!("{seq:020}.jsonl")))?;
-            sync_dir(&folder)?;
+            let name = format!("{seq:020}.jsonl");
+            match &self.options.data {
+                DataTarget::Local => {
+                    let folder = self.dir.join(DATA).join(channel).join(day);
+                    fs::create_dir_all(&folder)?;
+                    let tmp = folder.join(format!(".{name}.tmp"));
+                    write_synced(&tmp, &content)?;
+                    fs::rename(&tmp, folder.join(name))?;
+                    sync_dir(&folder)?;
+                }
+                DataTarget::Store {
+                    store,
+                    prefix,
+                    runtime,
+                } => {
+                    let key = prefix
+                        .clone()
+                        .join(channel.as_str())
+                        .join(day.as_str())
+                        .join(name.as_str());
+                    runtime
+                        .block_on(store.put(&key, content.into()))
+                        .map_err(|e| LiveError::Store(format!("cannot write {key}: {e}")))?;
+                }
+            }
         }
         let flushed = std::mem::take(&mut self.pending);
         self.rewrite_wal(Vec::new())?;
@@ -431,6 +478,63 @@ fn data_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// The flushed files of the store, each as its name's stem and its content; writes the placeholder when
+/// there is none.
+fn existing_files(dir: &Path, target: &DataTarget) -> Result<Vec<(String, Vec<u8>)>> {
+    match target {
+        DataTarget::Local => {
+            let placeholder = dir.join(DATA).join(PLACEHOLDER);
+            if !placeholder.exists() {
+                write_synced(&placeholder, b"")?;
+            }
+            let mut out = Vec::new();
+            for file in data_files(&dir.join(DATA))? {
+                let stem = file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                out.push((stem, fs::read(&file)?));
+            }
+            Ok(out)
+        }
+        DataTarget::Store {
+            store,
+            prefix,
+            runtime,
+        } => runtime.block_on(async {
+            let fail = |e: object_store::Error| LiveError::Store(format!("{prefix}: {e}"));
+            let objects: Vec<_> = store.list(Some(prefix)).try_collect().await.map_err(fail)?;
+            let placeholder = prefix.clone().join(PLACEHOLDER);
+            if !objects.iter().any(|o| o.location == placeholder) {
+                store
+                    .put(&placeholder, Vec::<u8>::new().into())
+                    .await
+                    .map_err(fail)?;
+            }
+            let mut out = Vec::new();
+            for o in objects {
+                let Some(name) = o.location.filename() else {
+                    continue;
+                };
+                let Some(stem) = name.strip_suffix(".jsonl") else {
+                    continue;
+                };
+                let stem = stem.to_owned();
+                let bytes = store
+                    .get(&o.location)
+                    .await
+                    .map_err(fail)?
+                    .bytes()
+                    .await
+                    .map_err(fail)?;
+                out.push((stem, bytes.to_vec()));
+            }
+            Ok(out)
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,18 @@ fn data_target(live: &LiveSection) -> anyhow::Result<colloquy_live::store::DataT
     })
 }
 
+/// `text` (RFC 3339) as a SQL timestamp literal in UTC: parsed, then written back in one shape, so the
+/// text never reaches the SQL as given. `what` names the setting in the error.
+pub fn sql_timestamp(text: &str, what: &str) -> anyhow::Result<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("{what} \"{text}\" is not an RFC 3339 time"))?;
+    Ok(format!(
+        "TIMESTAMP '{}'",
+        t.with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    ))
+}
+
 /// Registers `live_messages` and makes `messages` the archive and the live messages together.
 pub async fn attach(ctx: &SessionContext, live: &LiveSection) -> anyhow::Result<()> {
     let location = match &live.data {
@@ -79,16 +91,7 @@ pub async fn attach(ctx: &SessionContext, live: &LiveSection) -> anyhow::Result<
         .await
         .context("[live] the live table")?;
     let until = match &live.history_until {
-        // Parsed, then written back in one shape: the text never reaches the SQL as given.
-        Some(t) => {
-            let t = chrono::DateTime::parse_from_rfc3339(t)
-                .with_context(|| format!("[live] history_until \"{t}\" is not an RFC 3339 time"))?;
-            format!(
-                " WHERE ts < TIMESTAMP '{}'",
-                t.with_timezone(&chrono::Utc)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-            )
-        }
+        Some(t) => format!(" WHERE ts < {}", sql_timestamp(t, "[live] history_until")?),
         None => String::new(),
     };
     let sql = match ctx.deregister_table(colloquy::MESSAGES_TABLE)? {
@@ -295,19 +298,6 @@ pub struct FlightSink {
     pub store: colloquy_live::LiveStore,
 }
 
-/// The columns a pushed batch may have: the generic endpoint's fields.
-const INGEST_COLUMNS: &[&str] = &[
-    "message_id",
-    "channel",
-    "conversation_id",
-    "ts",
-    "sender_id",
-    "sender_name",
-    "sender_role",
-    "text",
-    "reply_to",
-];
-
 #[async_trait::async_trait]
 impl colloquy_flight::LiveSink for FlightSink {
     fn table(&self) -> &str {
@@ -340,9 +330,9 @@ fn messages_of(batches: &[RecordBatch]) -> anyhow::Result<Vec<colloquy_live::Liv
         for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
             let name = field.name().as_str();
             anyhow::ensure!(
-                INGEST_COLUMNS.contains(&name),
+                colloquy_live::LiveMessage::FIELDS.contains(&name),
                 "column '{name}' is not a field of a live message ({})",
-                INGEST_COLUMNS.join(", ")
+                colloquy_live::LiveMessage::FIELDS.join(", ")
             );
             let text: ArrayRef = match field.data_type() {
                 DataType::Timestamp(_, zone) => {

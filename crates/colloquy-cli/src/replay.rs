@@ -71,15 +71,7 @@ pub async fn run(mut args: ReplayArgs) -> anyhow::Result<()> {
         );
     };
     let from = match &args.from {
-        Some(t) => {
-            let t = chrono::DateTime::parse_from_rfc3339(t)
-                .with_context(|| format!("--from \"{t}\" is not an RFC 3339 time"))?;
-            format!(
-                " AND ts >= TIMESTAMP '{}'",
-                t.with_timezone(&chrono::Utc)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-            )
-        }
+        Some(t) => format!(" AND ts >= {}", crate::live::sql_timestamp(t, "--from")?),
         None => String::new(),
     };
     let ctx = colloquy::new_context();

@@ -40,6 +40,19 @@ pub struct LiveMessage {
 }
 
 impl LiveMessage {
+    /// The fields a message has (the generic endpoint's, and the columns of a Flight SQL ingest).
+    pub const FIELDS: &'static [&'static str] = &[
+        "message_id",
+        "channel",
+        "conversation_id",
+        "ts",
+        "sender_id",
+        "sender_name",
+        "sender_role",
+        "text",
+        "reply_to",
+    ];
+
     /// The day (UTC) the message belongs to, `YYYY-MM-DD`: its folder in the store.
     pub fn day(&self) -> &str {
         &self.ts[..10]
@@ -169,6 +182,32 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let back: LiveMessage = serde_json::from_slice(&one[0].to_line()).expect("its own line");
         assert_eq!(back, one[0]);
+    }
+
+    #[test]
+    fn fields_are_the_serialised_fields() {
+        let full = LiveMessage {
+            message_id: "m".into(),
+            channel: "c".into(),
+            conversation_id: "v".into(),
+            ts: "2026-03-02T09:15:00Z".into(),
+            sender_id: Some("s".into()),
+            sender_name: Some("n".into()),
+            sender_role: Some("customer".into()),
+            text: Some("t".into()),
+            reply_to: Some("r".into()),
+        };
+        let value = serde_json::to_value(&full).expect("serialises");
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut fields = LiveMessage::FIELDS.to_vec();
+        keys.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(keys, fields);
     }
 
     #[test]

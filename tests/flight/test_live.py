@@ -736,3 +736,61 @@ def test_flushes_to_an_object_store_prefix(colloquy_binary, tmp_path, s3):  # no
     finally:
         e["proc"].terminate()
         e["proc"].wait(timeout=30)
+
+
+def test_clients_create_and_drop_rules_within_the_operators_limits(env, colloquy_binary, tmp_path):
+    # The module's server does not let clients make rules.
+    with pytest.raises(adbc_driver_manager.Error) as err:
+        run(env, "CREATE RULE mine AS SELECT conversation_key FROM conversation_messages")
+    assert "[live] client_rules = true" in str(err.value)
+    receiver = Receiver()
+    hook = f"http://127.0.0.1:{receiver.port}/hook"
+    keys = f'client_rules = true\n    rule_webhook_hosts = ["127.0.0.1:{receiver.port}"]'
+    e = start(colloquy_binary, tmp_path, flush_ms=100, live_keys=keys,
+              extra='[[live.rule]]\n    name = "operators"\n    sql = "SELECT conversation_id FROM messages"\n'
+                    '    key = "conversation_id"')
+    try:
+        made = run(e, "CREATE RULE refund_watch KEY conversation_key AS SELECT conversation_key, text "
+                      f"FROM conversation_messages WHERE text ILIKE '%refund%' ACTION webhook('{hook}')")
+        assert made == [("rule refund_watch created",)]
+        assert post(e, message(1, conversation="cr-a", text="a refund, please"))[0] == 200
+        wait_until(lambda: [g[0] for g in receiver.got] == ["refund_watch/webchat/cr-a#1"],
+                   f"the client's rule did not fire: {receiver.got}")
+        refused = {
+            # The server would call any address a client names: only the operator's hosts.
+            "CREATE RULE meta AS SELECT conversation_key FROM conversation_messages "
+            "ACTION webhook('http://169.254.169.254/latest/meta-data')":
+                "169.254.169.254:80 is not in [live] rule_webhook_hosts",
+            "CREATE RULE local AS SELECT conversation_key FROM conversation_messages ACTION webhook('file:///etc/passwd')":
+                "only http and https",
+            "CREATE RULE broken AS SELECT nothing FROM nowhere": "broken: the query",
+            "CREATE RULE keyless AS SELECT 1 AS x": "keyless: the query has no column 'conversation_key'",
+            "CREATE RULE dropper AS DROP VIEW messages": "only a query (SELECT …) can be a rule",
+            "CREATE RULE refund_watch AS SELECT conversation_key FROM conversation_messages":
+                "a rule named 'refund_watch' exists",
+            "DROP RULE operators": "rule 'operators' is the operator's",
+            "DROP RULE nothing_here": "there is no rule 'nothing_here'",
+        }
+        for sql, reason in refused.items():
+            with pytest.raises(adbc_driver_manager.Error) as err:
+                run(e, sql)
+            assert reason in str(err.value), (sql, str(err.value))
+        # A recording rule (no webhook), then a restart: it is still there, and fires on new messages.
+        assert run(e, "CREATE RULE waiting SCOPE 'new' KEY message_id AS SELECT message_id FROM live_messages "
+                      "WHERE text LIKE 'still waiting%'") == [("rule waiting created",)]
+        assert run(e, "DROP RULE refund_watch") == [("rule refund_watch dropped",)]
+    finally:
+        e["proc"].terminate()
+        e["proc"].wait(timeout=30)
+    e = start(colloquy_binary, tmp_path, flush_ms=100, live_keys=keys)
+    try:
+        assert post(e, message(2, conversation="cr-b", text="still waiting for my refund"))[0] == 200
+        wait_until(lambda: ("waiting", "live-2", "recorded") in rule_events(e),
+                   f"the kept rule did not fire: {rule_events(e)}")
+        # The dropped rule stays dropped.
+        time.sleep(1)
+        assert len(receiver.got) == 1
+    finally:
+        e["proc"].terminate()
+        e["proc"].wait(timeout=30)
+        receiver.server.shutdown()

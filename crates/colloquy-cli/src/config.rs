@@ -46,6 +46,8 @@ pub struct Config {
 /// max_body_bytes = 1048576        # one request
 /// flush_ms = 1000                 # how often accepted messages become files the archive reader reads
 /// data = "s3://bucket/live/"      # flushed messages on an object store (default: dir/data/)
+/// client_rules = true             # Flight SQL clients may CREATE RULE / DROP RULE
+/// rule_webhook_hosts = ["hooks.example.com:443"]  # where their webhooks may go (none: rule_events only)
 /// flight_ingest = true            # Flight SQL clients may push rows into live_messages (bulk ingest, append)
 /// [live.whatsapp]                 # WhatsApp Business Cloud API webhooks: GET (handshake) and POST /v1/whatsapp
 /// app_secret = "…"                # signs X-Hub-Signature-256
@@ -83,6 +85,12 @@ pub struct LiveSection {
     /// Where flushes write the messages: an object-store prefix (`s3://bucket/live/`); unset,
     /// `<dir>/data/`. The write-ahead log stays in `dir`.
     pub data: Option<String>,
+    /// Flight SQL clients may make and drop rules (`CREATE RULE`, `DROP RULE`).
+    pub client_rules: Option<bool>,
+    /// `host:port` (or `host`, for its scheme's port) that the webhooks of client rules may call; none:
+    /// client rules only record into `rule_events`.
+    #[serde(default)]
+    pub rule_webhook_hosts: Vec<String>,
     /// Flight SQL clients may push messages with bulk ingest (DoPut, mode 'append') into `live_messages`.
     pub flight_ingest: Option<bool>,
     /// Archive messages at or after this time (RFC 3339) are left out of `messages`: they are the ones
@@ -94,7 +102,7 @@ pub struct LiveSection {
 
 /// A rule: its own `sql` and `key`, or a `builtin` one from `sql/rules/` (negative_streak, negative_spike,
 /// customer_waiting).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSection {
     pub name: Option<String>,

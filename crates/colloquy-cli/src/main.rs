@@ -6,6 +6,7 @@ mod live;
 mod output;
 mod progress;
 mod replay;
+mod rule_book;
 mod rule_scope;
 mod rules;
 mod runner;

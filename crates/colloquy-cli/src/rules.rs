@@ -60,6 +60,8 @@ pub struct Rule {
     pub key: String,
     pub webhook: Option<String>,
     pub scope: Scope,
+    /// Made with `CREATE RULE` (only those can be dropped).
+    pub from_client: bool,
 }
 
 impl RuleSection {
@@ -98,6 +100,7 @@ impl RuleSection {
             name,
             webhook: self.webhook.clone(),
             scope,
+            from_client: false,
         })
     }
 }
@@ -246,8 +249,29 @@ impl Runner {
     }
 }
 
+/// A change to the rules while the server runs (`CREATE RULE`, `DROP RULE`), answered once done.
+pub enum Command {
+    Add(Rule, tokio::sync::oneshot::Sender<anyhow::Result<()>>),
+    Drop(String, tokio::sync::oneshot::Sender<anyhow::Result<()>>),
+}
+
+/// Whether `rule` can run: its query plans, is a query, and has the key column.
+async fn check(ctx: &SessionContext, rule: &Rule) -> anyhow::Result<()> {
+    let df = rule_frame(ctx, rule)
+        .await
+        .with_context(|| format!("{}: the query", rule.name))?;
+    anyhow::ensure!(
+        df.schema().fields().iter().any(|f| f.name() == &rule.key),
+        "{}: the query has no column '{}' (the rule's key)",
+        rule.name,
+        rule.key
+    );
+    Ok(())
+}
+
 /// Checks every rule once (a query that does not plan, or lacks its key column, stops the server),
 /// evaluates each over everything, then after each flush over its scope, for as long as the server runs.
+/// `commands` add and drop rules meanwhile; a rule added is evaluated over everything first.
 pub async fn start(
     rules: Vec<Rule>,
     log: Arc<RuleLog>,
@@ -255,21 +279,26 @@ pub async fn start(
     store: LiveStore,
     factory: colloquy_flight::ContextFactory,
     delivery: Delivery,
+    commands: Option<tokio::sync::mpsc::Receiver<Command>>,
 ) -> anyhow::Result<()> {
     let runner = Runner::new(factory().await.map_err(|e| anyhow::anyhow!("{e}"))?).await?;
-    for r in &rules {
-        let df = rule_frame(&runner.ctx, r)
-            .await
-            .with_context(|| format!("[[live.rule]] {}: the query", r.name))?;
-        anyhow::ensure!(
-            df.schema().fields().iter().any(|f| f.name() == &r.key),
-            "[[live.rule]] {}: the query has no column '{}' (the rule's key)",
-            r.name,
-            r.key
-        );
+    let mut kept = Vec::with_capacity(rules.len());
+    for r in rules {
+        match check(&runner.ctx, &r).await {
+            Ok(()) => kept.push(r),
+            // A client's rule that no longer runs (a view it read is gone) is left out, not fatal.
+            Err(e) if r.from_client => {
+                tracing::warn!("CREATE RULE {e:#}: left out");
+                eprintln!(
+                    "colloquy serve: rule {e:#}: left out (DROP RULE {} to forget it)",
+                    r.name
+                );
+            }
+            Err(e) => anyhow::bail!("[[live.rule]] {e:#}"),
+        }
     }
+    let rules = kept;
     let client = reqwest::Client::new();
-    let rules = Arc::new(rules);
     let delivery = Arc::new(delivery);
     // Deliveries a stop interrupted.
     for event in pending {
@@ -281,9 +310,11 @@ pub async fn start(
             spawn_delivery(&client, &log, &delivery, url, event);
         }
     }
-    if rules.is_empty() {
+    if rules.is_empty() && commands.is_none() {
         return Ok(());
     }
+    let mut rules = rules;
+    let mut commands = commands;
     // Subscribed before the first evaluation: a flush during it is evaluated again after it.
     let mut flushes = store.subscribe();
     tokio::spawn(async move {
@@ -292,7 +323,19 @@ pub async fn start(
         loop {
             let mut delta = Delta::default();
             if !full {
-                match flushes.recv().await {
+                let first = tokio::select! {
+                    f = flushes.recv() => f,
+                    Some(command) = async {
+                        match commands.as_mut() {
+                            Some(c) => c.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        apply(command, &mut rules, &runner, &log, &client, &delivery).await;
+                        continue;
+                    }
+                };
+                match first {
                     Ok(f) => delta.add(&f),
                     Err(RecvError::Lagged(_)) => full = true,
                     Err(RecvError::Closed) => return,
@@ -320,6 +363,46 @@ pub async fn start(
         }
     });
     Ok(())
+}
+
+/// Adds or drops a rule; a rule added is evaluated over everything at once.
+async fn apply(
+    command: Command,
+    rules: &mut Vec<Rule>,
+    runner: &Runner,
+    log: &Arc<RuleLog>,
+    client: &reqwest::Client,
+    delivery: &Arc<Delivery>,
+) {
+    match command {
+        Command::Add(rule, done) => {
+            let checked = if rules.iter().any(|r| r.name == rule.name) {
+                Err(anyhow::anyhow!("a rule named '{}' exists", rule.name))
+            } else {
+                check(&runner.ctx, &rule).await
+            };
+            if checked.is_ok() {
+                if let Err(e) = evaluate(runner, &rule, None, log, client, delivery).await {
+                    tracing::error!("rule {}: {e}", rule.name);
+                }
+                rules.push(rule);
+            }
+            let _ = done.send(checked);
+        }
+        Command::Drop(name, done) => {
+            let result = match rules.iter().position(|r| r.name == name) {
+                Some(i) if rules[i].from_client => {
+                    rules.remove(i);
+                    Ok(())
+                }
+                Some(_) => Err(anyhow::anyhow!(
+                    "rule '{name}' is the operator's ([[live.rule]] in the config file)"
+                )),
+                None => Err(anyhow::anyhow!("there is no rule '{name}'")),
+            };
+            let _ = done.send(result);
+        }
+    }
 }
 
 async fn evaluate(

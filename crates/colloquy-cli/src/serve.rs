@@ -330,15 +330,40 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 store: store.clone(),
             }) as Arc<dyn colloquy_flight::LiveSink>
         });
+    let mut rule_statements: Option<Arc<dyn colloquy_flight::RuleStatements>> = None;
     if let Some((live, store)) = live_store {
         let (log, pending) = colloquy_live::RuleLog::open(&crate::live::store_dir(&live)?)
             .map_err(|e| anyhow::anyhow!("[live] the rule log: {e}"))?;
-        let n = live.rule.len();
-        let rules = live
+        let mut rules = live
             .rule
             .iter()
             .map(RuleSection::resolve)
             .collect::<anyhow::Result<Vec<_>>>()?;
+        // The rules clients made (CREATE RULE), kept across restarts; only while they may.
+        let rules_dir = crate::live::rules_dir(&live)?;
+        let client_rules = live.client_rules == Some(true);
+        let (commands, received) = tokio::sync::mpsc::channel(16);
+        let book = crate::rule_book::RuleBook {
+            enabled: client_rules,
+            hosts: live.rule_webhook_hosts.clone(),
+            dir: rules_dir.clone(),
+            commands,
+            writing: tokio::sync::Mutex::new(()),
+        };
+        if client_rules {
+            for section in crate::rule_book::load(&rules_dir)? {
+                let mut rule = section.resolve()?;
+                // The operator may have narrowed rule_webhook_hosts since.
+                if let Some(Err(e)) = rule.webhook.as_deref().map(|u| book.allowed(u)) {
+                    eprintln!("colloquy serve: rule {}: {e:#}: left out", rule.name);
+                    continue;
+                }
+                rule.from_client = true;
+                rules.push(rule);
+            }
+        }
+        let n = rules.len();
+        rule_statements = Some(Arc::new(book));
         crate::rules::start(
             rules,
             Arc::new(log),
@@ -349,6 +374,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 tries: live.webhook_tries.unwrap_or(5).clamp(1, 20),
                 ..Default::default()
             },
+            client_rules.then_some(received),
         )
         .await?;
         if n > 0 {
@@ -458,6 +484,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         governance: governance_slot,
         audit: audit.clone(),
         live_sink,
+        rule_statements,
     };
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();

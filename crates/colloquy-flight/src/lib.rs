@@ -36,7 +36,7 @@ pub use gate::Gate;
 pub use grants::GovernanceSlot;
 pub use limits::Limits;
 pub use schema::Normalizer;
-pub use service::{ColloquyFlightSql, ContextFactory, LiveSink, ServiceOptions};
+pub use service::{ColloquyFlightSql, ContextFactory, LiveSink, RuleStatements, ServiceOptions};
 
 /// Largest message a client may send (bulk ingest batches): the default 4 MiB is too small for ADBC.
 const MAX_DECODING: usize = 256 << 20;

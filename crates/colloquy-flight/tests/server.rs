@@ -79,6 +79,7 @@ impl Server {
             governance: Default::default(),
             audit: None,
             live_sink: None,
+            rule_statements: None,
         };
         tweak(&mut options);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

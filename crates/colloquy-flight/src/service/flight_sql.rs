@@ -143,6 +143,25 @@ impl FlightSqlService for ColloquyFlightSql {
         };
         let session = self.session(&session_key, &p.user).await?;
         Self::same_rules(generation, &session)?;
+        // CREATE RULE and DROP RULE run now, when executed, not when prepared.
+        let plan = match self
+            .options
+            .rule_statements
+            .as_ref()
+            .filter(|r| r.claims(&sql))
+        {
+            Some(rules) => {
+                self.rule_statement(
+                    rules.as_ref(),
+                    &Self::caller(&request),
+                    &session,
+                    "prepared",
+                    &sql,
+                )
+                .await?
+            }
+            None => plan,
+        };
         let record = self.record(
             &Self::caller(&request),
             &session,

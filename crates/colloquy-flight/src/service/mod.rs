@@ -64,6 +64,19 @@ pub struct ServiceOptions {
     pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// Bulk ingest into this table goes to the live store (`[live] flight_ingest`).
     pub live_sink: Option<Arc<dyn LiveSink>>,
+    /// `CREATE RULE` and `DROP RULE` (`[live] client_rules`).
+    pub rule_statements: Option<Arc<dyn RuleStatements>>,
+}
+
+/// Statements about the live rules, which DataFusion does not parse: a statement this claims is run by
+/// it (after the gate's text checks, recorded in the audit trail like any statement) and answers with
+/// one row, `result`.
+#[tonic::async_trait]
+pub trait RuleStatements: Send + Sync {
+    /// Whether `sql` is one of its statements.
+    fn claims(&self, sql: &str) -> bool;
+    /// Runs it for `user`; the text is what the client is told.
+    async fn run(&self, sql: &str, user: &str) -> Result<String>;
 }
 
 /// The live store as a bulk-ingest target: rows a client pushes with DoPut join the live messages, durable

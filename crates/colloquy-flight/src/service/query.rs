@@ -65,11 +65,44 @@ impl ColloquyFlightSql {
             );
             return Err(e);
         }
+        if let Some(rules) = self
+            .options
+            .rule_statements
+            .as_ref()
+            .filter(|r| r.claims(sql))
+        {
+            // A prepared statement runs when it is executed (see `rule_statement`): prepared, it is
+            // only its result's shape.
+            if kind == "prepare" {
+                return result_plan(String::new());
+            }
+            return self
+                .rule_statement(rules.as_ref(), caller, session, kind, sql)
+                .await;
+        }
         let planned = self.plan_checked(owner, session, sql).await;
         if planned.is_err() {
             self.audit_refused(caller, session, kind, sql);
         }
         planned
+    }
+
+    /// Runs a `CREATE RULE` or `DROP RULE` (its result is a plan of one row); a refusal is audited.
+    pub(super) async fn rule_statement(
+        &self,
+        rules: &dyn super::RuleStatements,
+        caller: &Caller,
+        session: &Session,
+        kind: &'static str,
+        sql: &str,
+    ) -> Result<LogicalPlan> {
+        match rules.run(sql, &caller.user).await {
+            Ok(message) => result_plan(message),
+            Err(e) => {
+                self.audit_refused(caller, session, kind, sql);
+                Err(e)
+            }
+        }
     }
 
     /// Writes a statement refused before it ran to the audit trail, if there is one.
@@ -705,4 +738,12 @@ pub(super) struct Caller {
 /// The rows a command reports (DML's `count`), else the rows it returned.
 fn affected(batches: &[RecordBatch]) -> u64 {
     batches.iter().map(|b| b.num_rows() as u64).sum()
+}
+
+/// One row, `result`: what a statement the server runs itself answers.
+fn result_plan(message: String) -> Result<LogicalPlan> {
+    use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
+    Ok(LogicalPlanBuilder::values(vec![vec![lit(message)]])?
+        .project(vec![col("column1").alias("result")])?
+        .build()?)
 }

@@ -756,7 +756,21 @@ def test_clients_create_and_drop_rules_within_the_operators_limits(env, colloquy
         assert post(e, message(1, conversation="cr-a", text="a refund, please"))[0] == 200
         wait_until(lambda: [g[0] for g in receiver.got] == ["refund_watch/webchat/cr-a#1"],
                    f"the client's rule did not fire: {receiver.got}")
+        # A webhook body from a template: the row's values go in as JSON, whatever their text.
+        template = '{"alert": {{text}}, "by": {{rule}}, "conversation": {{conversation_key}}}'
+        made = run(e, "CREATE RULE templated AS SELECT conversation_key, text FROM conversation_messages "
+                      f"WHERE text ILIKE '%broken%' ACTION webhook('{hook}', '{template}')")
+        assert made == [("rule templated created",)]
+        assert post(e, message(3, conversation="cr-t", text='my "parcel" is broken}, {'))[0] == 200
+        wait_until(lambda: len(receiver.got) == 2, f"the templated rule did not fire: {receiver.got}")
+        assert receiver.got[1] == ("templated/webchat/cr-t#1", {
+            "alert": 'my "parcel" is broken}, {', "by": "templated", "conversation": "webchat/cr-t#1"})
+        assert run(e, "DROP RULE templated") == [("rule templated dropped",)]
         refused = {
+            f"CREATE RULE t2 AS SELECT conversation_key FROM conversation_messages ACTION webhook('{hook}', "
+            "'{\"x\": {{nope}}}')": "the template's {{nope}} is not a column of the query",
+            f"CREATE RULE t3 AS SELECT conversation_key FROM conversation_messages ACTION webhook('{hook}', "
+            "'not json {{rule}}')": "does not give JSON",
             # The server would call any address a client names: only the operator's hosts.
             "CREATE RULE meta AS SELECT conversation_key FROM conversation_messages "
             "ACTION webhook('http://169.254.169.254/latest/meta-data')":
@@ -787,9 +801,9 @@ def test_clients_create_and_drop_rules_within_the_operators_limits(env, colloquy
         assert post(e, message(2, conversation="cr-b", text="still waiting for my refund"))[0] == 200
         wait_until(lambda: ("waiting", "live-2", "recorded") in rule_events(e),
                    f"the kept rule did not fire: {rule_events(e)}")
-        # The dropped rule stays dropped.
+        # The dropped rules stay dropped.
         time.sleep(1)
-        assert len(receiver.got) == 1
+        assert len(receiver.got) == 2
     finally:
         e["proc"].terminate()
         e["proc"].wait(timeout=30)

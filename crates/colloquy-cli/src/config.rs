@@ -110,6 +110,9 @@ pub struct RuleSection {
     pub sql: Option<String>,
     pub key: Option<String>,
     pub webhook: Option<String>,
+    /// The webhook's JSON body, with `{{column}}` (the matched row's values, as JSON), `{{rule}}`,
+    /// `{{key}}` and `{{fired_at}}`; unset: the event (`rule`, `key`, `fired_at`, `row`).
+    pub template: Option<String>,
     /// `conversation` (default), `new` or `all`: what `messages` and `live_messages` hold when the
     /// rule is evaluated after a flush.
     pub scope: Option<String>,

@@ -3,7 +3,7 @@
 //! ```sql
 //! CREATE RULE refund_watch [KEY conversation_key (the default)] [SCOPE 'conversation' | WINDOW '8 days']
 //!   AS SELECT conversation_key, text FROM conversation_messages WHERE text ILIKE '%refund%'
-//!   [ACTION webhook('https://hooks.example.com/route')]
+//!   [ACTION webhook('https://hooks.example.com/route' [, '{"text": {{text}}, "rule": {{rule}}}'])]
 //! DROP RULE refund_watch
 //! ```
 //!
@@ -39,6 +39,8 @@ struct Change {
     window: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     webhook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    template: Option<String>,
     by: String,
     at: String,
 }
@@ -123,22 +125,69 @@ fn parse(sql: &str) -> anyhow::Result<Statement> {
     let body_lower = body.to_ascii_lowercase();
     if let Some(action) = rfind_word(&body_lower, "action") {
         let call = body[action + 6..].trim();
-        let url = call
-            .strip_prefix("webhook")
-            .or_else(|| call.strip_prefix("WEBHOOK"))
-            .map(str::trim)
+        let args = call
+            .get(..7)
+            .filter(|w| w.eq_ignore_ascii_case("webhook"))
+            .map(|_| call[7..].trim())
             .and_then(|c| c.strip_prefix('('))
             .and_then(|c| c.strip_suffix(')'))
-            .map(str::trim)
-            .ok_or_else(|| anyhow::anyhow!("ACTION takes webhook('url')"))?;
-        rule.webhook = Some(quoted(url, "webhook(…)")?);
+            .ok_or_else(|| {
+                anyhow::anyhow!("ACTION takes webhook('url') or webhook('url', 'template')")
+            })?;
+        let mut args = sql_strings(args)?.into_iter();
+        rule.webhook = Some(
+            args.next()
+                .ok_or_else(|| anyhow::anyhow!("webhook(…) needs a URL"))?,
+        );
+        rule.template = args.next();
+        anyhow::ensure!(
+            args.next().is_none(),
+            "webhook(…) takes a URL and a template, no more"
+        );
         body = body[..action].trim();
     }
     anyhow::ensure!(!body.is_empty(), "CREATE RULE: the query after AS is empty");
     // Most rules route conversations: without KEY a rule fires once per conversation.
-    rule.key.get_or_insert_with(|| "conversation_key".to_owned());
+    rule.key
+        .get_or_insert_with(|| "conversation_key".to_owned());
     rule.sql = Some(body.to_owned());
     Ok(Statement::Create(Box::new(rule)))
+}
+
+/// Comma-separated SQL strings ('…', a quote in one doubled: '').
+fn sql_strings(text: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        anyhow::ensure!(
+            chars.next() == Some('\''),
+            "webhook(…) takes quoted strings: webhook('url', 'template')"
+        );
+        let mut value = String::new();
+        loop {
+            match chars.next() {
+                Some('\'') if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    value.push('\'');
+                }
+                Some('\'') => break,
+                Some(c) => value.push(c),
+                None => anyhow::bail!("webhook(…): a string is not closed"),
+            }
+        }
+        out.push(value);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => return Ok(out),
+            Some(',') => continue,
+            Some(c) => anyhow::bail!("webhook(…): '{c}' where a comma or the end belongs"),
+        }
+    }
 }
 
 /// The words of `text`, a quoted value ('8 days') one word with its quotes.
@@ -209,6 +258,7 @@ pub fn load(rules_dir: &std::path::Path) -> anyhow::Result<Vec<RuleSection>> {
                 scope: c.scope,
                 window: c.window,
                 webhook: c.webhook,
+                template: c.template,
                 ..Default::default()
             });
         }
@@ -291,6 +341,7 @@ impl RuleBook {
                     scope: section.scope,
                     window: section.window,
                     webhook: section.webhook,
+                    template: section.template,
                     by: user.to_owned(),
                     at,
                 })?;
@@ -311,6 +362,7 @@ impl RuleBook {
                     scope: None,
                     window: None,
                     webhook: None,
+                    template: None,
                     by: user.to_owned(),
                     at,
                 })?;

@@ -59,6 +59,8 @@ pub struct Rule {
     pub sql: String,
     pub key: String,
     pub webhook: Option<String>,
+    /// The webhook's body, `{{column}}` placeholders filled in ([`colloquy_live::rules::render`]).
+    pub template: Option<String>,
     pub scope: Scope,
     /// Made with `CREATE RULE` (only those can be dropped).
     pub from_client: bool,
@@ -99,6 +101,7 @@ impl RuleSection {
             sql: pick(&self.sql, builtin.map(|b| b.sql), "sql")?,
             name,
             webhook: self.webhook.clone(),
+            template: self.template.clone(),
             scope,
             from_client: false,
         })
@@ -266,6 +269,39 @@ async fn check(ctx: &SessionContext, rule: &Rule) -> anyhow::Result<()> {
         rule.name,
         rule.key
     );
+    if let Some(template) = &rule.template {
+        anyhow::ensure!(
+            rule.webhook.is_some(),
+            "{}: a template is the body of a webhook, and the rule has none",
+            rule.name
+        );
+        let columns: Vec<&str> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        for name in colloquy_live::rules::placeholders(template)? {
+            anyhow::ensure!(
+                ["rule", "key", "fired_at"].contains(&name.as_str())
+                    || columns.contains(&name.as_str()),
+                "{}: the template's {{{{{name}}}}} is not a column of the query ({}) nor rule, key or fired_at",
+                rule.name,
+                columns.join(", ")
+            );
+        }
+        // With every value null it must still be JSON.
+        let event = RuleEvent {
+            rule: rule.name.clone(),
+            key: String::new(),
+            at: String::new(),
+            status: String::new(),
+            attempts: 0,
+            detail: String::new(),
+        };
+        colloquy_live::rules::render(template, &event, &serde_json::Value::Null)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", rule.name))?;
+    }
     Ok(())
 }
 
@@ -302,12 +338,11 @@ pub async fn start(
     let delivery = Arc::new(delivery);
     // Deliveries a stop interrupted.
     for event in pending {
-        if let Some(url) = rules
+        if let Some(rule) = rules
             .iter()
-            .find(|r| r.name == event.rule)
-            .and_then(|r| r.webhook.clone())
+            .find(|r| r.name == event.rule && r.webhook.is_some())
         {
-            spawn_delivery(&client, &log, &delivery, url, event);
+            spawn_delivery(&client, &log, &delivery, rule, event);
         }
     }
     if rules.is_empty() && commands.is_none() {
@@ -435,9 +470,9 @@ async fn evaluate(
         "recorded"
     };
     let events = log.fire_all(&rule.name, matches, status)?;
-    if let Some(url) = &rule.webhook {
+    if rule.webhook.is_some() {
         for event in events {
-            spawn_delivery(client, log, delivery, url.clone(), event);
+            spawn_delivery(client, log, delivery, rule, event);
         }
     }
     Ok(())
@@ -446,15 +481,27 @@ fn spawn_delivery(
     client: &reqwest::Client,
     log: &Arc<RuleLog>,
     delivery: &Arc<Delivery>,
-    url: String,
+    rule: &Rule,
     event: RuleEvent,
 ) {
+    let Some(url) = rule.webhook.clone() else {
+        return;
+    };
+    let template = rule.template.clone();
     let client = client.clone();
     let log = Arc::clone(log);
     let delivery = Arc::clone(delivery);
     tokio::spawn(async move {
-        if let Err(e) = colloquy_live::rules::deliver(&client, &log, &url, &event, &delivery).await
-        {
+        let sent = colloquy_live::rules::deliver(
+            &client,
+            &log,
+            &url,
+            template.as_deref(),
+            &event,
+            &delivery,
+        )
+        .await;
+        if let Err(e) = sent {
             tracing::error!("rule {}: {e}", event.rule);
         }
     });

@@ -251,20 +251,72 @@ impl Default for Delivery {
     }
 }
 
+/// The names a webhook template's `{{name}}` placeholders use, in order.
+pub fn placeholders(template: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| LiveError::BadRequest("the template has a {{ without its }}".into()))?;
+        names.push(after[..end].trim().to_owned());
+        rest = &after[end + 2..];
+    }
+    Ok(names)
+}
+
+/// A webhook's body from `template`: each `{{column}}` becomes the matched row's value as JSON (null when
+/// the row has none), `{{rule}}`, `{{key}}` and `{{fired_at}}` the event's. Values are written as JSON,
+/// so a text cannot break out of its place; the whole must be JSON.
+pub fn render(template: &str, event: &RuleEvent, row: &serde_json::Value) -> Result<String> {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| LiveError::BadRequest("the template has a {{ without its }}".into()))?;
+        let value = match after[..end].trim() {
+            "rule" => serde_json::Value::from(event.rule.as_str()),
+            "key" => serde_json::Value::from(event.key.as_str()),
+            "fired_at" => serde_json::Value::from(event.at.as_str()),
+            name => row.get(name).cloned().unwrap_or(serde_json::Value::Null),
+        };
+        out.push_str(&value.to_string());
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    serde_json::from_str::<serde_json::Value>(&out).map_err(|e| {
+        LiveError::BadRequest(format!("the webhook template does not give JSON: {e}"))
+    })?;
+    Ok(out)
+}
+
 /// POSTs `event` (with its matched row) to `url` until it answers 2xx or the tries run out, then records
-/// `delivered` or `dead_letter`.
+/// `delivered` or `dead_letter`. The body is the event as JSON (`rule`, `key`, `fired_at`, `row`), or
+/// `template` rendered ([`render`]); a template that does not render is dead-lettered at once.
 pub async fn deliver(
     client: &reqwest::Client,
     log: &RuleLog,
     url: &str,
+    template: Option<&str>,
     event: &RuleEvent,
     how: &Delivery,
 ) -> Result<()> {
     let row: serde_json::Value =
         serde_json::from_str(&event.detail).unwrap_or(serde_json::Value::Null);
-    let body = serde_json::json!({
-        "rule": event.rule, "key": event.key, "fired_at": event.at, "row": row,
-    });
+    let body = match template {
+        Some(t) => match render(t, event, &row) {
+            Ok(body) => body,
+            Err(e) => return log.outcome(event, "dead_letter", 0, e.to_string()),
+        },
+        None => serde_json::json!({
+            "rule": event.rule, "key": event.key, "fired_at": event.at, "row": row,
+        })
+        .to_string(),
+    };
     let mut wait = how.first_backoff;
     let mut last = String::new();
     for attempt in 1..=how.tries.max(1) {
@@ -273,7 +325,7 @@ pub async fn deliver(
             .timeout(how.timeout)
             .header("content-type", "application/json")
             .header("x-colloquy-event", format!("{}/{}", event.rule, event.key))
-            .body(body.to_string())
+            .body(body.clone())
             .send()
             .await;
         match sent {
@@ -354,6 +406,39 @@ mod tests {
         assert!(log.folder().ends_with(RULES_DIR));
     }
 
+    #[test]
+    fn templates_render_values_as_json_and_refuse_what_is_not() {
+        let event = RuleEvent::new("spike", "k/1", "fired", 0, String::new());
+        let row = serde_json::json!({"text": "he said \"no\"}, {", "n": 5});
+        let body = render(
+            r#"{"rule": {{rule}}, "text": {{ text }}, "n": {{n}}, "missing": {{nothing}}}"#,
+            &event,
+            &row,
+        )
+        .expect("renders");
+        let back: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(back["rule"], "spike");
+        assert_eq!(back["text"], "he said \"no\"}, {");
+        assert_eq!(back["n"], 5);
+        assert!(back["missing"].is_null());
+        assert!(
+            render("{\"a\": {{n}", &event, &row)
+                .expect_err("refused")
+                .to_string()
+                .contains("without its }}")
+        );
+        assert!(
+            render("text: {{text}}", &event, &row)
+                .expect_err("refused")
+                .to_string()
+                .contains("does not give JSON")
+        );
+        assert_eq!(
+            placeholders("{{a}} x {{ b }}").expect("names"),
+            ["a".to_owned(), "b".to_owned()]
+        );
+    }
+
     #[tokio::test]
     async fn an_unreachable_receiver_is_dead_lettered() {
         let dir = tempfile::tempdir().expect("dir");
@@ -372,6 +457,7 @@ mod tests {
             &reqwest::Client::new(),
             &log,
             "http://127.0.0.1:9/hook",
+            None,
             &e,
             &how,
         )

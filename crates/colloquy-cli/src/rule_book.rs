@@ -45,6 +45,12 @@ struct Change {
     at: String,
 }
 
+/// A client's rule as kept: its section and who made it.
+pub struct Kept {
+    pub section: RuleSection,
+    pub by: String,
+}
+
 /// A parsed statement.
 #[derive(Debug, PartialEq, Eq)]
 enum Statement {
@@ -236,30 +242,33 @@ fn rfind_word(text: &str, word: &str) -> Option<usize> {
 }
 
 /// The rules clients made and did not drop, in the order they were made.
-pub fn load(rules_dir: &std::path::Path) -> anyhow::Result<Vec<RuleSection>> {
+pub fn load(rules_dir: &std::path::Path) -> anyhow::Result<Vec<Kept>> {
     let path = rules_dir.join(DEFINED);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let mut rules: Vec<RuleSection> = Vec::new();
+    let mut rules: Vec<Kept> = Vec::new();
     for line in text.lines() {
         // A line cut short by a crash was never answered: the rule was not made.
         let Ok(c) = serde_json::from_str::<Change>(line) else {
             continue;
         };
-        rules.retain(|r| r.name.as_deref() != Some(c.name.as_str()));
+        rules.retain(|r| r.section.name.as_deref() != Some(c.name.as_str()));
         if c.op == "create" {
-            rules.push(RuleSection {
-                name: Some(c.name),
-                sql: c.sql,
-                key: c.key,
-                scope: c.scope,
-                window: c.window,
-                webhook: c.webhook,
-                template: c.template,
-                ..Default::default()
+            rules.push(Kept {
+                section: RuleSection {
+                    name: Some(c.name),
+                    sql: c.sql,
+                    key: c.key,
+                    scope: c.scope,
+                    window: c.window,
+                    webhook: c.webhook,
+                    template: c.template,
+                    ..Default::default()
+                },
+                by: c.by,
             });
         }
     }
@@ -274,7 +283,7 @@ pub struct RuleBook {
     pub dir: PathBuf,
     pub commands: mpsc::Sender<Command>,
     /// One change at a time: the file's order is the runner's.
-    pub writing: tokio::sync::Mutex<()>,
+    pub writing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl RuleBook {
@@ -296,80 +305,110 @@ impl RuleBook {
         Ok(())
     }
 
-    fn append(&self, change: &Change) -> anyhow::Result<()> {
-        use std::io::Write;
-        let path = self.dir.join(DEFINED);
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        let mut line = serde_json::to_vec(change)?;
-        line.push(b'\n');
-        file.write_all(&line)?;
-        file.sync_data()?;
-        Ok(())
-    }
-
     async fn run_statement(&self, sql: &str, user: &str) -> anyhow::Result<String> {
         anyhow::ensure!(
             self.enabled,
             "rules are the operator's here: [live] client_rules = true lets clients make them"
         );
         let statement = parse(sql)?;
-        let _one = self.writing.lock().await;
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        match statement {
-            Statement::Create(section) => {
-                if let Some(url) = &section.webhook {
-                    self.allowed(url)?;
-                }
-                let mut rule = section.resolve()?;
-                rule.from_client = true;
-                let name = rule.name.clone();
-                let (done, answer) = oneshot::channel();
-                self.commands
-                    .send(Command::Add(rule, done))
-                    .await
-                    .map_err(|_| anyhow::anyhow!("the rule runner has stopped"))?;
-                answer.await??;
-                self.append(&Change {
-                    op: "create".into(),
-                    name: name.clone(),
-                    sql: section.sql,
-                    key: section.key,
-                    scope: section.scope,
-                    window: section.window,
-                    webhook: section.webhook,
-                    template: section.template,
-                    by: user.to_owned(),
-                    at,
-                })?;
-                Ok(format!("rule {name} created"))
-            }
-            Statement::Drop(name) => {
-                let (done, answer) = oneshot::channel();
-                self.commands
-                    .send(Command::Drop(name.clone(), done))
-                    .await
-                    .map_err(|_| anyhow::anyhow!("the rule runner has stopped"))?;
-                answer.await??;
-                self.append(&Change {
-                    op: "drop".into(),
-                    name: name.clone(),
-                    sql: None,
-                    key: None,
-                    scope: None,
-                    window: None,
-                    webhook: None,
-                    template: None,
-                    by: user.to_owned(),
-                    at,
-                })?;
-                Ok(format!("rule {name} dropped"))
-            }
+        if let Statement::Create(section) = &statement
+            && let Some(url) = &section.webhook
+        {
+            self.allowed(url)?;
         }
+        let commands = self.commands.clone();
+        let dir = self.dir.clone();
+        let user = user.to_owned();
+        let writing = std::sync::Arc::clone(&self.writing);
+        // Applied and written down together, whatever happens to the client's call meanwhile: a rule
+        // the runner has must be in the file, and a dropped one out of it.
+        tokio::spawn(async move {
+            let _one = writing.lock().await;
+            change(statement, &commands, &dir, &user).await
+        })
+        .await?
     }
+}
+
+/// Hands `statement` to the runner and, once it is applied, appends it to `defined.jsonl`.
+async fn change(
+    statement: Statement,
+    commands: &mpsc::Sender<Command>,
+    dir: &std::path::Path,
+    user: &str,
+) -> anyhow::Result<String> {
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stopped = || anyhow::anyhow!("the rule runner has stopped");
+    let (name, record) = match statement {
+        Statement::Create(section) => {
+            let mut rule = section.resolve()?;
+            rule.from_client = true;
+            rule.owner = Some(user.to_owned());
+            let name = rule.name.clone();
+            let (done, answer) = oneshot::channel();
+            commands
+                .send(Command::Add(rule, done))
+                .await
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())??;
+            let record = Change {
+                op: "create".into(),
+                name: name.clone(),
+                sql: section.sql,
+                key: section.key,
+                scope: section.scope,
+                window: section.window,
+                webhook: section.webhook,
+                template: section.template,
+                by: user.to_owned(),
+                at,
+            };
+            (name, record)
+        }
+        Statement::Drop(name) => {
+            let (done, answer) = oneshot::channel();
+            commands
+                .send(Command::Drop(name.clone(), user.to_owned(), done))
+                .await
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())??;
+            let record = Change {
+                op: "drop".into(),
+                name: name.clone(),
+                sql: None,
+                key: None,
+                scope: None,
+                window: None,
+                webhook: None,
+                template: None,
+                by: user.to_owned(),
+                at,
+            };
+            (name, record)
+        }
+    };
+    append(dir, &record)?;
+    let done = if record.op == "create" {
+        "created"
+    } else {
+        "dropped"
+    };
+    Ok(format!("rule {name} {done}"))
+}
+
+fn append(dir: &std::path::Path, change: &Change) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = dir.join(DEFINED);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut line = serde_json::to_vec(change)?;
+    line.push(b'\n');
+    file.write_all(&line)?;
+    file.sync_data()?;
+    Ok(())
 }
 
 #[async_trait::async_trait]

@@ -64,6 +64,8 @@ pub struct Rule {
     pub scope: Scope,
     /// Made with `CREATE RULE` (only those can be dropped).
     pub from_client: bool,
+    /// Who made it with `CREATE RULE` (only they can drop it).
+    pub owner: Option<String>,
 }
 
 impl RuleSection {
@@ -104,6 +106,7 @@ impl RuleSection {
             template: self.template.clone(),
             scope,
             from_client: false,
+            owner: None,
         })
     }
 }
@@ -255,11 +258,39 @@ impl Runner {
 /// A change to the rules while the server runs (`CREATE RULE`, `DROP RULE`), answered once done.
 pub enum Command {
     Add(Rule, tokio::sync::oneshot::Sender<anyhow::Result<()>>),
-    Drop(String, tokio::sync::oneshot::Sender<anyhow::Result<()>>),
+    /// The rule's name and who asks.
+    Drop(
+        String,
+        String,
+        tokio::sync::oneshot::Sender<anyhow::Result<()>>,
+    ),
+}
+
+/// How long one evaluation (or the check of a new rule) may take: a rule that takes longer is
+/// stopped, so one slow rule cannot hold the others back for long.
+const EVALUATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn within_limit<T>(
+    rule: &Rule,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(EVALUATION_LIMIT, work)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{}: took longer than {} s, stopped",
+                rule.name,
+                EVALUATION_LIMIT.as_secs()
+            )
+        })?
 }
 
 /// Whether `rule` can run: its query plans, is a query, and has the key column.
 async fn check(ctx: &SessionContext, rule: &Rule) -> anyhow::Result<()> {
+    within_limit(rule, check_now(ctx, rule)).await
+}
+
+async fn check_now(ctx: &SessionContext, rule: &Rule) -> anyhow::Result<()> {
     let df = rule_frame(ctx, rule)
         .await
         .with_context(|| format!("{}: the query", rule.name))?;
@@ -299,8 +330,16 @@ async fn check(ctx: &SessionContext, rule: &Rule) -> anyhow::Result<()> {
             attempts: 0,
             detail: String::new(),
         };
-        colloquy_live::rules::render(template, &event, &serde_json::Value::Null)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", rule.name))?;
+        // With every value null, and with every value a text: a placeholder inside a JSON string
+        // would pass the first and fail at every delivery.
+        let texts: serde_json::Map<String, serde_json::Value> = columns
+            .iter()
+            .map(|c| ((*c).to_owned(), serde_json::Value::from("a \"text\"")))
+            .collect();
+        for row in [serde_json::Value::Null, serde_json::Value::Object(texts)] {
+            colloquy_live::rules::render(template, &event, &row)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", rule.name))?;
+        }
     }
     Ok(())
 }
@@ -334,7 +373,11 @@ pub async fn start(
         }
     }
     let rules = kept;
-    let client = reqwest::Client::new();
+    // A webhook is called at the URL its rule names, never where a redirect points (an allowed host
+    // must not lead the server to another).
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let delivery = Arc::new(delivery);
     // Deliveries a stop interrupted.
     for event in pending {
@@ -424,12 +467,18 @@ async fn apply(
             }
             let _ = done.send(checked);
         }
-        Command::Drop(name, done) => {
+        Command::Drop(name, user, done) => {
             let result = match rules.iter().position(|r| r.name == name) {
-                Some(i) if rules[i].from_client => {
+                Some(i)
+                    if rules[i].from_client && rules[i].owner.as_deref() == Some(user.as_str()) =>
+                {
                     rules.remove(i);
                     Ok(())
                 }
+                Some(i) if rules[i].from_client => Err(anyhow::anyhow!(
+                    "rule '{name}' is {}'s: only they can drop it",
+                    rules[i].owner.as_deref().unwrap_or("another user")
+                )),
                 Some(_) => Err(anyhow::anyhow!(
                     "rule '{name}' is the operator's ([[live.rule]] in the config file)"
                 )),
@@ -451,7 +500,7 @@ async fn evaluate(
     let filter = runner.filter_for(rule, delta).await?;
     let full = filter.is_none();
     runner.set_filter(filter)?;
-    let rows = new_rows(&runner.ctx, rule, log, full).await;
+    let rows = within_limit(rule, new_rows(&runner.ctx, rule, log, full)).await;
     runner.set_filter(None)?;
     let matches: Vec<(String, String)> = rows?
         .into_iter()

@@ -348,11 +348,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             hosts: live.rule_webhook_hosts.clone(),
             dir: rules_dir.clone(),
             commands,
-            writing: tokio::sync::Mutex::new(()),
+            writing: Arc::new(tokio::sync::Mutex::new(())),
         };
         if client_rules {
-            for section in crate::rule_book::load(&rules_dir)? {
-                let mut rule = section.resolve()?;
+            for kept in crate::rule_book::load(&rules_dir)? {
+                let mut rule = kept.section.resolve()?;
+                rule.owner = Some(kept.by);
                 // The operator may have narrowed rule_webhook_hosts since.
                 if let Some(Err(e)) = rule.webhook.as_deref().map(|u| book.allowed(u)) {
                     eprintln!("colloquy serve: rule {}: {e:#}: left out", rule.name);

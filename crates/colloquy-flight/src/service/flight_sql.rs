@@ -512,6 +512,16 @@ impl FlightSqlService for ColloquyFlightSql {
         };
         let session = self.session(&session_key, &user).await?;
         Self::same_rules(generation, &session)?;
+        if let Some(rules) = self
+            .options
+            .rule_statements
+            .as_ref()
+            .filter(|r| r.claims(&sql))
+        {
+            self.rule_statement(rules.as_ref(), &caller, &session, "prepared", &sql)
+                .await?;
+            return Ok(1);
+        }
         let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
         for b in batches.iter().filter(|b| b.num_columns() > 0) {
             for r in 0..b.num_rows() {

@@ -71,14 +71,18 @@ impl ColloquyFlightSql {
             .as_ref()
             .filter(|r| r.claims(sql))
         {
-            // A prepared statement runs when it is executed (see `rule_statement`): prepared, it is
-            // only its result's shape.
-            if kind == "prepare" {
-                return result_plan(String::new());
-            }
-            return self
-                .rule_statement(rules.as_ref(), caller, session, kind, sql)
-                .await;
+            return match kind {
+                "query" | "update" => {
+                    self.rule_statement(rules.as_ref(), caller, session, kind, sql)
+                        .await
+                }
+                // Prepared, or only described: its result's shape; a prepared statement runs when it
+                // is executed (see `rule_statement`'s other callers).
+                "prepare" | "schema" => result_plan(String::new()),
+                _ => Err(Error::invalid(
+                    "CREATE RULE and DROP RULE run as statements, not here",
+                )),
+            };
         }
         let planned = self.plan_checked(owner, session, sql).await;
         if planned.is_err() {

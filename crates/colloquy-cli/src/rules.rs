@@ -344,18 +344,33 @@ async fn check_now(ctx: &SessionContext, rule: &Rule) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the rule runner is connected to.
+pub struct Wiring {
+    pub store: LiveStore,
+    /// Builds its session, like a client's.
+    pub factory: colloquy_flight::ContextFactory,
+    pub delivery: Delivery,
+    /// Where the rounds run: the query runtime.
+    pub runtime: tokio::runtime::Handle,
+}
+
 /// Checks every rule once (a query that does not plan, or lacks its key column, stops the server),
 /// evaluates each over everything, then after each flush over its scope, for as long as the server runs.
-/// `commands` add and drop rules meanwhile; a rule added is evaluated over everything first.
+/// `commands` add and drop rules meanwhile; a rule added is evaluated over everything first. The rounds run
+/// on `runtime` (the query runtime).
 pub async fn start(
     rules: Vec<Rule>,
     log: Arc<RuleLog>,
     pending: Vec<RuleEvent>,
-    store: LiveStore,
-    factory: colloquy_flight::ContextFactory,
-    delivery: Delivery,
+    wiring: Wiring,
     commands: Option<tokio::sync::mpsc::Receiver<Command>>,
 ) -> anyhow::Result<()> {
+    let Wiring {
+        store,
+        factory,
+        delivery,
+        runtime,
+    } = wiring;
     let runner = Runner::new(factory().await.map_err(|e| anyhow::anyhow!("{e}"))?).await?;
     let mut kept = Vec::with_capacity(rules.len());
     for r in rules {
@@ -395,7 +410,8 @@ pub async fn start(
     let mut commands = commands;
     // Subscribed before the first evaluation: a flush during it is evaluated again after it.
     let mut flushes = store.subscribe();
-    tokio::spawn(async move {
+    // Evaluations score text: on the query runtime, off the one that answers requests.
+    runtime.spawn(async move {
         // The first round reads everything: what arrived while the server was down.
         let mut full = true;
         loop {

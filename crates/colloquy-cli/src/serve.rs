@@ -202,6 +202,28 @@ fn check_transport(
     Ok(())
 }
 
+/// The query runtime, shut down in the background when dropped: dropping a runtime inside the serving
+/// runtime's async code panics, and an error return after it started (a rule that does not plan) must
+/// stay an error.
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle(),
+            None => unreachable!("the runtime is taken only when dropped"),
+        }
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config.as_deref().map(config::load).transpose()?;
     let server = config
@@ -322,6 +344,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Ok(ctx)
         }
     });
+    // Queries and rule evaluations run on a runtime of their own; this one keeps answering gRPC calls
+    // and webhooks meanwhile.
+    let cpu = QueryRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("colloquy-cpu")
+            .thread_stack_size(QUERY_THREAD_STACK)
+            .enable_all()
+            .build()
+            .context("cannot start the query runtime")?,
+    ));
     let live_sink = live_store
         .as_ref()
         .filter(|(live, _)| live.flight_ingest == Some(true))
@@ -369,11 +401,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             rules,
             Arc::new(log),
             pending,
-            store,
-            factory.clone(),
-            colloquy_live::Delivery {
-                tries: live.webhook_tries.unwrap_or(5).clamp(1, 20),
-                ..Default::default()
+            crate::rules::Wiring {
+                store,
+                factory: factory.clone(),
+                delivery: colloquy_live::Delivery {
+                    tries: live.webhook_tries.unwrap_or(5).clamp(1, 20),
+                    ..Default::default()
+                },
+                runtime: cpu.handle().clone(),
             },
             client_rules.then_some(received),
         )
@@ -392,13 +427,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         (None, None) => None,
         _ => anyhow::bail!("the [server] section needs both tls_cert and tls_key, or neither"),
     };
-    // Queries run on a runtime of their own; this one keeps answering gRPC calls meanwhile.
-    let cpu = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("colloquy-cpu")
-        .thread_stack_size(QUERY_THREAD_STACK)
-        .enable_all()
-        .build()
-        .context("cannot start the query runtime")?;
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -511,7 +539,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let result = colloquy_flight::serve(options, listener, tls, shutdown)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"));
-    cpu.shutdown_background();
+    drop(cpu);
     if let Some(audit) = &audit {
         // An object-store trail puts its last queued lines before the server stops.
         audit.close().await;

@@ -695,6 +695,10 @@ def test_flight_sql_bulk_ingest_into_the_live_table(colloquy_binary, tmp_path):
         with pytest.raises(adbc_driver_manager.Error) as err:
             ingest(pa.concat_tables([rows(["p-7"]), rows(["p-8"], role="boss")]))
         assert "row 2: field 'sender_role': 'boss' is not one of" in str(err.value)
+        # Held to the same limits as a webhook's message.
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            ingest(rows(["p-9"], extra={"text": ["x" * (64 * 1024 + 1)]}))
+        assert "row 1: field 'text': is longer than" in str(err.value)
         time.sleep(0.5)
         assert count_where(e, "conversation_id = 'pushed'") == 4
     finally:
@@ -777,6 +781,11 @@ def test_clients_create_and_drop_rules_within_the_operators_limits(env, colloquy
                 "169.254.169.254:80 is not in [live] rule_webhook_hosts",
             "CREATE RULE local AS SELECT conversation_key FROM conversation_messages ACTION webhook('file:///etc/passwd')":
                 "only http and https",
+            # A rule reads only what the server's policy lets clients read, and is held to its limits.
+            "CREATE RULE peek AS SELECT column_1 AS conversation_key FROM read_archive('/etc/passwd', 'csv')":
+                "rule: locations",
+            "CREATE RULE deep AS SELECT conversation_key FROM conversation_messages WHERE "
+            + "(" * 400 + "1 = 1" + ")" * 400: "max_expression_depth",
             "CREATE RULE broken AS SELECT nothing FROM nowhere": "broken: the query",
             "CREATE RULE keyless AS SELECT 1 AS x": "keyless: the query has no column 'conversation_key'",
             "CREATE RULE dropper AS DROP VIEW messages": "only a query (SELECT …) can be a rule",

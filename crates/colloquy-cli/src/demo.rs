@@ -41,13 +41,9 @@ pub const LIVE_DEMO: DemoConfig = DemoConfig {
 };
 
 /// Where the live demo's history stops and its replay starts: the incident's first day, at midnight in
-/// the shop's time zone (Europe/Berlin, UTC+1 then).
+/// the shop's time zone.
 pub fn live_demo_cut() -> String {
-    let start = colloquy_demo::incident_start()
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or_default()
-        - chrono::Duration::hours(1);
-    format!("{}Z", start.format("%Y-%m-%dT%H:%M:%S"))
+    colloquy_demo::incident_start_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The live store of `serve --demo --live`, and the token file `replay --demo` reads.

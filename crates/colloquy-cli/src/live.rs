@@ -49,17 +49,16 @@ fn data_target(live: &LiveSection) -> anyhow::Result<colloquy_live::store::DataT
         return Ok(colloquy_live::store::DataTarget::Local);
     };
     let location = data_location(live)?;
-    let parsed = colloquy::store::Location::parse(&location)
-        .map_err(|e| anyhow::anyhow!("[live] data {url}: {e}"))?;
+    let wanted = "an object-store prefix (s3://, gs://, az://), not a local path (that is dir)";
     anyhow::ensure!(
-        parsed.glob.is_none() && location.contains("://") && !location.starts_with("file://"),
-        "[live] data {url}: an object-store prefix (s3://, gs://, az://), not a pattern or a local path (that is dir)"
+        location.contains("://") && !location.starts_with("file://"),
+        "[live] data {url}: {wanted}"
     );
-    let store = colloquy::store::build_store(&parsed.base, &Default::default())
-        .map_err(|e| anyhow::anyhow!("[live] data {url}: {e}"))?;
+    let (store, prefix) =
+        crate::serve::store_prefix(&location, &format!("[live] data {url}"), wanted)?;
     Ok(colloquy_live::store::DataTarget::Store {
         store,
-        prefix: parsed.prefix,
+        prefix,
         runtime: tokio::runtime::Handle::current(),
     })
 }

@@ -123,19 +123,26 @@ pub fn audit_target(location: &str) -> anyhow::Result<colloquy_flight::audit::Ta
     } else {
         format!("{location}/")
     };
-    let parsed = colloquy::store::Location::parse(&url)
-        .map_err(|e| anyhow::anyhow!("audit_log {location}: {e}"))?;
+    let (store, prefix) = store_prefix(&url, &format!("audit_log {location}"), "a prefix")?;
+    Ok(Target::Store { store, prefix, url })
+}
+
+/// The object store and prefix of an operator's `url` (a folder on S3, GCS, Azure…); `what` names the
+/// setting in errors, `pattern_refusal` says what is wanted instead of a glob pattern.
+pub fn store_prefix(
+    url: &str,
+    what: &str,
+    pattern_refusal: &str,
+) -> anyhow::Result<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)> {
+    let parsed =
+        colloquy::store::Location::parse(url).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
     anyhow::ensure!(
         parsed.glob.is_none(),
-        "audit_log {location}: a prefix, not a pattern"
+        "{what}: {pattern_refusal}, not a pattern"
     );
     let store = colloquy::store::build_store(&parsed.base, &Default::default())
-        .map_err(|e| anyhow::anyhow!("audit_log {location}: {e}"))?;
-    Ok(Target::Store {
-        store,
-        prefix: parsed.prefix,
-        url,
-    })
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    Ok((store, parsed.prefix))
 }
 
 fn limits(server: &ServerSection) -> anyhow::Result<Limits> {

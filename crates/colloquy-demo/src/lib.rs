@@ -35,6 +35,17 @@ pub fn incident_start() -> NaiveDate {
     period_start() + Duration::days(PERIOD_DAYS - 28)
 }
 
+/// The incident's first moment, midnight in the shop's time zone (Europe/Berlin), in UTC.
+pub fn incident_start_utc() -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    let midnight = incident_start().and_hms_opt(0, 0, 0).unwrap_or_default();
+    chrono_tz::Europe::Berlin
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| midnight.and_utc())
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct DemoConfig {
     pub conversations: usize,
@@ -425,4 +436,16 @@ pub fn generate_to(out: &Path, cfg: DemoConfig) -> std::io::Result<(Demo, writer
     let demo = generate(cfg);
     let stats = write_archive(&demo, out)?;
     Ok((demo, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_incident_starts_at_midnight_in_berlin() {
+        // 2 March 2026 is winter time there: UTC+1.
+        assert_eq!(
+            super::incident_start_utc().to_rfc3339(),
+            "2026-03-01T23:00:00+00:00"
+        );
+    }
 }

@@ -101,11 +101,38 @@ pub async fn install_views(ctx: &SessionContext) -> Result<Installed> {
             v.sql.replace(IDENTITIES_JOIN, NO_IDENTITIES_JOIN)
         };
         match run(ctx, &sql).await {
-            Ok(()) => installed.created.push(v.name),
+            Ok(()) => {
+                if CACHED.contains(&v.name) {
+                    cache_view(ctx, v.name).await?;
+                }
+                installed.created.push(v.name)
+            }
             Err(e) => installed.failed.push((v.name, e)),
         }
     }
     Ok(installed)
+}
+
+/// The views every other view reads: kept per archive version when the session has a
+/// [`ViewCache`](crate::view_cache::ViewCache) (see [`crate::view_cache`]).
+pub const CACHED: [&str; 2] = ["conversation_messages", "conversations"];
+
+/// Replaces the view `name` by a [`CachedView`](crate::view_cache::CachedView) when the session has a
+/// cache and every table under the view can say its version.
+async fn cache_view(ctx: &SessionContext, name: &'static str) -> Result<()> {
+    let Some(cache) = ctx
+        .state()
+        .config()
+        .get_extension::<crate::view_cache::ViewCache>()
+    else {
+        return Ok(());
+    };
+    let view = ctx.table_provider(name).await?;
+    if let Some(cached) = crate::view_cache::CachedView::wrap(name, &view, cache) {
+        ctx.deregister_table(name)?;
+        ctx.register_table(name, std::sync::Arc::new(cached))?;
+    }
+    Ok(())
 }
 
 async fn run(ctx: &SessionContext, sql: &str) -> Result<()> {

@@ -24,6 +24,7 @@ use datafusion::prelude::SessionConfig;
 
 pub mod analytics;
 pub mod governance;
+pub mod view_cache;
 
 pub use colloquy_archive as archive;
 pub use colloquy_onnx as onnx;
@@ -201,9 +202,12 @@ pub fn models_used(
             if let LogicalPlan::TableScan(scan) = node
                 && depth < 16
                 && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
-                && let Some(inner) = provider.get_logical_plan()
             {
-                collect(&inner, names, depth + 1);
+                if let Some(inner) = provider.get_logical_plan() {
+                    collect(&inner, names, depth + 1);
+                } else if let Some(cached) = provider.downcast_ref::<view_cache::CachedView>() {
+                    collect(cached.view_plan(), names, depth + 1);
+                }
             }
             Ok(TreeNodeRecursion::Continue)
         });

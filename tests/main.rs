@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     tests.extend(support::s3::tests());
     tests.extend(support::stores::tests());
     tests.extend(support::cache::tests());
+    tests.extend(support::view_cache::tests());
     tests.extend(support::differential::tests());
     tests.extend(support::demo::tests());
     tests.extend(support::onnx::tests());

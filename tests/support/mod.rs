@@ -7,6 +7,7 @@ pub mod onnx;
 pub mod s3;
 pub mod slt;
 pub mod stores;
+pub mod view_cache;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -73,11 +73,15 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
-async fn run_file(path: &Path) -> anyhow::Result<()> {
-    let mut runner = sqllogictest::Runner::new(|| async {
-        Ok(Colloquy {
-            ctx: colloquy::new_context(),
-        })
+/// Runs one file; `view_cache`: in a session that keeps `conversation_messages` and `conversations`
+/// (`colloquy sql` and the server do), so the analytics files prove the kept results give the same rows.
+async fn run_file(path: &Path, view_cache: bool) -> anyhow::Result<()> {
+    let mut runner = sqllogictest::Runner::new(move || async move {
+        let ctx = colloquy::new_context();
+        if view_cache {
+            std::sync::Arc::new(colloquy::view_cache::ViewCache::new(256 << 20)).install(&ctx);
+        }
+        Ok(Colloquy { ctx })
     });
     if std::env::var_os("COLLOQUY_SLT_COMPLETE").is_some() {
         runner
@@ -100,19 +104,23 @@ async fn run_file(path: &Path) -> anyhow::Result<()> {
 }
 
 pub fn tests() -> Vec<Test> {
-    slt_files()
-        .into_iter()
-        .map(|p| {
-            let name = format!(
-                "slt::{}",
-                p.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            );
-            Test::new(name, move || {
+    let mut tests = Vec::new();
+    for p in slt_files() {
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if stem.starts_with("analytics_") {
+            let p = p.clone();
+            tests.push(Test::new(format!("slt_view_cache::{stem}"), move || {
                 let p = p.clone();
-                async move { run_file(&p).await }
-            })
-        })
-        .collect()
+                async move { run_file(&p, true).await }
+            }));
+        }
+        tests.push(Test::new(format!("slt::{stem}"), move || {
+            let p = p.clone();
+            async move { run_file(&p, false).await }
+        }));
+    }
+    tests
 }

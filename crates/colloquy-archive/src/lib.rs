@@ -13,6 +13,7 @@ pub mod cache;
 pub mod errlog;
 pub mod error;
 pub mod listing;
+pub mod local;
 pub mod progress;
 pub mod provider;
 pub mod scan;

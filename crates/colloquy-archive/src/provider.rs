@@ -23,6 +23,7 @@ use crate::cache::ParsedCache;
 use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
 use crate::listing::{Feeds, partition_columns};
+use crate::local::LocalFiles;
 use crate::options::ArchiveOptions;
 use crate::scan::{ArchivePartition, PlacePruner, ScanCache, ScanShared};
 use crate::schema::table_schema;
@@ -36,6 +37,8 @@ pub struct ArchiveTable {
     url: Location,
     options: Arc<ArchiveOptions>,
     store: Arc<dyn ObjectStore>,
+    /// Set when `store` is the local file system: listed and read without it.
+    local: Option<LocalFiles>,
     partition_cols: Vec<String>,
     schema: SchemaRef,
     log: ErrorLog,
@@ -58,14 +61,16 @@ impl ArchiveTable {
                 .check_url(&url.base, &url.prefix, false)
                 .map_err(ArchiveError::Denied)?;
         }
-        let store = resolve_store(session, &url, &options, policy)?;
-        let partition_cols = partition_columns(Arc::clone(&store), &url).await?;
+        let store = resolve_store(session, &url, &options, policy.clone())?;
+        let local = LocalFiles::for_store(store.as_ref(), &url.base, policy.as_ref());
+        let partition_cols = partition_columns(Arc::clone(&store), local.clone(), &url).await?;
         Ok(Self {
             name: name.into(),
             schema: table_schema(&partition_cols),
             url,
             options: Arc::new(options),
             store,
+            local,
             partition_cols,
             log,
         })
@@ -73,6 +78,34 @@ impl ArchiveTable {
 
     pub fn location(&self) -> &str {
         &self.url.original
+    }
+
+    /// What a scan would read now, as a hash of the options and each object's location, size and
+    /// version (modification time and entity tag): it changes when an export is added, replaced or
+    /// removed. Lists the location, as a scan does.
+    pub async fn version(&self) -> DFResult<u64> {
+        use std::hash::{Hash, Hasher};
+        let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+        let lister = tokio::spawn(crate::listing::list_units(
+            Arc::clone(&self.store),
+            self.local.clone(),
+            self.url.clone(),
+            None,
+            None,
+            tx,
+        ));
+        let mut hasher = std::hash::DefaultHasher::new();
+        let fingerprint = format!("{:?}", self.options);
+        fingerprint.hash(&mut hasher);
+        while let Some(chunk) = rx.recv().await {
+            for unit in chunk? {
+                crate::cache::unit_key(&self.url.original, "", &unit).hash(&mut hasher);
+            }
+        }
+        lister
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(hasher.finish())
     }
 }
 
@@ -185,6 +218,7 @@ impl TableProvider for ArchiveTable {
         };
         let shared = Arc::new(ScanShared {
             store: Arc::clone(&self.store),
+            local: self.local.clone(),
             url: self.url.clone(),
             options: Arc::clone(&self.options),
             partition_cols: self.partition_cols.clone(),

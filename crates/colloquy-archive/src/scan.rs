@@ -26,6 +26,7 @@ use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
 use crate::formats::{ExportFile, FileData, Format, ParseCtx};
 use crate::listing::{Feed, Feeds, Place, ScanUnit, UnitKind};
+use crate::local::LocalFiles;
 use crate::options::ArchiveOptions;
 use crate::progress::{PROGRESS, ScanProgress};
 use crate::schema::{BATCH_ROWS, MESSAGE_COLUMNS, MessageBatchBuilder};
@@ -49,6 +50,8 @@ const TAIL_STEP: u64 = 64 << 10;
 #[derive(Debug)]
 pub struct ScanShared {
     pub store: Arc<dyn ObjectStore>,
+    /// Set when the archive is local: listed and read without `store`.
+    pub local: Option<LocalFiles>,
     pub url: Location,
     pub options: Arc<ArchiveOptions>,
     pub partition_cols: Vec<String>,
@@ -183,10 +186,20 @@ async fn read_partition(
     feed: Arc<Feed>,
     tx: Sender<DFResult<RecordBatch>>,
 ) -> DFResult<()> {
-    let units = futures::stream::unfold(feed, |feed| async move {
-        let next = feed.next().await?;
-        Some((next, feed))
-    });
+    // Units of the chunk this partition took last, in order.
+    let units = futures::stream::unfold(
+        (feed, std::collections::VecDeque::new()),
+        |(feed, mut chunk)| async move {
+            if chunk.is_empty() {
+                match feed.next().await? {
+                    Ok(more) => chunk = more.into(),
+                    Err(e) => return Some((Err(e), (feed, chunk))),
+                }
+            }
+            let unit = chunk.pop_front()?;
+            Some((Ok(unit), (feed, chunk)))
+        },
+    );
     let mut verdict: Option<(Arc<Place>, bool)> = None;
     let pruner = Arc::clone(&shared);
     let units = units.try_filter_map(move |unit| {
@@ -380,9 +393,19 @@ async fn fetch_lines(
 async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
     let store = shared.store.as_ref();
     Ok(match &unit.kind {
-        UnitKind::Object { location, .. } => {
+        UnitKind::Object { location, size, .. } => {
             let name = location.as_ref().to_string();
             let source = shared.url.object_url(location);
+            if let Some(local) = &shared.local {
+                // Read by the parse task itself: no await, no hand-off to the blocking pool.
+                return Ok(Input::LocalPath {
+                    name,
+                    source,
+                    local: local.clone(),
+                    location: location.clone(),
+                    size: *size,
+                });
+            }
             match open(store, &source, location).await? {
                 Opened::Bytes(data) => Input::Object { name, source, data },
                 Opened::File(file) => Input::LocalFile { name, source, file },
@@ -448,6 +471,14 @@ enum Input {
         name: String,
         source: String,
         file: std::fs::File,
+    },
+    /// A local file not opened yet ([`LocalFiles`]): opened and read in the parse task.
+    LocalPath {
+        name: String,
+        source: String,
+        local: LocalFiles,
+        location: Path,
+        size: u64,
     },
     Folder {
         format: Format,
@@ -624,6 +655,7 @@ impl Input {
         match self {
             Input::Object { source, .. }
             | Input::LocalFile { source, .. }
+            | Input::LocalPath { source, .. }
             | Input::Folder { source, .. } => source,
         }
     }
@@ -709,6 +741,21 @@ fn parse_into(
         Input::LocalFile { name, source, file } => match read_local(&source, file) {
             Ok(data) => parse_into(shared, unit, Input::Object { name, source, data }, sink),
             Err(e) => Err(FormatError::Downstream(e.to_string())),
+        },
+        Input::LocalPath {
+            name,
+            source,
+            local,
+            location,
+            size,
+        } => match local.read(&location, size) {
+            Ok(data) => {
+                ScanProgress::add(&PROGRESS.bytes_read, data.len() as u64);
+                parse_into(shared, unit, Input::Object { name, source, data }, sink)
+            }
+            Err(e) => Err(FormatError::Downstream(
+                ArchiveError::object(&source, format!("cannot read: {e}")).to_string(),
+            )),
         },
         Input::Folder { format, files, .. } => {
             let ctx = ParseCtx {

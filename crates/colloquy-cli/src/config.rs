@@ -154,6 +154,7 @@ pub struct SlackSection {
 /// memory_limit = "2GB"         # shared by all queries; DataFusion spills where it can
 /// query_memory_limit = "1GB"   # at most this much per statement (within memory_limit)
 /// archive_cache = "512MB"      # parsed archive messages kept between queries ("0" turns it off)
+/// view_cache = "1GB"          # conversation_messages and conversations kept per archive version ("0": off)
 /// query_timeout_secs = 300     # every statement, command and ingest
 /// session_idle_secs = 900      # sessions without a call for this long are closed
 /// max_sessions = 256
@@ -203,6 +204,7 @@ pub struct ServerSection {
     pub memory_limit: Option<String>,
     pub query_memory_limit: Option<String>,
     pub archive_cache: Option<String>,
+    pub view_cache: Option<String>,
     pub query_timeout_secs: Option<f64>,
     pub session_idle_secs: Option<f64>,
     pub metrics_bind: Option<String>,

@@ -228,6 +228,10 @@ async fn audit_verify(trail: &str) -> anyhow::Result<()> {
 /// Parsed archive messages the interactive shell keeps between statements.
 const SHELL_ARCHIVE_CACHE: usize = 512 << 20;
 
+/// Results of `conversation_messages` and `conversations` a `colloquy sql` session keeps, per archive
+/// version (see `colloquy::view_cache`): a million demo messages take about 400 MB.
+const SQL_VIEW_CACHE: usize = 1 << 30;
+
 /// A session with the config file's archives, models and settings, and the demo archive when asked for.
 pub async fn session(
     config: Option<&std::path::Path>,
@@ -238,6 +242,8 @@ pub async fn session(
         false => None,
     };
     let ctx = colloquy::new_context();
+    // Before the views are installed: they are cached only in a session that has a cache.
+    std::sync::Arc::new(colloquy::view_cache::ViewCache::new(SQL_VIEW_CACHE)).install(&ctx);
     set_up(&ctx, config, demo_dir.as_deref(), None).await?;
     Ok(ctx)
 }

@@ -280,6 +280,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let archive_cache =
         (cache_budget > 0).then(|| Arc::new(colloquy::archive::ParsedCache::new(cache_budget)));
+    let view_budget = match server.view_cache.as_deref() {
+        Some(t) => parse_bytes("view_cache", t)?,
+        None => DEFAULT_VIEW_CACHE,
+    };
+    // One budget for every session; each session's views keep entries of their own.
+    let view_cache =
+        (view_budget > 0).then(|| Arc::new(colloquy::view_cache::ViewCache::new(view_budget)));
     let metrics = Arc::new(colloquy_flight::metrics::Metrics {
         archive_cache: archive_cache.clone(),
         ..colloquy_flight::metrics::Metrics::with_memory(runtime_env.memory_pool.clone())
@@ -324,12 +331,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let demo_live = demo_live.clone();
         let runtime_env = session_env.clone();
         let archive_cache = archive_cache.clone();
+        let view_cache = view_cache.clone();
         let policy = Arc::clone(&session_policy);
         let audit_table = audit_table.clone();
         async move {
             let mut config = datafusion::prelude::SessionConfig::new();
             if let Some(cache) = &archive_cache {
                 config = cache.attach(config);
+            }
+            if let Some(cache) = &view_cache {
+                config = config.with_extension(Arc::clone(cache));
             }
             let ctx = colloquy::new_context_with_runtime(config, runtime_env.clone());
             crate::set_up(
@@ -562,6 +573,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Parsed archive messages the server keeps between queries unless `archive_cache` says otherwise.
 const DEFAULT_ARCHIVE_CACHE: usize = 512 << 20;
+/// Kept results of the base analytics views, for all sessions together.
+const DEFAULT_VIEW_CACHE: usize = 1 << 30;
 
 /// SIGHUP reads the config again and replaces users and tokens (tokens of removed users, or of users
 /// whose password changed, stop working at once) and the governance rules (every session is shaped

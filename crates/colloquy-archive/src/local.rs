@@ -21,7 +21,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use object_store::path::{Path, PathPart};
+use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use url::Url;
 
@@ -133,22 +133,15 @@ impl LocalFiles {
     }
 }
 
-/// The file-system path of a local object path.
+/// The file-system path of a local object path. Paths hold file names as they are (`50% off #1.txt`),
+/// as `object_store`'s local listing gives them.
 fn to_fs(location: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for part in location.parts() {
-        out.push(
-            percent_encoding::percent_decode_str(part.as_ref())
-                .decode_utf8_lossy()
-                .as_ref(),
-        );
-    }
-    out
+    PathBuf::from(format!("/{location}"))
 }
 
 /// `object_store` keeps the parts of an unfinished upload as `name#N`; its listing hides them.
 fn is_upload_part(name: &str) -> bool {
-    name.rsplit_once('#')
+    name.split_once('#')
         .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -210,7 +203,17 @@ fn walk(prefix: Path, tx: &tokio::sync::mpsc::Sender<Vec<object_store::Result<Ob
             let Ok(kind) = entry.file_type() else {
                 continue;
             };
-            let location = path.clone().join(PathPart::from(name));
+            let joined = match path.as_ref() {
+                "" => name.to_string(),
+                parent => format!("{parent}/{name}"),
+            };
+            let location = match Path::parse(&joined) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = send(Err(e.into()), &mut chunk, true);
+                    return;
+                }
+            };
             if kind.is_dir() {
                 subdirs.push((entry.path(), location));
                 continue;
@@ -259,5 +262,145 @@ fn object_meta(location: Path, meta: &std::fs::Metadata) -> ObjectMeta {
         size: meta.len(),
         e_tag: Some(format!("{:x}-{micros:x}-{:x}", meta.ino(), meta.len())),
         version: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::symlink;
+
+    use futures::TryStreamExt;
+    use object_store::local::LocalFileSystem;
+
+    use super::*;
+
+    fn root_url() -> Url {
+        Url::parse("file:///").expect("url")
+    }
+
+    /// A tree with what a real export folder can hold: nested folders, awkward names, links.
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("whatsapp/sub dir")).expect("mkdir");
+        std::fs::write(root.join("whatsapp/WhatsApp Chat - Ana.zip"), b"zip").expect("write");
+        std::fs::write(root.join("whatsapp/sub dir/50% off #1.txt"), b"a").expect("write");
+        std::fs::write(root.join("whatsapp/sub dir/Zoë.txt"), b"bb").expect("write");
+        // An unfinished upload of object_store's, which its listing hides.
+        std::fs::write(root.join("whatsapp/part#12"), b"x").expect("write");
+        symlink(root.join("whatsapp/sub dir/Zoë.txt"), root.join("link.txt")).expect("link");
+        symlink(root.join("missing.txt"), root.join("broken.txt")).expect("link");
+        dir
+    }
+
+    async fn listed(
+        stream: BoxStream<'static, object_store::Result<ObjectMeta>>,
+    ) -> BTreeMap<String, (u64, Option<String>)> {
+        stream
+            .map_ok(|m| (m.location.to_string(), (m.size, m.e_tag)))
+            .try_collect()
+            .await
+            .expect("listing")
+    }
+
+    #[tokio::test]
+    async fn lists_what_object_store_lists() {
+        let dir = tree();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let prefix = Path::from_absolute_path(&root).expect("path");
+        let store = LocalFileSystem::new();
+        let local = LocalFiles::for_store(&store, &root_url(), None).expect("local root");
+        let ours = listed(local.list(Some(&prefix))).await;
+        let theirs = listed(store.list(Some(&prefix))).await;
+        assert_eq!(ours, theirs);
+        assert_eq!(ours.len(), 4, "{ours:?}");
+        // Each file reads back whole by the path the listing gave.
+        for (location, (size, _)) in &ours {
+            let data = local
+                .read(&Path::parse(location).expect("path"), *size)
+                .expect("read");
+            assert_eq!(data.len() as u64, *size, "{location}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_symlink_loop_is_walked_once() {
+        // object_store's listing fails on a loop; this one lists each file once and ends.
+        let dir = tree();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        symlink(root.join("whatsapp"), root.join("whatsapp/sub dir/again")).expect("link");
+        let local =
+            LocalFiles::for_store(&LocalFileSystem::new(), &root_url(), None).expect("local");
+        let prefix = Path::from_absolute_path(&root).expect("path");
+        let ours = listed(local.list(Some(&prefix))).await;
+        assert_eq!(ours.len(), 4, "{ours:?}");
+    }
+
+    #[tokio::test]
+    async fn reads_a_file_that_grew_since_it_was_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = std::fs::canonicalize(dir.path())
+            .expect("canonical")
+            .join("log.jsonl");
+        std::fs::write(&file, vec![b'x'; 10_000]).expect("write");
+        let local =
+            LocalFiles::for_store(&LocalFileSystem::new(), &root_url(), None).expect("local");
+        let path = Path::from_absolute_path(&file).expect("path");
+        assert_eq!(local.read(&path, 10).expect("read").len(), 10_000);
+        assert!(local.read(&Path::from("no/such/file"), 1).is_err());
+    }
+
+    #[test]
+    fn only_the_plain_local_root_is_read_directly() {
+        let policy = Arc::new(AccessPolicy::new(&[], &[], &[]).expect("policy"));
+        let bare: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
+        let guarded: Arc<dyn ObjectStore> =
+            colloquy_store::GuardedStore::wrap(Arc::clone(&bare), &root_url(), Arc::clone(&policy));
+        let prefixed: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix("/tmp").expect("prefix"));
+        let s3 = Url::parse("s3://bucket/").expect("url");
+        assert!(LocalFiles::for_store(bare.as_ref(), &root_url(), None).is_some());
+        assert!(LocalFiles::for_store(guarded.as_ref(), &root_url(), Some(&policy)).is_some());
+        // A guard without its policy, or a bare store where a policy applies: through the store.
+        assert!(LocalFiles::for_store(guarded.as_ref(), &root_url(), None).is_none());
+        assert!(LocalFiles::for_store(bare.as_ref(), &root_url(), Some(&policy)).is_none());
+        assert!(LocalFiles::for_store(prefixed.as_ref(), &root_url(), None).is_none());
+        assert!(LocalFiles::for_store(bare.as_ref(), &s3, None).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_policy_is_checked_where_each_file_really_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("allowed")).expect("mkdir");
+        std::fs::write(root.join("secret.txt"), b"secret").expect("write");
+        std::fs::write(root.join("allowed/chat.txt"), b"hello").expect("write");
+        symlink(root.join("secret.txt"), root.join("allowed/link.txt")).expect("link");
+        let allowed = format!("{}/allowed/", root.display());
+        let policy = Arc::new(AccessPolicy::new(&[allowed], &[], &[]).expect("policy"));
+        let guarded = colloquy_store::GuardedStore::wrap(
+            Arc::new(LocalFileSystem::new()),
+            &root_url(),
+            Arc::clone(&policy),
+        );
+        let local =
+            LocalFiles::for_store(guarded.as_ref(), &root_url(), Some(&policy)).expect("local");
+        let path = |p: &str| Path::from_absolute_path(root.join(p)).expect("path");
+        assert_eq!(
+            local
+                .read(&path("allowed/chat.txt"), 5)
+                .expect("read")
+                .as_ref(),
+            b"hello"
+        );
+        // The link is listed (it is in the folder) but reading it is refused, as the guard refuses it.
+        let err = local
+            .read(&path("allowed/link.txt"), 6)
+            .expect_err("outside");
+        assert!(err.to_string().contains("secret.txt"), "{err}");
+        // Listing outside the allowed folder is refused before anything is walked.
+        let listing: Result<Vec<_>, _> = local.list(Some(&path(""))).try_collect().await;
+        assert!(listing.is_err());
     }
 }

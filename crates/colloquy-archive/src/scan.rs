@@ -35,8 +35,10 @@ use colloquy_formats::message::Message;
 use colloquy_formats::{FormatError, Result as FormatResult};
 use colloquy_store::Location;
 
-/// Objects fetched ahead of the parser, per output partition...
-const PREFETCH: usize = 16;
+/// Objects fetched ahead of the parser, per output partition... From a remote store a small object costs
+/// one request's latency (20 ms to another region) and almost no bytes, so many are in flight at once;
+/// the byte budget below keeps large ones few.
+const PREFETCH: usize = 128;
 /// ...and the bytes they may hold together (a unit larger than this is fetched alone). Counting objects
 /// alone let 16 daily logs of 4.5 MB each wait in memory per partition.
 const PREFETCH_KIB: u32 = 16 << 10;

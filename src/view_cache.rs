@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayData, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{TableType, source_as_provider};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -52,6 +52,10 @@ use colloquy_archive::ArchiveTable;
 #[derive(Debug)]
 pub struct ViewCache {
     budget: usize,
+    /// Bytes that executions computing a view hold to keep it, all together: at most `budget` more,
+    /// whatever number of queries compute at once. Kept and collected results are outside DataFusion's
+    /// memory pool, so this is what bounds them.
+    collecting: std::sync::atomic::AtomicUsize,
     state: Mutex<CacheState>,
     clock: AtomicU64,
     hits: AtomicU64,
@@ -87,6 +91,7 @@ impl ViewCache {
     pub fn new(budget: usize) -> Self {
         Self {
             budget,
+            collecting: std::sync::atomic::AtomicUsize::new(0),
             state: Mutex::new(CacheState::default()),
             clock: AtomicU64::new(0),
             hits: AtomicU64::new(0),
@@ -206,12 +211,37 @@ fn input_of(provider: &Arc<dyn TableProvider>) -> Option<Input> {
         return Some(Input::View(Arc::new(view.clone())));
     }
     if let Some(governed) = provider.downcast_ref::<GovernedTable>() {
-        // The policies are the session's own and fixed for its life; the rows come from the inner table.
+        // The policies are the session's own and fixed for its life, so the rows change only with the
+        // inner table, unless a policy calls a function whose answer changes by itself
+        // (`ts > now() - INTERVAL '30 days'`): such a table is never cached.
+        let exprs = governed
+            .predicate
+            .iter()
+            .chain(governed.columns.iter().map(|c| &c.expr));
+        if exprs.into_iter().any(not_immutable) {
+            return None;
+        }
         return input_of(&governed.inner);
     }
     provider
         .is::<ArchiveTable>()
         .then(|| Input::Archive(Arc::clone(provider)))
+}
+
+/// Whether `e` calls a function that may answer differently for the same arguments (`now()`,
+/// `random()`).
+fn not_immutable(e: &Expr) -> bool {
+    let mut found = false;
+    let _ = e.apply(|e| {
+        if let Expr::ScalarFunction(f) = e
+            && f.func.signature().volatility != datafusion::logical_expr::Volatility::Immutable
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 impl Input {
@@ -384,7 +414,17 @@ enum Run {
 #[derive(Debug)]
 struct Collector {
     key: u64,
+    cache: Arc<ViewCache>,
     state: Mutex<Collecting>,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.cache
+            .collecting
+            .fetch_sub(state.bytes, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -426,15 +466,20 @@ fn retained_bytes(batch: &RecordBatch, seen: &mut HashSet<usize>) -> usize {
 impl Collector {
     /// Counts what keeping `batch` holds against the budget: false (and nothing is kept any more) once
     /// the result outgrows it.
-    fn admit(&self, batch: &RecordBatch, budget: usize) -> bool {
+    fn admit(&self, batch: &RecordBatch) -> bool {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.dropped {
             return false;
         }
         let bytes = retained_bytes(batch, &mut state.seen);
         state.bytes += bytes;
-        if state.bytes > budget {
+        let collecting = self.cache.collecting.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if state.bytes > self.cache.budget || collecting > self.cache.budget {
             state.dropped = true;
+            self.cache
+                .collecting
+                .fetch_sub(state.bytes, Ordering::Relaxed);
+            state.bytes = 0;
             state.partitions.iter_mut().for_each(|p| *p = None);
             state.seen = HashSet::new();
             return false;
@@ -459,7 +504,9 @@ impl Collector {
             .iter_mut()
             .map(|p| p.take().unwrap_or_default())
             .collect();
-        let bytes = state.bytes;
+        let bytes = std::mem::take(&mut state.bytes);
+        self.cache.collecting.fetch_sub(bytes, Ordering::Relaxed);
+        state.dropped = true;
         drop(state);
         cache.insert(view, self.key, Arc::new(CachedResult { partitions, bytes }));
     }
@@ -501,6 +548,11 @@ impl CachedViewExec {
     async fn decide(&self) -> Result<Run> {
         let mut hasher = DefaultHasher::new();
         self.settings.hash(&mut hasher);
+        // A kept result is served partition by partition: only to a plan with as many.
+        self.input
+            .output_partitioning()
+            .partition_count()
+            .hash(&mut hasher);
         for input in self.view.inputs.iter() {
             input.version(&mut hasher).await?;
         }
@@ -511,6 +563,7 @@ impl CachedViewExec {
         let partitions = self.input.output_partitioning().partition_count();
         Ok(Run::Miss(Arc::new(Collector {
             key,
+            cache: Arc::clone(&self.cache),
             state: Mutex::new(Collecting {
                 partitions: vec![None; partitions],
                 bytes: 0,
@@ -610,7 +663,7 @@ impl ExecutionPlan for CachedViewExec {
                                 match inner.next().await {
                                     Some(Ok(b)) => {
                                         if let Some(k) = kept.as_mut() {
-                                            if collector.admit(&b, cache.budget) {
+                                            if collector.admit(&b) {
                                                 k.push(b.clone());
                                             } else {
                                                 kept = None;
@@ -656,5 +709,26 @@ impl ExecutionPlan for CachedViewExec {
             Arc::clone(&self.schema),
             projected,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::execution::FunctionRegistry;
+    use datafusion::logical_expr::{col, lit};
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    #[test]
+    fn policies_that_read_the_clock_are_not_cached() {
+        let ctx = SessionContext::new();
+        let now = ctx.udf("now").expect("now").call(vec![]);
+        let random = ctx.udf("random").expect("random").call(vec![]);
+        let upper = ctx.udf("upper").expect("upper").call(vec![col("text")]);
+        assert!(not_immutable(&col("ts").gt(now)));
+        assert!(not_immutable(&col("score").lt(random)));
+        assert!(!not_immutable(&upper.eq(lit("X"))));
+        assert!(!not_immutable(&col("channel").eq(lit("sms"))));
     }
 }

@@ -34,6 +34,9 @@ const FEED_DEPTH: usize = 8;
 /// object of a 46k-zip archive.
 const UNIT_CHUNK: usize = 32;
 
+/// The first units of a listing go one at a time (see [`Lister::send`]).
+const SINGLE_UNITS: u64 = 256;
+
 /// What the listing sends: units in listing order, a chunk at a time.
 pub type UnitChunk = Result<Vec<ScanUnit>>;
 
@@ -432,8 +435,12 @@ impl Lister<'_> {
     async fn send(&mut self, unit: ScanUnit) -> std::result::Result<(), Closed> {
         self.found += 1;
         ScanProgress::add(&PROGRESS.objects_listed, 1);
+        // Ranges of one large object are split for parallelism, and the first units of a listing may be
+        // all there is: those go one at a time, so that every partition gets some. Chunks grow once
+        // the listing is long.
+        let single = matches!(unit.kind, UnitKind::Range { .. }) || self.found <= SINGLE_UNITS;
         self.pending.push(unit);
-        if self.pending.len() < UNIT_CHUNK {
+        if !single && self.pending.len() < UNIT_CHUNK {
             return Ok(());
         }
         self.flush().await

@@ -11,7 +11,6 @@
 //! server's policy each file is checked as the guarded store checks it: where it really is, symlinks
 //! resolved. Any other store (a client's, a prefixed one) goes through `object_store` as before.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -159,10 +158,11 @@ fn walk(prefix: Path, tx: &tokio::sync::mpsc::Sender<Vec<object_store::Result<Ob
         true
     };
     let root = to_fs(&prefix);
-    // Followed directories by device and inode: a symlink loop is walked once.
-    let mut seen: HashSet<(u64, u64)> = HashSet::new();
-    let mut dirs = vec![(root, prefix)];
-    while let Some((dir, path)) = dirs.pop() {
+    // Each folder with the device and inode of the folders above it: a link back to one of them (a loop)
+    // is not walked again; a folder reached by two paths that do not loop is listed under both, as
+    // object_store lists it.
+    let mut dirs = vec![(root, prefix, Arc::new(Vec::<(u64, u64)>::new()))];
+    while let Some((dir, path, above)) = dirs.pop() {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             // Gone since it was listed, or the location names nothing: nothing to list.
@@ -173,11 +173,16 @@ fn walk(prefix: Path, tx: &tokio::sync::mpsc::Sender<Vec<object_store::Result<Ob
                 return;
             }
         };
-        if let Ok(m) = std::fs::metadata(&dir)
-            && !seen.insert((m.dev(), m.ino()))
-        {
-            continue;
-        }
+        let above = match std::fs::metadata(&dir) {
+            Ok(m) if above.contains(&(m.dev(), m.ino())) => continue,
+            Ok(m) => {
+                let mut with_this = Vec::with_capacity(above.len() + 1);
+                with_this.extend_from_slice(&above);
+                with_this.push((m.dev(), m.ino()));
+                Arc::new(with_this)
+            }
+            Err(_) => above,
+        };
         let mut subdirs = Vec::new();
         for entry in entries {
             let entry = match entry {
@@ -215,7 +220,7 @@ fn walk(prefix: Path, tx: &tokio::sync::mpsc::Sender<Vec<object_store::Result<Ob
                 }
             };
             if kind.is_dir() {
-                subdirs.push((entry.path(), location));
+                subdirs.push((entry.path(), location, Arc::clone(&above)));
                 continue;
             }
             // One `statx`, following a symlink; a broken one is skipped, as a file deleted since the
@@ -224,7 +229,7 @@ fn walk(prefix: Path, tx: &tokio::sync::mpsc::Sender<Vec<object_store::Result<Ob
                 continue;
             };
             if meta.is_dir() {
-                subdirs.push((entry.path(), location));
+                subdirs.push((entry.path(), location, Arc::clone(&above)));
                 continue;
             }
             if !meta.is_file() || is_upload_part(name) {

@@ -123,6 +123,9 @@ fn inflate_small(compressed: &[u8], size: u64, crc: u32) -> Result<Bytes, String
                 return Err("the compressed data ends before its deflate stream".to_string());
             }
         }
+        if out.capacity() > 2 * out.len() + 4096 {
+            out.shrink_to_fit();
+        }
         if crc32fast::hash(&out) != crc {
             return Err("checksum mismatch: the entry is corrupt".to_string());
         }
@@ -142,7 +145,9 @@ impl ZipEntry {
         {
             return None;
         }
-        let (size, crc) = (raw.size(), raw.crc32());
+        // Deflate expands at most 1032 to 1: a header claiming more than that lies.
+        let size = raw.size().min(raw.compressed_size().saturating_mul(1032));
+        let crc = raw.crc32();
         let mut compressed =
             Vec::with_capacity(usize::try_from(raw.compressed_size()).unwrap_or(0));
         if let Err(e) = raw.read_to_end(&mut compressed) {

@@ -107,7 +107,14 @@ pub async fn install_views(ctx: &SessionContext) -> Result<Installed> {
                 }
                 installed.created.push(v.name)
             }
-            Err(e) => installed.failed.push((v.name, e)),
+            Err(e) => {
+                // A view made before (over an earlier `messages`: in a governed session, the
+                // ungoverned one) must not outlive the one that could not be made.
+                if ctx.table_exist(v.name)? && is_view(ctx, v.name).await {
+                    ctx.deregister_table(v.name)?;
+                }
+                installed.failed.push((v.name, e))
+            }
         }
     }
     Ok(installed)

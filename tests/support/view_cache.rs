@@ -180,8 +180,40 @@ async fn over_budget_or_stopped_early_keeps_nothing() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A view that fails to be made again (its `messages` lost a column it reads: in a governed session, a
+/// `hide` mask) must not stay as it was made over the earlier table.
+async fn a_view_that_cannot_be_made_again_is_gone() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("a.jsonl"), line("c1", "m1", 0, "hello"))?;
+    let cache = Arc::new(ViewCache::new(64 << 20));
+    let ctx = session(dir.path(), Some(&cache)).await?;
+    ensure!(rows(&ctx, "SELECT count(*) FROM conversations").await? == [["1"]]);
+    ctx.deregister_table("messages")?;
+    ctx.sql("CREATE TABLE messages AS SELECT 'x' AS text")
+        .await?
+        .collect()
+        .await?;
+    let installed = colloquy::analytics::install_views(&ctx).await?;
+    ensure!(
+        installed.created.is_empty(),
+        "created: {:?}",
+        installed.created
+    );
+    for view in ["conversation_messages", "conversations", "agent_scorecards"] {
+        ensure!(
+            !ctx.table_exist(view)?,
+            "{view} outlived the messages it was made over"
+        );
+    }
+    Ok(())
+}
+
 pub fn tests() -> Vec<Test> {
     vec![
+        Test::new(
+            "view_cache::a_view_that_cannot_be_made_again_is_gone",
+            a_view_that_cannot_be_made_again_is_gone,
+        ),
         Test::new(
             "view_cache::kept_until_the_archive_changes",
             kept_until_the_archive_changes,

@@ -330,6 +330,17 @@ impl RuleBook {
     }
 }
 
+/// Sends the runner one command and waits until it is applied.
+async fn ask(
+    commands: &mpsc::Sender<Command>,
+    command: impl FnOnce(oneshot::Sender<anyhow::Result<()>>) -> Command,
+) -> anyhow::Result<()> {
+    let stopped = || anyhow::anyhow!("the rule runner has stopped");
+    let (done, answer) = oneshot::channel();
+    commands.send(command(done)).await.map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())?
+}
+
 /// Hands `statement` to the runner and, once it is applied, appends it to `defined.jsonl`.
 async fn change(
     statement: Statement,
@@ -338,19 +349,13 @@ async fn change(
     user: &str,
 ) -> anyhow::Result<String> {
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let stopped = || anyhow::anyhow!("the rule runner has stopped");
     let (name, record) = match statement {
         Statement::Create(section) => {
             let mut rule = section.resolve()?;
             rule.from_client = true;
             rule.owner = Some(user.to_owned());
             let name = rule.name.clone();
-            let (done, answer) = oneshot::channel();
-            commands
-                .send(Command::Add(rule, done))
-                .await
-                .map_err(|_| stopped())?;
-            answer.await.map_err(|_| stopped())??;
+            ask(commands, |done| Command::Add(rule, done)).await?;
             let record = Change {
                 op: "create".into(),
                 name: name.clone(),
@@ -366,12 +371,10 @@ async fn change(
             (name, record)
         }
         Statement::Drop(name) => {
-            let (done, answer) = oneshot::channel();
-            commands
-                .send(Command::Drop(name.clone(), user.to_owned(), done))
-                .await
-                .map_err(|_| stopped())?;
-            answer.await.map_err(|_| stopped())??;
+            ask(commands, |done| {
+                Command::Drop(name.clone(), user.to_owned(), done)
+            })
+            .await?;
             let record = Change {
                 op: "drop".into(),
                 name: name.clone(),

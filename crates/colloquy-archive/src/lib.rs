@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod errlog;
 pub mod error;
+pub mod exec;
 pub mod listing;
 pub mod local;
 pub mod progress;
@@ -29,6 +30,7 @@ use datafusion::execution::session_state::SessionState;
 
 pub use cache::ParsedCache;
 pub use error::{ArchiveError, Result};
+pub use exec::{ArchiveScanExec, RemoteScanEnv, ScanSpec, TableSpec};
 pub use formats::Format;
 pub use options::ArchiveOptions;
 pub use provider::{ArchiveErrorsFunc, ArchiveTable, ArchiveTableFactory, ReadArchiveFunc};

@@ -101,6 +101,26 @@ impl ScanUnit {
     }
 }
 
+impl ScanUnit {
+    /// Which of `partitions` reads this unit when every partition lists the location itself (a
+    /// cluster's tasks share no feed): a hash of where the unit starts, the same in every process and
+    /// build (CRC-32), so each unit is read by exactly one partition.
+    pub fn owner(&self, partitions: usize) -> usize {
+        let mut h = crc32fast::Hasher::new();
+        match &self.kind {
+            UnitKind::Object { location, .. } => h.update(location.as_ref().as_bytes()),
+            UnitKind::Range {
+                location, start, ..
+            } => {
+                h.update(location.as_ref().as_bytes());
+                h.update(&start.to_le_bytes());
+            }
+            UnitKind::ExportFolder { root, .. } => h.update(root.as_ref().as_bytes()),
+        }
+        h.finalize() as usize % partitions.max(1)
+    }
+}
+
 /// What tells one version of an object from the next: its modification time and entity tag.
 fn version_of(m: &ObjectMeta) -> String {
     format!(
@@ -522,7 +542,7 @@ pub struct Feeds {
 impl Feeds {
     pub fn for_partition(&self, partition: usize, scan: &ScanShared) -> Arc<Feed> {
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(feed) = current.as_ref() {
+        if let Some(feed) = current.as_ref().filter(|_| !scan.spread) {
             let mut claimed = feed.claimed.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(c) = claimed.get_mut(partition).filter(|c| !**c) {
                 *c = true;

@@ -14,18 +14,22 @@ use datafusion::catalog::{
 use datafusion::common::DFSchema;
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::context::ExecutionProps;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use object_store::ObjectStore;
 
 use crate::cache::ParsedCache;
 use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
+use crate::exec::{ArchiveScanExec, ScanSpec, TableSpec};
 use crate::listing::{Feeds, partition_columns};
 use crate::local::LocalFiles;
 use crate::options::ArchiveOptions;
-use crate::scan::{ArchivePartition, PlacePruner, ScanCache, ScanShared};
+use crate::scan::{PlacePruner, ScanCache, ScanShared};
 use crate::schema::table_schema;
 use colloquy_store::{AccessPolicy, GuardedStore, Location, build_client_store, build_store};
 
@@ -42,6 +46,8 @@ pub struct ArchiveTable {
     partition_cols: Vec<String>,
     schema: SchemaRef,
     log: ErrorLog,
+    /// Rebuilt from a spec by a cluster's scheduler: scans are planned to be read by shares.
+    for_cluster: bool,
 }
 
 impl ArchiveTable {
@@ -61,7 +67,12 @@ impl ArchiveTable {
                 .check_url(&url.base, &url.prefix, false)
                 .map_err(ArchiveError::Denied)?;
         }
-        let store = resolve_store(session, &url, &options, policy.clone())?;
+        let store = resolve_store(
+            session.runtime_env().as_ref(),
+            &url,
+            &options,
+            policy.clone(),
+        )?;
         let local = LocalFiles::for_store(store.as_ref(), &url.base, policy.as_ref());
         let partition_cols = partition_columns(Arc::clone(&store), local.clone(), &url).await?;
         Ok(Self {
@@ -73,11 +84,54 @@ impl ArchiveTable {
             local,
             partition_cols,
             log,
+            for_cluster: false,
         })
     }
 
     pub fn location(&self) -> &str {
         &self.url.original
+    }
+
+    /// The table as it travels to another process (see [`TableSpec`]).
+    pub fn spec(&self) -> TableSpec {
+        let mut options = self.options.given.clone();
+        options.extend(self.options.store.clone());
+        TableSpec {
+            name: self.name.clone(),
+            location: self.url.portable(),
+            options,
+            partition_cols: self.partition_cols.clone(),
+        }
+    }
+
+    /// The table rebuilt from its spec in another process (a cluster's scheduler), with that process's
+    /// stores and `policy`. Unlike [`Self::try_new`] it does not list the location: the spec carries
+    /// the partition columns.
+    pub fn from_spec(
+        spec: &TableSpec,
+        env: &RuntimeEnv,
+        policy: Option<Arc<AccessPolicy>>,
+    ) -> Result<Self> {
+        let url = Location::parse(&spec.location)?;
+        if let Some(policy) = &policy {
+            policy
+                .check_url(&url.base, &url.prefix, false)
+                .map_err(ArchiveError::Denied)?;
+        }
+        let options = spec.parse_options()?;
+        let store = resolve_store(env, &url, &options, policy.clone())?;
+        let local = LocalFiles::for_store(store.as_ref(), &url.base, policy.as_ref());
+        Ok(Self {
+            name: spec.name.clone(),
+            schema: table_schema(&spec.partition_cols),
+            url,
+            options: Arc::new(options),
+            store,
+            local,
+            partition_cols: spec.partition_cols.clone(),
+            log: ErrorLog::default(),
+            for_cluster: true,
+        })
     }
 
     /// What a scan would read now, as a hash of the options and each object's location, size and
@@ -113,14 +167,13 @@ impl ArchiveTable {
 /// it (guarded): never registered in the runtime, which the server's sessions share, so one client's
 /// credentials never sign another's requests. Otherwise the session's store for the URL (made from the
 /// environment on first use); a server's runtime ([`crate::GuardedRegistry`]) hands it out guarded already.
-fn resolve_store(
-    session: &dyn Session,
+pub(crate) fn resolve_store(
+    env: &RuntimeEnv,
     url: &Location,
     options: &ArchiveOptions,
     policy: Option<Arc<AccessPolicy>>,
 ) -> Result<Arc<dyn ObjectStore>> {
     let key = url.store_url();
-    let env = session.runtime_env();
     if !options.store.is_empty() {
         return Ok(match policy {
             Some(p) => GuardedStore::wrap(build_client_store(&key, &options.store, &p)?, &key, p),
@@ -149,32 +202,35 @@ impl ArchiveTable {
         let cols = e.column_refs();
         !cols.is_empty() && cols.iter().all(|c| self.partition_cols.contains(&c.name))
     }
+}
 
-    /// Compiles the partition-only filters, checked against each unit's place before it is read.
-    fn pruner(&self, state: &dyn Session, filters: &[Expr]) -> DFResult<Option<Arc<PlacePruner>>> {
-        let usable: Vec<&Expr> = filters
-            .iter()
-            .filter(|f| self.on_partitions_only(f))
-            .collect();
-        if usable.is_empty() {
-            return Ok(None);
-        }
-        let schema = Arc::new(Schema::new(
-            self.partition_cols
-                .iter()
-                .map(|c| Field::new(c, DataType::Utf8, true))
-                .collect::<Vec<_>>(),
-        ));
-        let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
-        let filters = usable
-            .into_iter()
-            .map(|f| {
-                let cols = f.column_refs().iter().map(|c| c.name.clone()).collect();
-                Ok((state.create_physical_expr(f.clone(), &df_schema)?, cols))
-            })
-            .collect::<DFResult<Vec<_>>>()?;
-        Ok(Some(Arc::new(PlacePruner { schema, filters })))
+/// Compiles the partition-only filters, checked against each unit's place before it is read.
+pub(crate) fn pruner(
+    partition_cols: &[String],
+    filters: &[Expr],
+    props: &ExecutionProps,
+) -> DFResult<Option<Arc<PlacePruner>>> {
+    if filters.is_empty() {
+        return Ok(None);
     }
+    let schema = Arc::new(Schema::new(
+        partition_cols
+            .iter()
+            .map(|c| Field::new(c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
+    let filters = filters
+        .iter()
+        .map(|f| {
+            let cols = f.column_refs().iter().map(|c| c.name.clone()).collect();
+            Ok((
+                create_physical_expr(f, &df_schema, props, &PhysicalPlanningContext::default())?,
+                cols,
+            ))
+        })
+        .collect::<DFResult<Vec<_>>>()?;
+    Ok(Some(Arc::new(PlacePruner { schema, filters })))
 }
 
 #[async_trait]
@@ -216,6 +272,23 @@ impl TableProvider for ArchiveTable {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => Arc::clone(&self.schema),
         };
+        let filters: Vec<Expr> = filters
+            .iter()
+            .filter(|f| self.on_partitions_only(f))
+            .cloned()
+            .collect();
+        let cache = state.config().get_extension::<ParsedCache>();
+        let spec = ScanSpec {
+            table: self.spec(),
+            projection: projection.cloned(),
+            limit,
+            partitions: target,
+        };
+        if self.for_cluster {
+            return Ok(Arc::new(ArchiveScanExec::planned_for_cluster(
+                spec, filters,
+            )?));
+        }
         let shared = Arc::new(ScanShared {
             store: Arc::clone(&self.store),
             local: self.local.clone(),
@@ -224,36 +297,19 @@ impl TableProvider for ArchiveTable {
             partition_cols: self.partition_cols.clone(),
             full_schema: Arc::clone(&self.schema),
             projection: projection.cloned(),
-            projected_schema: Arc::clone(&projected_schema),
+            projected_schema,
             table: self.name.clone(),
             log: self.log.clone(),
             partitions: target,
+            spread: false,
             feeds: Feeds::default(),
-            prune: self.pruner(state, filters)?,
-            cache: state
-                .config()
-                .get_extension::<ParsedCache>()
-                .map(|cache| ScanCache {
-                    cache,
-                    options_fingerprint: format!("{:?}", self.options),
-                }),
+            prune: pruner(&self.partition_cols, &filters, state.execution_props())?,
+            cache: cache.map(|cache| ScanCache {
+                cache,
+                options_fingerprint: format!("{:?}", self.options),
+            }),
         });
-        let partitions: Vec<Arc<dyn PartitionStream>> = (0..target)
-            .map(|index| {
-                Arc::new(ArchivePartition {
-                    shared: Arc::clone(&shared),
-                    index,
-                }) as Arc<dyn PartitionStream>
-            })
-            .collect();
-        Ok(Arc::new(StreamingTableExec::try_new(
-            projected_schema,
-            partitions,
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+        Ok(Arc::new(ArchiveScanExec::local(spec, filters, shared)))
     }
 }
 
@@ -369,7 +425,7 @@ impl TableFunctionImpl for ReadArchiveFunc {
 /// Table functions are planned synchronously, but listing an object store is async. On a multi-thread
 /// runtime we block this worker in place; elsewhere (a current-thread runtime) we must not, so we run
 /// the future on a scoped thread with its own runtime.
-fn block_on<F: Future + Send>(fut: F) -> DFResult<F::Output>
+pub fn block_on<F: Future + Send>(fut: F) -> DFResult<F::Output>
 where
     F::Output: Send,
 {

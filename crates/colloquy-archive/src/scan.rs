@@ -64,6 +64,9 @@ pub struct ScanShared {
     pub table: String,
     pub log: ErrorLog,
     pub partitions: usize,
+    /// Each partition lists the location on its own and reads only the units it owns
+    /// ([`ScanUnit::owner`]): a cluster runs partitions in different processes.
+    pub spread: bool,
     pub feeds: Feeds,
     pub prune: Option<Arc<PlacePruner>>,
     /// Parsed units kept between scans, when the session has a cache.
@@ -176,7 +179,7 @@ impl PartitionStream for ArchivePartition {
         let mut builder =
             RecordBatchReceiverStream::builder(Arc::clone(&self.shared.projected_schema), 2);
         let tx = builder.tx();
-        builder.spawn(read_partition(shared, feed, tx));
+        builder.spawn(read_partition(shared, self.index, feed, tx));
         builder.build()
     }
 }
@@ -185,6 +188,7 @@ impl PartitionStream for ArchivePartition {
 /// arrived in one blocking task.
 async fn read_partition(
     shared: Arc<ScanShared>,
+    partition: usize,
     feed: Arc<Feed>,
     tx: Sender<DFResult<RecordBatch>>,
 ) -> DFResult<()> {
@@ -204,7 +208,11 @@ async fn read_partition(
     );
     let mut verdict: Option<(Arc<Place>, bool)> = None;
     let pruner = Arc::clone(&shared);
+    let index = partition;
     let units = units.try_filter_map(move |unit| {
+        if pruner.spread && unit.owner(pruner.partitions) != index {
+            return futures::future::ready(Ok(None));
+        }
         let keep = match &pruner.prune {
             None => Ok(true),
             Some(p) => match &verdict {

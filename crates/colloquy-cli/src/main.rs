@@ -1,5 +1,6 @@
 //! The `colloquy` command: a SQL shell over conversation archives, and the demo archive.
 
+mod cluster;
 mod config;
 mod demo;
 mod live;
@@ -50,6 +51,10 @@ enum Command {
     Audit(AuditCommand),
     /// Send an archive's messages to a live endpoint (`[live]` of `colloquy serve`) in time order.
     Replay(replay::ReplayArgs),
+    /// Run a Ballista scheduler with colloquy built in (`sql --cluster` and `serve --cluster` use it).
+    Scheduler(cluster::SchedulerArgs),
+    /// Run a Ballista executor with colloquy's stores, functions and models built in.
+    Executor(cluster::ExecutorArgs),
 }
 
 #[derive(Subcommand)]
@@ -82,6 +87,10 @@ pub struct ServeArgs {
     /// With --live: where the built-in rules POST their events (else only the table rule_events).
     #[arg(long, value_name = "URL", requires = "live")]
     rule_webhook: Option<String>,
+    /// Run clients' queries on the Ballista cluster whose scheduler is at df://HOST:PORT (see
+    /// `colloquy scheduler` and `colloquy executor`).
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -101,6 +110,10 @@ pub struct SqlArgs {
     /// A TOML file declaring archives and session settings.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Run queries on the Ballista cluster whose scheduler is at df://HOST:PORT (see `colloquy
+    /// scheduler` and `colloquy executor`); statements that change the session still run here.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -152,6 +165,8 @@ fn main() -> ExitCode {
             Command::HashPassword => hash_password(),
             Command::Audit(AuditCommand::Verify { trail }) => audit_verify(&trail).await,
             Command::Replay(args) => replay::run(args).await,
+            Command::Scheduler(args) => cluster::scheduler(args).await,
+            Command::Executor(args) => cluster::executor(args).await,
         }
     });
     match result {
@@ -236,14 +251,26 @@ const SQL_VIEW_CACHE: usize = 1 << 30;
 pub async fn session(
     config: Option<&std::path::Path>,
     demo: bool,
+    cluster: Option<&str>,
 ) -> anyhow::Result<datafusion::prelude::SessionContext> {
     let demo_dir = match demo {
         true => Some(demo::ensure_cached().await?),
         false => None,
     };
-    let ctx = colloquy::new_context();
-    // Before the views are installed: they are cached only in a session that has a cache.
-    std::sync::Arc::new(colloquy::view_cache::ViewCache::new(SQL_VIEW_CACHE)).install(&ctx);
+    let ctx = match cluster {
+        // Kept view results live in this process; on a cluster the views run where the data is read.
+        Some(url) => colloquy_cluster::remote_context(
+            url,
+            datafusion::prelude::SessionConfig::new(),
+            colloquy::runtime_env(None),
+        )?,
+        None => {
+            let ctx = colloquy::new_context();
+            // Before the views are installed: they are cached only in a session that has a cache.
+            std::sync::Arc::new(colloquy::view_cache::ViewCache::new(SQL_VIEW_CACHE)).install(&ctx);
+            ctx
+        }
+    };
     set_up(&ctx, config, demo_dir.as_deref(), None).await?;
     Ok(ctx)
 }
@@ -274,14 +301,17 @@ pub async fn set_up(
 }
 
 async fn run_sql(args: SqlArgs) -> anyhow::Result<()> {
-    let ctx = session(args.config.as_deref(), args.demo).await?;
+    let ctx = session(args.config.as_deref(), args.demo, args.cluster.as_deref()).await?;
     let show_progress = args.format == OutputFormat::Table && std::io::stderr().is_terminal();
     let runner = runner::Runner::new(ctx, args.format, show_progress);
     if args.commands.is_empty() && args.files.is_empty() {
         if std::io::stdin().is_terminal() {
-            // Someone exploring asks many questions of the same archive: parse each export once.
-            std::sync::Arc::new(colloquy::archive::ParsedCache::new(SHELL_ARCHIVE_CACHE))
-                .install(&runner.ctx);
+            // Someone exploring asks many questions of the same archive: parse each export once (a
+            // cluster's executors keep their own).
+            if args.cluster.is_none() {
+                std::sync::Arc::new(colloquy::archive::ParsedCache::new(SHELL_ARCHIVE_CACHE))
+                    .install(&runner.ctx);
+            }
             return shell::run(&runner).await;
         }
         let mut sql = String::new();

@@ -32,7 +32,7 @@ pub struct SaveModelArgs {
 }
 
 pub async fn run(args: SaveModelArgs) -> anyhow::Result<()> {
-    let ctx = crate::session(args.config.as_deref(), args.demo).await?;
+    let ctx = crate::session(args.config.as_deref(), args.demo, None).await?;
     for sql in &args.setup {
         ctx.sql(sql)
             .await?

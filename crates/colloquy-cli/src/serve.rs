@@ -23,7 +23,7 @@ const QUERY_THREAD_STACK: usize = 32 << 20;
 
 /// The access policy: the `[server]` prefixes, plus the archives and models the config registers and the
 /// demo folder.
-fn access_policy(
+pub fn access_policy(
     config: Option<&Config>,
     server: &ServerSection,
     demo_dir: Option<&std::path::Path>,
@@ -302,6 +302,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(colloquy_flight::metrics::serve_http(l, metrics.clone()));
     }
     let governed = governance(config.as_ref(), &server, demo_dir.as_deref())?;
+    if let Some(cluster) = &args.cluster {
+        // Row and column policies are applied by an operator of this process; live messages are held
+        // in it. Neither reaches executors yet: refuse rather than run clients' queries without them.
+        anyhow::ensure!(
+            governed.is_none(),
+            "--cluster {cluster}: governance rules ([server] roles, grants, policies) are applied in this process and cannot run on a cluster yet; serve without --cluster"
+        );
+        anyhow::ensure!(
+            config.as_ref().is_none_or(|c| c.live.is_none()),
+            "--cluster {cluster}: [live] messages are held in this process and cannot be read on a cluster yet; serve without --cluster"
+        );
+        colloquy_cluster::scheduler_url(cluster)?;
+    }
     let live_store = match config.as_ref().and_then(|c| c.live.as_ref()) {
         Some(live) => {
             let (addr, store) = crate::live::start(live, server.allow_plaintext_passwords).await?;
@@ -320,6 +333,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let audit_table = audit.as_ref().map(|a| a.target().clone());
+    let cluster = args.cluster.clone();
     let config_path: Option<PathBuf> = args.config.clone();
     // Each client session gets a context of its own, built the way `colloquy sql` builds one.
     let demo_dir_for_reload = demo_dir.clone();
@@ -334,15 +348,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let view_cache = view_cache.clone();
         let policy = Arc::clone(&session_policy);
         let audit_table = audit_table.clone();
+        let cluster = cluster.clone();
         async move {
             let mut config = datafusion::prelude::SessionConfig::new();
             if let Some(cache) = &archive_cache {
                 config = cache.attach(config);
             }
-            if let Some(cache) = &view_cache {
-                config = config.with_extension(Arc::clone(cache));
-            }
-            let ctx = colloquy::new_context_with_runtime(config, runtime_env.clone());
+            let ctx = match &cluster {
+                // Queries run on the cluster; kept view results and parsed units live on executors.
+                Some(url) => colloquy_cluster::remote_context(url, config, runtime_env.clone())?,
+                None => {
+                    if let Some(cache) = &view_cache {
+                        config = config.with_extension(Arc::clone(cache));
+                    }
+                    colloquy::new_context_with_runtime(config, runtime_env.clone())
+                }
+            };
             crate::set_up(
                 &ctx,
                 config_path.as_deref(),
@@ -622,7 +643,7 @@ fn reload_on_hangup(
 }
 
 /// "2GB", "512MB", "1048576", for the setting `what`.
-fn parse_bytes(what: &str, text: &str) -> anyhow::Result<usize> {
+pub fn parse_bytes(what: &str, text: &str) -> anyhow::Result<usize> {
     let t = text.trim().to_ascii_uppercase();
     let (digits, unit) = t.split_at(
         t.find(|c: char| !c.is_ascii_digit() && c != '.')

@@ -63,6 +63,9 @@ pub struct ArchiveOptions {
     pub columns: BTreeMap<String, String>,
     /// `aws.*`, `gcp.*`, `azure.*`, `http.*`: object-store configuration.
     pub store: BTreeMap<String, String>,
+    /// Every other option as it was set (names lower case, without `format.`): what another process
+    /// parses to read the archive the same way (a Ballista executor).
+    pub given: BTreeMap<String, String>,
 }
 
 impl Default for ArchiveOptions {
@@ -79,6 +82,7 @@ impl Default for ArchiveOptions {
             split_size: DEFAULT_SPLIT_SIZE,
             columns: BTreeMap::new(),
             store: BTreeMap::new(),
+            given: BTreeMap::new(),
         }
     }
 }
@@ -100,6 +104,9 @@ impl ArchiveOptions {
 
     /// Sets one option by name, with an error that names the option and the accepted values.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        if !STORE_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            self.given.insert(key.to_string(), value.to_string());
+        }
         let v = value.trim();
         match key {
             "format" => self.format = Format::from_option(v)?,

@@ -11,6 +11,7 @@ use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{FunctionFactory, RegisterFunction, SessionState};
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{CreateFunction, Expr, LogicalPlan, ScalarUDF};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -94,7 +95,9 @@ impl FunctionFactory for OnnxFunctionFactory {
             .get::<ColloquyOptions>()
             .map_or(1, |o| o.onnx.intra_threads);
         let model = match source {
-            Source::Url(url) => from_url(state, &name, url, &return_type, threads).await?,
+            Source::Url(url) => {
+                load_url(state.runtime_env(), &name, url, &return_type, threads).await?
+            }
             Source::Query(plan) => from_query(state, &name, plan, &return_type, threads).await?,
         };
         let owner = state
@@ -120,9 +123,10 @@ enum Source {
     Query(LogicalPlan),
 }
 
-/// Reads the model (and a transformer's tokenizer.json and config.json beside it) from an object store.
-async fn from_url(
-    state: &SessionState,
+/// Reads the model (and a transformer's tokenizer.json and config.json beside it) from an object store
+/// of `env`; a model already loaded from the same unchanged files is shared.
+pub async fn load_url(
+    env: &RuntimeEnv,
     name: &str,
     url: String,
     return_type: &DataType,
@@ -131,9 +135,7 @@ async fn from_url(
     let name = name.to_string();
     let return_type = return_type.clone();
     let location = Location::parse(&url).map_err(|e| OnnxError::Statement(e.to_string()))?;
-    let store = state
-        .runtime_env()
-        .object_store(ObjectStoreUrl::parse(location.store_url().as_str())?)?;
+    let store = env.object_store(ObjectStoreUrl::parse(location.store_url().as_str())?)?;
     // A transformer's tokenizer (and a classifier's labels) sit next to the model, as Hugging Face
     // exports them.
     let sibling = |file: &str| {
@@ -228,6 +230,16 @@ async fn from_query(
         );
     }
     let bytes = bytes.value(0).to_vec();
+    load_bytes(name, bytes, return_type, threads).await
+}
+
+/// Loads a model given as bytes (a query's result, or a model sent in a cluster's plan).
+pub async fn load_bytes(
+    name: &str,
+    bytes: Vec<u8>,
+    return_type: &DataType,
+    threads: usize,
+) -> Result<Arc<OnnxModel>> {
     let source = format!("query ({} bytes of ONNX)", bytes.len());
     let (n, rt) = (name.to_string(), return_type.clone());
     let model = tokio::task::spawn_blocking(move || {

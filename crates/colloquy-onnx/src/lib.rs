@@ -28,7 +28,7 @@ use datafusion::prelude::SessionContext;
 
 pub use embedder::RegistryEmbedder;
 pub use error::OnnxError;
-pub use factory::OnnxFunctionFactory;
+pub use factory::{OnnxFunctionFactory, load_bytes, load_url};
 pub use registry::{
     ModelLedger, ModelLedgerView, ModelOwner, ModelRegistry, ModelVersion, OnnxModelsFunc,
 };

@@ -166,6 +166,11 @@ fn explain(source: &str, e: impl std::fmt::Display) -> OnnxError {
 }
 
 impl OnnxModel {
+    /// The model file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Opens the model, works out its kind, and checks that it can answer with `return_type`.
     /// `tokenizer` is the `tokenizer.json` next to the model, when there is one; `config` its
     /// `config.json` (labels of a classifier).

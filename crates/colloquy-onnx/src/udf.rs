@@ -38,6 +38,11 @@ impl OnnxFunc {
     pub fn model(&self) -> &Arc<OnnxModel> {
         &self.model
     }
+
+    /// The type `CREATE FUNCTION ... RETURNS` declared.
+    pub fn declared_type(&self) -> &DataType {
+        &self.return_type
+    }
 }
 
 // Two functions are the same when they serve the same model file under the same name and type.

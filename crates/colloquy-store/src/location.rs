@@ -95,6 +95,26 @@ impl Location {
         })
     }
 
+    /// The location as another process reads it (a cluster's executors, in other folders): a relative
+    /// path made an absolute `file://` URL, its glob part kept.
+    pub fn portable(&self) -> String {
+        if self.original.contains("://") {
+            return self.original.clone();
+        }
+        let glob = match self.original.find(['*', '?', '[']) {
+            Some(i) => {
+                let cut = self.original[..i].rfind('/').map_or(0, |j| j + 1);
+                &self.original[cut..]
+            }
+            None => "",
+        };
+        let mut base = self.base.to_string();
+        if !glob.is_empty() && !base.ends_with('/') {
+            base.push('/');
+        }
+        format!("{base}{glob}")
+    }
+
     /// The key object stores are registered under: `scheme://authority`.
     pub fn store_url(&self) -> Url {
         store_key(&self.base)
@@ -114,6 +134,41 @@ impl Location {
         self.glob
             .as_ref()
             .is_none_or(|g| g.matches_with(location.as_ref(), opts))
+    }
+}
+
+#[cfg(test)]
+mod portable_tests {
+    use super::Location;
+
+    #[test]
+    fn relative_paths_become_absolute_urls_that_parse_to_the_same_place() {
+        let here = std::env::current_dir().expect("cwd");
+        for rel in [
+            "exports/",
+            "exports/*.zip",
+            "exports/a b/chat.txt",
+            "./x/../y/[ab]*.jsonl",
+        ] {
+            let loc = Location::parse(rel).expect("parse");
+            let portable = loc.portable();
+            assert!(portable.starts_with("file:///"), "{portable}");
+            let again = Location::parse(&portable).expect("parse portable");
+            assert_eq!(again.prefix, loc.prefix, "{rel} -> {portable}");
+            assert_eq!(
+                again.glob.as_ref().map(|g| g.as_str().to_string()),
+                loc.glob.as_ref().map(|g| g.as_str().to_string()),
+                "{rel}"
+            );
+            assert!(
+                again
+                    .prefix
+                    .as_ref()
+                    .starts_with(here.to_str().unwrap_or_default().trim_start_matches('/'))
+            );
+        }
+        let s3 = Location::parse("s3://bucket/a/*.zip").expect("parse");
+        assert_eq!(s3.portable(), "s3://bucket/a/*.zip");
     }
 }
 

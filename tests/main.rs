@@ -15,6 +15,9 @@ fn main() -> ExitCode {
         .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
+        // The cluster's scheduler and executors run in this runtime: decoding the plans of the
+        // analytics views recurses deeply (debug builds use more stack per frame).
+        .thread_stack_size(16 << 20)
         .enable_all()
         .build()
         .expect("tokio runtime");
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
     tests.extend(support::stores::tests());
     tests.extend(support::cache::tests());
     tests.extend(support::view_cache::tests());
+    tests.extend(support::cluster::tests());
     tests.extend(support::differential::tests());
     tests.extend(support::demo::tests());
     tests.extend(support::onnx::tests());

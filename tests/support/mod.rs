@@ -1,6 +1,7 @@
 //! Test plumbing shared by the integration suite.
 
 pub mod cache;
+pub mod cluster;
 pub mod demo;
 pub mod differential;
 pub mod onnx;

@@ -63,7 +63,7 @@ impl sqllogictest::AsyncDB for Colloquy {
     }
 }
 
-fn slt_files() -> Vec<PathBuf> {
+pub fn slt_files() -> Vec<PathBuf> {
     let dir = super::root().join("tests").join("slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -73,15 +73,45 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
-/// Runs one file; `view_cache`: in a session that keeps `conversation_messages` and `conversations`
-/// (`colloquy sql` and the server do), so the analytics files prove the kept results give the same rows.
-async fn run_file(path: &Path, view_cache: bool) -> anyhow::Result<()> {
-    let mut runner = sqllogictest::Runner::new(move || async move {
-        let ctx = colloquy::new_context();
-        if view_cache {
-            std::sync::Arc::new(colloquy::view_cache::ViewCache::new(256 << 20)).install(&ctx);
+/// Where a file's statements run.
+#[derive(Clone, Copy)]
+pub enum Mode {
+    /// A plain session.
+    Plain,
+    /// A session that keeps `conversation_messages` and `conversations` (`colloquy sql` and the server
+    /// do), so the analytics files prove the kept results give the same rows.
+    ViewCache,
+    /// A session whose queries run on the test's Ballista cluster (a scheduler and two executors in
+    /// this process, see `support::cluster`): the same expected rows prove the cluster gives the
+    /// single-node results.
+    Cluster,
+}
+
+/// Runs one file in a fresh session per connection.
+pub async fn run_file(path: &Path, mode: Mode) -> anyhow::Result<()> {
+    let cluster = match mode {
+        Mode::Cluster => Some(super::cluster::url().await?),
+        _ => None,
+    };
+    let mut runner = sqllogictest::Runner::new(move || {
+        let cluster = cluster.clone();
+        async move {
+            let ctx = match (&cluster, mode) {
+                (Some(url), _) => colloquy_cluster::remote_context(
+                    url,
+                    datafusion::prelude::SessionConfig::new(),
+                    colloquy::runtime_env(None),
+                )?,
+                (None, Mode::ViewCache) => {
+                    let ctx = colloquy::new_context();
+                    std::sync::Arc::new(colloquy::view_cache::ViewCache::new(256 << 20))
+                        .install(&ctx);
+                    ctx
+                }
+                (None, _) => colloquy::new_context(),
+            };
+            Ok(Colloquy { ctx })
         }
-        Ok(Colloquy { ctx })
     });
     if std::env::var_os("COLLOQUY_SLT_COMPLETE").is_some() {
         runner
@@ -114,12 +144,12 @@ pub fn tests() -> Vec<Test> {
             let p = p.clone();
             tests.push(Test::new(format!("slt_view_cache::{stem}"), move || {
                 let p = p.clone();
-                async move { run_file(&p, true).await }
+                async move { run_file(&p, Mode::ViewCache).await }
             }));
         }
         tests.push(Test::new(format!("slt::{stem}"), move || {
             let p = p.clone();
-            async move { run_file(&p, false).await }
+            async move { run_file(&p, Mode::Plain).await }
         }));
     }
     tests

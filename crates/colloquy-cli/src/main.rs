@@ -146,6 +146,9 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // A scheduler and an executor decode query plans (protobuf, one stack frame per node) on these
+        // threads: the analytics views nest deeply.
+        .thread_stack_size(16 << 20)
         .enable_all()
         .max_blocking_threads(blocking_threads())
         .build()

@@ -25,6 +25,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use serde::{Deserialize, Serialize};
 
 use crate::models::{ModelSpec, Models, RemoteOnnxFunc};
+use crate::rules::OneTaskExec;
 
 /// The first bytes of every payload colloquy's codecs write.
 pub const TAG: &[u8] = b"colloquy\x01";
@@ -36,6 +37,7 @@ enum Kind {
     ArchiveScan = 2,
     MemTable = 3,
     OnnxModel = 4,
+    OneTask = 5,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Self::ArchiveScan,
             Self::MemTable,
             Self::OnnxModel,
+            Self::OneTask,
         ]
         .into_iter()
         .find(|k| *k as u8 == byte)
@@ -370,6 +373,12 @@ impl PhysicalExtensionCodec for ColloquyPhysicalCodec {
                     Arc::clone(shares),
                 )?))
             }
+            Some((Kind::OneTask, _)) => match inputs {
+                [input] => Ok(Arc::new(OneTaskExec::new(Arc::clone(input)))),
+                _ => Err(DataFusionError::Internal(
+                    "OneTaskExec arrived without its input".into(),
+                )),
+            },
             _ => self.inner.try_decode(buf, inputs, ctx, proto_converter),
         }
     }
@@ -391,6 +400,10 @@ impl PhysicalExtensionCodec for ColloquyPhysicalCodec {
                 .map(|f| Ok(f.to_bytes()?.to_vec()))
                 .collect::<Result<Vec<_>>>()?;
             write(buf, Kind::ArchiveScan, &json(&ScanNode { spec, filters })?);
+            return Ok(());
+        }
+        if node.is::<OneTaskExec>() {
+            write(buf, Kind::OneTask, &[]);
             return Ok(());
         }
         self.inner.try_encode(node, buf, proto_converter)

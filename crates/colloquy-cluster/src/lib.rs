@@ -12,6 +12,7 @@
 pub mod codec;
 pub mod executor;
 pub mod models;
+pub mod rules;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -24,6 +25,9 @@ use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use codec::{ColloquyLogicalCodec, ColloquyPhysicalCodec};
+
+/// Ballista's switch for its adaptive query planner.
+const ADAPTIVE_PLANNER: &str = "ballista.planner.adaptive.enabled";
 
 /// The port a scheduler listens on when `df://host` names none (Ballista's).
 pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
@@ -78,6 +82,8 @@ pub fn cluster_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Session
     let state = colloquy::new_context_with_runtime(config, runtime).state();
     SessionStateBuilder::new_from_existing(state)
         .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
+        .with_physical_optimizer_rule(Arc::new(rules::WindowSortsKeepPartitionKeys))
+        .with_physical_optimizer_rule(Arc::new(rules::UnevenUnionsInOneTask))
         .build()
 }
 
@@ -100,6 +106,14 @@ pub fn remote_context(
     let windows: Vec<_> = state.window_functions().values().cloned().collect();
     // Ballista replaces the function lists with its own: colloquy's go back in afterwards.
     let ctx = SessionContext::new_with_state(state.upgrade_for_ballista(url)?);
+    // Ballista's adaptive planner (55.0.0) re-plans stages without colloquy's plan rewrites
+    // ([`rules`]) and waits forever on a UNION ALL of unlike inputs; the static planner runs them.
+    // A session may still turn it on with SET.
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .set(ADAPTIVE_PLANNER, "false")?;
     for f in scalars {
         ctx.register_udf(f.as_ref().clone());
     }

@@ -102,7 +102,7 @@ const PLAN_SAFE_STORE_KEYS: &[&str] = &[
 ];
 
 /// The options of `spec` that may travel, or an error naming the first that may not.
-fn plan_safe(spec: &TableSpec) -> Result<TableSpec> {
+pub(crate) fn plan_safe(spec: &TableSpec) -> Result<TableSpec> {
     const STORE_PREFIXES: &[&str] = &["aws.", "gcp.", "google.", "azure.", "http."];
     for key in spec.options.keys() {
         let Some(name) = STORE_PREFIXES.iter().find_map(|p| key.strip_prefix(p)) else {

@@ -12,6 +12,7 @@
 pub mod codec;
 pub mod executor;
 pub mod models;
+pub mod planner;
 pub mod rules;
 pub mod scheduler;
 
@@ -105,7 +106,12 @@ pub fn remote_context(
     let aggregates: Vec<_> = state.aggregate_functions().values().cloned().collect();
     let windows: Vec<_> = state.window_functions().values().cloned().collect();
     // Ballista replaces the function lists with its own: colloquy's go back in afterwards.
-    let ctx = SessionContext::new_with_state(state.upgrade_for_ballista(url)?);
+    let state = state.upgrade_for_ballista(url)?;
+    let ballista = Arc::clone(state.query_planner());
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_query_planner(Arc::new(planner::ClusterQueryPlanner { inner: ballista }))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     // Ballista's adaptive planner (55.0.0) re-plans stages without colloquy's plan rewrites
     // ([`rules`]) and waits forever on a UNION ALL of unlike inputs; the static planner runs them.
     // A session may still turn it on with SET.

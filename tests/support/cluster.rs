@@ -135,5 +135,78 @@ pub fn unit_tests() -> Vec<Test> {
             plans_carry_no_credentials,
         ),
         Test::new("cluster::every_message_once", every_message_once),
+        Test::new(
+            "cluster::onnx_functions_on_the_cluster",
+            onnx_functions_on_the_cluster,
+        ),
     ]
+}
+
+/// ONNX functions on the cluster: a model registered from a file and one trained by a query give the
+/// single node's answers; a model file replaced after `CREATE FUNCTION` is refused by the executors.
+async fn onnx_functions_on_the_cluster() -> anyhow::Result<()> {
+    use super::onnx::{fixtures_dir, quote};
+    let dir = fixtures_dir()?;
+    let tmp = tempfile::tempdir()?;
+    let model = tmp.path().join("intent.onnx");
+    std::fs::copy(dir.join("intent_tfidf.onnx"), &model)?;
+    let cluster = cluster_context().await?;
+    let local = colloquy::new_context();
+    let labelled = "CREATE EXTERNAL TABLE labelled STORED AS CSV LOCATION 'tests/fixtures/onnx/intents.csv' OPTIONS ('format.has_header' 'true')";
+    let statements = [
+        labelled.to_string(),
+        format!(
+            "CREATE FUNCTION intent_of(TEXT) RETURNS TEXT LANGUAGE ONNX AS {}",
+            quote(&model.to_string_lossy())
+        ),
+        format!(
+            "CREATE FUNCTION intent_probs(TEXT) RETURNS FLOAT[] LANGUAGE ONNX AS {}",
+            quote(&model.to_string_lossy())
+        ),
+        "CREATE FUNCTION topic(TEXT) RETURNS TEXT LANGUAGE ONNX RETURN (SELECT train_classifier(text, label, 'epochs=40, learning_rate=0.5') FROM labelled)".to_string(),
+    ];
+    for ctx in [&cluster, &local] {
+        for s in &statements {
+            ctx.sql(s).await?.collect().await?;
+        }
+    }
+    let query = "SELECT text, intent_of(text), CAST(intent_probs(text) AS VARCHAR), topic(text) FROM labelled ORDER BY text";
+    let a = super::rows(&cluster, query).await?;
+    let b = super::rows(&local, query).await?;
+    anyhow::ensure!(a.len() == 92, "{} rows", a.len());
+    anyhow::ensure!(a == b, "the cluster's answers differ from the single node's");
+
+    // Another model under the registered name's file: the executors fetch it and refuse it.
+    let replaced = tmp.path().join("replaced.onnx");
+    std::fs::copy(dir.join("intent_tfidf.onnx"), &replaced)?;
+    cluster
+        .sql(&format!(
+            "CREATE FUNCTION later(TEXT) RETURNS TEXT LANGUAGE ONNX AS {}",
+            quote(&replaced.to_string_lossy())
+        ))
+        .await?
+        .collect()
+        .await?;
+    let trained = local
+        .sql("SELECT train_classifier(text, label) FROM labelled")
+        .await?
+        .collect()
+        .await?;
+    let bytes = datafusion::arrow::array::AsArray::as_binary::<i32>(
+        trained.first().map(|b| b.column(0)).ok_or_else(|| anyhow::anyhow!("no model"))?,
+    )
+    .value(0)
+    .to_vec();
+    std::fs::write(&replaced, bytes)?;
+    let err = match cluster.sql("SELECT later(text) FROM labelled").await {
+        Ok(df) => df.collect().await.err(),
+        Err(e) => Some(e),
+    }
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    anyhow::ensure!(
+        err.contains("is not the one CREATE FUNCTION registered"),
+        "expected a refusal of the replaced model, got: {err}"
+    );
+    Ok(())
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::{Test, root, rows};
 
-fn fixtures_dir() -> anyhow::Result<PathBuf> {
+pub fn fixtures_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::var_os("COLLOQUY_ONNX_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv-onnx").join("fixtures"));
@@ -66,7 +66,7 @@ async fn error_of(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Strin
     }
 }
 
-fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

@@ -14,8 +14,9 @@ import pyarrow.flight as flight
 import pytest
 
 
-def start_server(binary, tmp_path, config=None, demo=False, env=None, preexec_fn=None):
-    args = [binary, "serve", "--bind", "127.0.0.1:0"]
+def start_server(binary, tmp_path, config=None, demo=False, env=None, preexec_fn=None, extra=None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    args = [binary, "serve", "--bind", "127.0.0.1:0"] + (extra or [])
     if config:
         path = tmp_path / "colloquy.toml"
         path.write_text(textwrap.dedent(config))

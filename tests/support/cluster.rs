@@ -174,7 +174,10 @@ async fn onnx_functions_on_the_cluster() -> anyhow::Result<()> {
     let a = super::rows(&cluster, query).await?;
     let b = super::rows(&local, query).await?;
     anyhow::ensure!(a.len() == 92, "{} rows", a.len());
-    anyhow::ensure!(a == b, "the cluster's answers differ from the single node's");
+    anyhow::ensure!(
+        a == b,
+        "the cluster's answers differ from the single node's"
+    );
 
     // Another model under the registered name's file: the executors fetch it and refuse it.
     let replaced = tmp.path().join("replaced.onnx");
@@ -193,7 +196,10 @@ async fn onnx_functions_on_the_cluster() -> anyhow::Result<()> {
         .collect()
         .await?;
     let bytes = datafusion::arrow::array::AsArray::as_binary::<i32>(
-        trained.first().map(|b| b.column(0)).ok_or_else(|| anyhow::anyhow!("no model"))?,
+        trained
+            .first()
+            .map(|b| b.column(0))
+            .ok_or_else(|| anyhow::anyhow!("no model"))?,
     )
     .value(0)
     .to_vec();

@@ -136,6 +136,10 @@ pub fn unit_tests() -> Vec<Test> {
         ),
         Test::new("cluster::every_message_once", every_message_once),
         Test::new(
+            "cluster::session_tables_and_unions",
+            session_tables_and_unions,
+        ),
+        Test::new(
             "cluster::onnx_functions_on_the_cluster",
             onnx_functions_on_the_cluster,
         ),
@@ -214,5 +218,33 @@ async fn onnx_functions_on_the_cluster() -> anyhow::Result<()> {
         err.contains("is not the one CREATE FUNCTION registered"),
         "expected a refusal of the replaced model, got: {err}"
     );
+    Ok(())
+}
+
+/// What a session holds itself, on the cluster: two calls of one table function, a union of a table and
+/// a constant kept in order, and rows inserted into a session table, all as on a single node.
+async fn session_tables_and_unions() -> anyhow::Result<()> {
+    let cluster = cluster_context().await?;
+    let local = colloquy::new_context();
+    for ctx in [&cluster, &local] {
+        ctx.sql("CREATE TABLE t AS VALUES (1), (2), (4)")
+            .await?
+            .collect()
+            .await?;
+        ctx.sql("INSERT INTO t VALUES (5)").await?.collect().await?;
+    }
+    for query in [
+        "SELECT a.value, b.value FROM generate_series(1, 3) a CROSS JOIN generate_series(10, 12) b ORDER BY 1, 2",
+        "SELECT column1 FROM t UNION ALL SELECT 3 ORDER BY 1 DESC",
+        "SELECT column1 FROM t UNION ALL SELECT 3 ORDER BY 1 LIMIT 3",
+        "SELECT count(*), sum(column1) FROM t",
+        "SELECT m.channel, t.column1 FROM read_archive('tests/fixtures/whatsapp/') m CROSS JOIN t UNION ALL SELECT 'none', 0 ORDER BY 2, 1 LIMIT 4",
+    ] {
+        let a = super::rows(&cluster, query).await?;
+        let b = super::rows(&local, query).await?;
+        anyhow::ensure!(a == b, "{query}\ncluster {a:?}\nsingle node {b:?}");
+    }
+    let counted = super::rows(&cluster, "SELECT count(*) FROM t").await?;
+    anyhow::ensure!(counted == vec![vec!["4"]], "the insert: {counted:?}");
     Ok(())
 }

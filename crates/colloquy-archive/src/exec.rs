@@ -3,7 +3,7 @@
 //! a Ballista executor — where each partition lists the location itself and reads the units it owns.
 //!
 //! On a cluster the scan has an input: a tiny in-memory table of share numbers, one row per partition
-//! ([`shares`]). Ballista hands each task only the partitions it runs by cutting the in-memory tables
+//! (`shares`). Ballista hands each task only the partitions it runs by cutting the in-memory tables
 //! and file scans under it; the scan reads the shares its input still holds. Without that input, every
 //! task of the stage would read every share.
 
@@ -36,7 +36,7 @@ use crate::error::ArchiveError;
 use crate::listing::Feeds;
 use crate::local::LocalFiles;
 use crate::options::ArchiveOptions;
-use crate::provider::{pruner, resolve_store};
+use crate::provider::{pruner, resolve_plan_store};
 use crate::scan::{ArchivePartition, ScanCache, ScanShared};
 use crate::schema::table_schema;
 use colloquy_store::{AccessPolicy, Location};
@@ -82,7 +82,7 @@ pub struct RemoteScanEnv {
     pub log: ErrorLog,
 }
 
-/// Reads an archive table: [`crate::ArchiveTable::scan`]'s plan.
+/// Reads an archive table: the plan of `ArchiveTable`'s scan.
 pub struct ArchiveScanExec {
     spec: ScanSpec,
     /// On a cluster: which shares this plan's partitions read (see the module doc).
@@ -194,7 +194,7 @@ impl ArchiveScanExec {
                 .check_url(&url.base, &url.prefix, false)
                 .map_err(ArchiveError::Denied)?;
         }
-        let store = resolve_store(
+        let store = resolve_plan_store(
             ctx.runtime_env().as_ref(),
             &url,
             &options,

@@ -119,7 +119,7 @@ impl ArchiveTable {
                 .map_err(ArchiveError::Denied)?;
         }
         let options = spec.parse_options()?;
-        let store = resolve_store(env, &url, &options, policy.clone())?;
+        let store = resolve_plan_store(env, &url, &options, policy.clone())?;
         let local = LocalFiles::for_store(store.as_ref(), &url.base, policy.as_ref());
         Ok(Self {
             name: spec.name.clone(),
@@ -194,6 +194,27 @@ pub(crate) fn resolve_store(
             Ok(store)
         }
     }
+}
+
+/// The store of a table rebuilt from a spec in another process (a cluster's scheduler or executor):
+/// this process's own credentials (its environment) with the options the spec carried (only those that
+/// may travel: region and the like, never an endpoint or a credential), checked against this process's
+/// policy when it has one. Never registered in the runtime: the next job's table may carry other options.
+pub(crate) fn resolve_plan_store(
+    env: &RuntimeEnv,
+    url: &Location,
+    options: &ArchiveOptions,
+    policy: Option<Arc<AccessPolicy>>,
+) -> Result<Arc<dyn ObjectStore>> {
+    let key = url.store_url();
+    if options.store.is_empty() {
+        return resolve_store(env, url, options, policy);
+    }
+    let store = build_store(&key, &options.store)?;
+    Ok(match policy {
+        Some(p) => GuardedStore::wrap(store, &key, p),
+        None => store,
+    })
 }
 
 impl ArchiveTable {

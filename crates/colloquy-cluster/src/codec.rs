@@ -80,23 +80,21 @@ fn from_json<'a, T: Deserialize<'a>>(payload: &'a [u8], what: &str) -> Result<T>
     })
 }
 
-/// Object-store options that may travel in a plan: where and how to reach a store, never who you are.
-/// A key not in this list (access keys, secrets, tokens, SAS keys, service-account files, proxies) stops
-/// the plan: on a cluster, credentials come from each executor's environment.
+/// Object-store options that may travel in a plan: how to talk to a store, never who you are nor where
+/// the executor's credentials would be sent. A key not in this list (access keys, secrets, tokens, SAS
+/// keys, service-account files, proxies, endpoints) stops the plan: on a cluster, credentials and
+/// endpoints come from each executor's environment (an endpoint from a plan would receive requests
+/// signed with the executor's credentials).
 const PLAN_SAFE_STORE_KEYS: &[&str] = &[
     "region",
     "default_region",
-    "endpoint",
-    "endpoint_url",
     "virtual_hosted_style_request",
     "skip_signature",
     "unsigned_payload",
     "checksum_algorithm",
     "request_payer",
-    "allow_http",
     "storage_account_name",
     "account_name",
-    "storage_endpoint",
     "timeout",
     "connect_timeout",
 ];
@@ -116,7 +114,7 @@ pub(crate) fn plan_safe(spec: &TableSpec) -> Result<TableSpec> {
             .unwrap_or(&name);
         if !PLAN_SAFE_STORE_KEYS.contains(&name) {
             return Err(DataFusionError::Plan(format!(
-                "table {}: the object-store option '{key}' would travel to the cluster inside the query plan; on a cluster, credentials come from each executor's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY, ...): remove it from the table's OPTIONS",
+                "table {}: the object-store option '{key}' would travel to the cluster inside the query plan; on a cluster, credentials and endpoints come from each executor's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY, ...): remove it from the table's OPTIONS",
                 spec.name
             )));
         }
@@ -285,8 +283,7 @@ impl LogicalExtensionCodec for ColloquyLogicalCodec {
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        if let Some(spec) = ModelSpec::of(node)? {
-            write(buf, Kind::OnnxModel, &spec.encode()?);
+        if encode_model(node, buf)? {
             return Ok(());
         }
         self.inner.try_encode_udf(node, buf)
@@ -299,6 +296,15 @@ impl LogicalExtensionCodec for ColloquyLogicalCodec {
     fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
         self.inner.try_encode_udaf(node, buf)
     }
+}
+
+/// Writes an ONNX function's [`ModelSpec`]; false for any other function.
+fn encode_model(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
+    let Some(spec) = ModelSpec::of(node)? else {
+        return Ok(false);
+    };
+    write(buf, Kind::OnnxModel, &spec.encode()?);
+    Ok(true)
 }
 
 fn provider_kind(p: &dyn TableProvider) -> String {
@@ -417,8 +423,7 @@ impl PhysicalExtensionCodec for ColloquyPhysicalCodec {
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        if let Some(spec) = ModelSpec::of(node)? {
-            write(buf, Kind::OnnxModel, &spec.encode()?);
+        if encode_model(node, buf)? {
             return Ok(());
         }
         self.inner.try_encode_udf(node, buf)

@@ -51,11 +51,14 @@ impl ModelSpec {
             return Ok(None);
         };
         let model = f.model();
-        let fetchable = colloquy_store::Location::parse(&model.source).is_ok()
-            && !model.source.starts_with("query (");
+        // A relative path is the client's: executors run elsewhere.
+        let location = colloquy_store::Location::parse(&model.source)
+            .ok()
+            .filter(|_| !model.source.starts_with("query ("));
+        let fetchable = location.is_some();
         Ok(Some(Self {
             name: model.name.clone(),
-            source: model.source.clone(),
+            source: location.map_or_else(|| model.source.clone(), |l| l.portable()),
             checksum: model.checksum.clone(),
             return_type: f.declared_type().clone(),
             bytes: (!fetchable).then(|| model.bytes().to_vec()),
@@ -227,8 +230,8 @@ impl Models {
                 "{}(): the model file at {} is not the one CREATE FUNCTION registered (BLAKE3 {} then, {} now); run CREATE OR REPLACE FUNCTION {} again",
                 spec.name,
                 spec.source,
-                &spec.checksum[..spec.checksum.len().min(16)],
-                &model.checksum[..model.checksum.len().min(16)],
+                spec.checksum.get(..16).unwrap_or(&spec.checksum),
+                model.checksum.get(..16).unwrap_or(&model.checksum),
                 spec.name
             );
         }

@@ -44,6 +44,15 @@ fn travels(provider: &dyn TableProvider) -> bool {
         || provider.downcast_ref::<ViewTable>().is_some()
 }
 
+fn writes_session_memory(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Dml(dml) => source_as_provider(&dml.target)
+            .map(|p| p.downcast_ref::<ListingTable>().is_none())
+            .unwrap_or(true),
+        _ => false,
+    }
+}
+
 fn reads_a_table(plan: &LogicalPlan) -> Result<bool> {
     let mut found = false;
     plan.apply_with_subqueries(|node| {
@@ -91,8 +100,9 @@ impl QueryPlanner for ClusterQueryPlanner {
         logical_plan: &LogicalPlan,
         session_state: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if !reads_a_table(logical_plan)? {
-            // Constants and empty relations: nothing for the cluster to read.
+        if !reads_a_table(logical_plan)? || writes_session_memory(logical_plan) {
+            // Constants and empty relations: nothing for the cluster to read. Rows inserted into a
+            // table held in this session's memory must land here, not in a copy on an executor.
             return DefaultPhysicalPlanner::default()
                 .create_physical_plan(logical_plan, session_state)
                 .await;
@@ -132,7 +142,11 @@ impl QueryPlanner for ClusterQueryPlanner {
                     let LogicalPlan::TableScan(scan) = &node else {
                         return Ok(Transformed::no(node));
                     };
-                    let Some((_, table)) = computed.iter().find(|(s, _)| s == scan) else {
+                    // Two calls of one table function share a name: the source tells them apart.
+                    let Some((_, table)) = computed
+                        .iter()
+                        .find(|(s, _)| s == scan && Arc::ptr_eq(&s.source, &scan.source))
+                    else {
                         return Ok(Transformed::no(node));
                     };
                     // The rows are already projected, filtered and limited.
@@ -235,51 +249,52 @@ pub fn clear(e: DataFusionError) -> DataFusionError {
     }
 }
 
-/// The last `Variant("message")` of Rust debug text, with the message's escapes undone.
+/// DataFusion's error variants that carry a message, as Ballista's debug text names them.
+const VARIANTS: &[&str] = &[
+    "Execution",
+    "Plan",
+    "NotImplemented",
+    "Configuration",
+    "ResourcesExhausted",
+    "Internal",
+];
+
+/// The innermost `Variant("message")` of Rust debug text, when nothing but closing parentheses
+/// follows it (the error is wrapped, not followed by more), with the message's escapes undone.
 fn innermost(text: &str) -> Option<(String, String)> {
-    let mut best = None;
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while let Some(off) = text[i..].find("(\"") {
-        let open = i + off;
-        let name_start = text[..open]
-            .rfind(|c: char| !c.is_ascii_alphanumeric())
-            .map_or(0, |p| p + 1);
-        let variant = &text[name_start..open];
+    for variant in VARIANTS {
+        let opener = format!("{variant}(\"");
+        let Some(start) = text.rfind(&opener) else {
+            continue;
+        };
+        let body = &text[start + opener.len()..];
         let mut message = String::new();
-        let mut j = open + 2;
-        let mut closed = false;
-        while j < bytes.len() {
-            match bytes[j] {
-                b'\\' if j + 1 < bytes.len() => {
-                    let escaped = bytes[j + 1] as char;
-                    message.push(match escaped {
-                        'n' => '\n',
-                        't' => '\t',
-                        other => other,
-                    });
-                    j += 2;
-                }
-                b'"' => {
-                    closed = true;
+        let mut chars = body.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => message.push('\n'),
+                    Some((_, 't')) => message.push('\t'),
+                    Some((_, other)) => message.push(other),
+                    None => break,
+                },
+                '"' => {
+                    end = Some(i + 1);
                     break;
                 }
-                _ => {
-                    let ch = text[j..].chars().next()?;
-                    message.push(ch);
-                    j += ch.len_utf8();
-                }
+                other => message.push(other),
             }
         }
-        if closed && !variant.is_empty() {
-            best = Some((variant.to_string(), message));
-        }
-        i = j.max(open + 2);
-        if i >= text.len() {
-            break;
+        let Some(end) = end else {
+            continue;
+        };
+        let rest = &body[end..];
+        if rest.trim().chars().all(|c| c == ')') {
+            return Some((variant.to_string(), message));
         }
     }
-    best
+    None
 }
 
 #[cfg(test)]
@@ -302,8 +317,19 @@ mod tests {
             clear(e).to_string(),
             "Error during planning: a \"quoted\" name\nnext"
         );
-        // Anything else is left as it was.
+        // Anything else is left as it was: plain errors, and a message that only quotes other text.
         let e = DataFusionError::Execution("no objects found".into());
         assert_eq!(clear(e).to_string(), "Execution error: no objects found");
+        let text = r#"Job 2 failed: ConnectError("tcp connect error", Os { code: 111 }) at http://10.0.0.1/"#;
+        let e = DataFusionError::Execution(text.into());
+        assert_eq!(clear(e).to_string(), format!("Execution error: {text}"));
+        // Odd text does not panic.
+        for text in [
+            "Job x failed: Execution(\"\\é",
+            "Job failed Plan(\"",
+            "Job failed Plan(\"é\")x",
+        ] {
+            let _ = clear(DataFusionError::Execution(text.into()));
+        }
     }
 }

@@ -110,8 +110,19 @@ impl PhysicalOptimizerRule for UnevenUnionsInOneTask {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        use datafusion::physical_plan::sorts::sort::SortExec;
+        use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
         use datafusion::physical_plan::union::UnionExec;
         plan.transform_up(|p| {
+            // The merge of sorted partitions above such a union now gets one partition in no order:
+            // sort it whole instead.
+            if let Some(merge) = p.downcast_ref::<SortPreservingMergeExec>()
+                && merge.input().is::<OneTaskExec>()
+            {
+                let sort = SortExec::new(merge.expr().clone(), Arc::clone(merge.input()))
+                    .with_fetch(merge.fetch());
+                return Ok(Transformed::yes(Arc::new(sort) as Arc<dyn ExecutionPlan>));
+            }
             if !p.is::<UnionExec>() || p.properties().partitioning.partition_count() <= 1 {
                 return Ok(Transformed::no(p));
             }

@@ -162,3 +162,31 @@ def test_executor_killed_in_the_middle_of_a_query(colloquy_binary, tmp_path):
         assert again.stdout == intact.stdout
     finally:
         c.stop()
+
+
+def test_hostile_client_of_a_server_on_the_cluster(colloquy_binary, cluster, tmp_path):
+    """A client of `serve --cluster` gets no more than a client of a single-node server: locations outside
+    the operator's prefixes are refused while planning, in the server, before the cluster sees the query;
+    an endpoint or a credential in OPTIONS never reaches the executors (whose credentials would sign it)."""
+    proc, uri = start_server(colloquy_binary, tmp_path / "h", extra=["--cluster", cluster.url], config=f"""
+        [server]
+        read = ["{FIXTURES}/analytics/"]
+        """)
+    try:
+        with flight_sql.connect(uri) as conn, conn.cursor() as cur:
+            for sql in [
+                "SELECT count(*) FROM read_archive('/etc/')",
+                f"SELECT count(*) FROM read_archive('{FIXTURES}/analytics/../whatsapp/')",
+                "CREATE EXTERNAL TABLE x STORED AS ARCHIVE LOCATION 's3://bucket/x/' "
+                "OPTIONS ('aws.endpoint' 'http://169.254.169.254', 'aws.secret_access_key' 'TOPSECRET-7')",
+            ]:
+                with pytest.raises(Exception) as refused:
+                    cur.execute(sql)
+                    cur.fetchall()
+                assert "TOPSECRET" not in str(refused.value)
+            # The legitimate use next to them still runs on the cluster.
+            cur.execute(f"SELECT count(*) FROM read_archive('{FIXTURES}/analytics/')")
+            assert cur.fetchone()[0] > 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

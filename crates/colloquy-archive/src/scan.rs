@@ -35,16 +35,21 @@ use colloquy_formats::message::Message;
 use colloquy_formats::{FormatError, Result as FormatResult};
 use colloquy_store::Location;
 
-/// Objects fetched ahead of the parser, per output partition... From a remote store a small object costs
-/// one request's latency (20 ms to another region) and almost no bytes, so many are in flight at once;
-/// the byte budget below keeps large ones few.
-const PREFETCH: usize = 128;
+/// Objects fetched ahead of the parser, per output partition, from a remote store... A small object costs
+/// one request's latency (20 ms to another region) and almost no bytes, so many are in flight at once:
+/// to keep 20,000 objects/s coming at 20 ms, 400 must be. The byte budget below keeps large ones few.
+const PREFETCH_REMOTE: usize = 512;
+/// ...and from local files reached through a store (a server's guarded store), each holding an open file
+/// until it is parsed: the disk answers in microseconds, and file descriptors are a limited resource.
+const PREFETCH_FILES: usize = 128;
 /// ...and the bytes they may hold together (a unit larger than this is fetched alone). Counting objects
 /// alone let 16 daily logs of 4.5 MB each wait in memory per partition.
 const PREFETCH_KIB: u32 = 16 << 10;
 /// At most this many fetched objects are parsed in one blocking task (and share record batches), so
 /// that an archive of many tiny exports does not pay a task and a batch per object.
 const GROUP_OBJECTS: usize = 64;
+/// Files of one export folder (a Slack export's day files) requested at once.
+const FOLDER_FETCHES: usize = 32;
 /// Bytes read past a byte range's end at a time, looking for the end of its last line.
 const TAIL_STEP: u64 = 64 << 10;
 
@@ -184,7 +189,7 @@ impl PartitionStream for ArchivePartition {
     }
 }
 
-/// Keeps one partition's readers busy: fetches up to `PREFETCH` units ahead and parses whatever has
+/// Keeps one partition's readers busy: fetches up to `PREFETCH_REMOTE` (or `PREFETCH_FILES`) units ahead and parses whatever has
 /// arrived in one blocking task.
 async fn read_partition(
     shared: Arc<ScanShared>,
@@ -228,6 +233,11 @@ async fn read_partition(
             Err(e) => Err(ArchiveError::DataFusion(e)),
         })
     });
+    let prefetch = if shared.url.base.scheme() == "file" {
+        PREFETCH_FILES
+    } else {
+        PREFETCH_REMOTE
+    };
     let fetcher = Arc::clone(&shared);
     let budget = Arc::new(tokio::sync::Semaphore::new(PREFETCH_KIB as usize));
     let fetched = units
@@ -255,7 +265,7 @@ async fn read_partition(
                 Ok::<_, ArchiveError>((unit, Fetched::Read { input, key }, permit))
             }
         })
-        .buffered(PREFETCH);
+        .buffered(prefetch);
     let mut groups = std::pin::pin!(fetched.ready_chunks(GROUP_OBJECTS));
     let mut carry = Carry::default();
     while let Some(group) = groups.next().await {
@@ -438,9 +448,24 @@ async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
             root,
             files,
         } => {
+            // A Slack export is a file per channel and day: fetched many at a time, since from a
+            // remote store each costs a request's latency and almost no bytes.
+            // Owned futures, collected: a stream holding the closure (or futures borrowing `files`)
+            // trips the compiler's check that the scan's task is `Send` ("FnOnce is not general enough").
+            let requests: Vec<_> = files
+                .iter()
+                .map(|m| {
+                    let (store, url) = (Arc::clone(&shared.store), shared.url.clone());
+                    let location = m.location.clone();
+                    async move { fetch(store.as_ref(), &url, &location).await }
+                })
+                .collect();
+            let fetched: Vec<Bytes> = futures::stream::iter(requests)
+                .buffered(FOLDER_FETCHES)
+                .try_collect()
+                .await?;
             let mut out = Vec::with_capacity(files.len());
-            for m in files {
-                let data = fetch(store, &shared.url, &m.location).await?;
+            for (m, data) in files.iter().zip(fetched) {
                 let path = m.location.as_ref();
                 let rel = path
                     .strip_prefix(root.as_ref())

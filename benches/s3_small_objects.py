@@ -23,6 +23,7 @@ import argparse
 import concurrent.futures
 import json
 import resource
+import shutil
 import os
 import statistics
 import subprocess
@@ -111,13 +112,20 @@ def link_into_bucket(root, archive, limit):
     for f in files:
         dest = os.path.join(root, BUCKET, "archive", os.path.relpath(f, archive))
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        os.link(f, dest)
+        try:
+            os.link(f, dest)
+        except OSError:  # another filesystem (EXDEV), or links not allowed: copy
+            shutil.copy2(f, dest)
     return files
 
 
 def start_delay_proxy(binary, target_port, latency_ms):
     proc = subprocess.Popen([binary, f"127.0.0.1:{target_port}", str(latency_ms)], stdout=subprocess.PIPE, text=True)
-    port = int(proc.stdout.readline())
+    line = proc.stdout.readline().strip()
+    if not line.isdigit():
+        proc.kill()
+        raise RuntimeError(f"{binary} did not print the port it listens on (printed {line!r})")
+    port = int(line)
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -232,7 +240,6 @@ def main():
     p.add_argument("--limit", type=int, default=0, help="only the first N files")
     args = p.parse_args()
 
-    import shutil
     import tempfile
 
     work = tempfile.mkdtemp(prefix="colloquy-s3-", dir=args.work)

@@ -40,7 +40,15 @@ async fn serve(target: String, delay: Duration) -> std::io::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?.port());
     loop {
-        let (client, _) = listener.accept().await?;
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(e) => {
+                // Out of file descriptors, most likely: the connections in flight end and free some.
+                eprintln!("delay_proxy: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let target = target.clone();
         tokio::spawn(async move {
             let Ok(server) = TcpStream::connect(&target).await else {

@@ -35,20 +35,18 @@ use colloquy_formats::message::Message;
 use colloquy_formats::{FormatError, Result as FormatResult};
 use colloquy_store::Location;
 
-/// Objects fetched ahead of the parser, per output partition, from a remote store... A small object costs
-/// one request's latency (20 ms to another region) and almost no bytes, so many are in flight at once:
-/// to keep 20,000 objects/s coming at 20 ms, 400 must be. The byte budget below keeps large ones few.
-const PREFETCH_REMOTE: usize = 512;
-/// ...and from local files reached through a store (a server's guarded store), each holding an open file
-/// until it is parsed: the disk answers in microseconds, and file descriptors are a limited resource.
-const PREFETCH_FILES: usize = 128;
+/// Objects fetched ahead of the parser, per output partition... From a remote store a small object costs
+/// one request's latency (20 ms to another region) and almost no bytes, so many are in flight at once;
+/// the byte budget below keeps large ones few. (512 was tried against an S3 server on this machine and
+/// not shown to help: benches/README.md.)
+const PREFETCH: usize = 128;
 /// ...and the bytes they may hold together (a unit larger than this is fetched alone). Counting objects
 /// alone let 16 daily logs of 4.5 MB each wait in memory per partition.
 const PREFETCH_KIB: u32 = 16 << 10;
 /// At most this many fetched objects are parsed in one blocking task (and share record batches), so
 /// that an archive of many tiny exports does not pay a task and a batch per object.
 const GROUP_OBJECTS: usize = 64;
-/// Files of one export folder (a Slack export's day files) requested at once.
+/// Files of export folders (a Slack export's day files) requested at once, per partition.
 const FOLDER_FETCHES: usize = 32;
 /// Bytes read past a byte range's end at a time, looking for the end of its last line.
 const TAIL_STEP: u64 = 64 << 10;
@@ -189,7 +187,7 @@ impl PartitionStream for ArchivePartition {
     }
 }
 
-/// Keeps one partition's readers busy: fetches up to `PREFETCH_REMOTE` (or `PREFETCH_FILES`) units ahead and parses whatever has
+/// Keeps one partition's readers busy: fetches up to `PREFETCH` units ahead and parses whatever has
 /// arrived in one blocking task.
 async fn read_partition(
     shared: Arc<ScanShared>,
@@ -233,17 +231,16 @@ async fn read_partition(
             Err(e) => Err(ArchiveError::DataFusion(e)),
         })
     });
-    let prefetch = if shared.url.base.scheme() == "file" {
-        PREFETCH_FILES
-    } else {
-        PREFETCH_REMOTE
-    };
+    // Requests for the files of export folders, shared by the folders this partition has in flight:
+    // with one per folder, `PREFETCH` folders could each have `FOLDER_FETCHES` open at once.
+    let folder_slots = Arc::new(tokio::sync::Semaphore::new(FOLDER_FETCHES));
     let fetcher = Arc::clone(&shared);
     let budget = Arc::new(tokio::sync::Semaphore::new(PREFETCH_KIB as usize));
     let fetched = units
         .map(move |unit| {
             let shared = Arc::clone(&fetcher);
             let budget = Arc::clone(&budget);
+            let folder_slots = Arc::clone(&folder_slots);
             async move {
                 let unit = unit?;
                 let key = shared
@@ -261,11 +258,11 @@ async fn read_partition(
                     .clamp(1, PREFETCH_KIB);
                 // Held until the unit is parsed; the semaphore is never closed.
                 let permit = budget.acquire_many_owned(kib).await.ok();
-                let input = fetch_unit(&shared, &unit).await?;
+                let input = fetch_unit(&shared, &unit, &folder_slots).await?;
                 Ok::<_, ArchiveError>((unit, Fetched::Read { input, key }, permit))
             }
         })
-        .buffered(prefetch);
+        .buffered(PREFETCH);
     let mut groups = std::pin::pin!(fetched.ready_chunks(GROUP_OBJECTS));
     let mut carry = Carry::default();
     while let Some(group) = groups.next().await {
@@ -410,7 +407,11 @@ async fn fetch_lines(
     })
 }
 
-async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
+async fn fetch_unit(
+    shared: &ScanShared,
+    unit: &ScanUnit,
+    folder_slots: &Arc<tokio::sync::Semaphore>,
+) -> Result<Input> {
     let store = shared.store.as_ref();
     Ok(match &unit.kind {
         UnitKind::Object { location, size, .. } => {
@@ -457,7 +458,12 @@ async fn fetch_unit(shared: &ScanShared, unit: &ScanUnit) -> Result<Input> {
                 .map(|m| {
                     let (store, url) = (Arc::clone(&shared.store), shared.url.clone());
                     let location = m.location.clone();
-                    async move { fetch(store.as_ref(), &url, &location).await }
+                    let slots = Arc::clone(folder_slots);
+                    async move {
+                        // Never closed: a permit is always given.
+                        let _slot = slots.acquire_owned().await.ok();
+                        fetch(store.as_ref(), &url, &location).await
+                    }
                 })
                 .collect();
             let fetched: Vec<Bytes> = futures::stream::iter(requests)

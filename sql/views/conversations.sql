@@ -49,7 +49,9 @@ WITH per_conversation AS (
         )), 0) AS BIGINT) AS agents,
         first_value(sender_id ORDER BY position) FILTER (WHERE sender_role = 'agent') AS first_agent_id,
         first_value(sender_name ORDER BY position) FILTER (WHERE sender_role = 'agent') AS first_agent_name,
-        language(string_agg(text, ' ' ORDER BY position) FILTER (WHERE sender_role = 'customer')) AS language,
+        -- concat_in_order(text, position) is string_agg(text, ' ' ORDER BY position) in one grouped
+        -- pass (DataFusion 55 keeps an accumulator object per conversation for an ordered aggregate).
+        language(concat_in_order(text, position) FILTER (WHERE sender_role = 'customer')) AS language,
         coalesce(
             first_value(intent ORDER BY position) FILTER (WHERE intent IS NOT NULL AND intent <> 'none'),
             'none'

@@ -7,6 +7,7 @@ pub mod options;
 pub mod pii;
 
 mod classification_report;
+mod concat_in_order;
 mod confusion_matrix;
 mod current_setting;
 mod drift;
@@ -32,6 +33,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 pub use classification_report::ClassificationReportFunc;
+pub use concat_in_order::ConcatInOrderFunc;
 pub use confusion_matrix::ConfusionMatrixFunc;
 pub use current_setting::CurrentSettingFunc;
 pub use drift::DriftFunc;
@@ -88,6 +90,7 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
         Arc::new(AggregateUDF::new_from_impl(TrainClassifierFunc::new())),
         Arc::new(AggregateUDF::new_from_impl(ClassificationReportFunc::new())),
         Arc::new(AggregateUDF::new_from_impl(ConfusionMatrixFunc::new())),
+        Arc::new(AggregateUDF::new_from_impl(ConcatInOrderFunc::new())),
     ]
 }
 

@@ -40,36 +40,30 @@ WITH chat_messages AS (
         CASE
             WHEN m.sender_role = 'customer'
             THEN coalesce(ci.customer_id, m.channel || ':' || coalesce(m.sender_id, m.sender_name, '?'))
-        END AS customer_id,
-        date_part('epoch', m.ts) AS ts_s
+        END AS customer_id
     FROM messages AS m
     LEFT JOIN customer_identities AS ci ON ci.channel = m.channel AND ci.sender_id = m.sender_id
     WHERE m.ts IS NOT NULL
 ),
-starts AS (
+sessions AS (
+    -- One pass over the chats in time order (udfs/src/sessionize.rs): the conversation number, and each
+    -- message's place in its conversation. The chat is given as arguments, not PARTITION BY: one call
+    -- over all rows instead of one per chat.
     SELECT
         *,
-        CASE
-            WHEN lag(ts_s) OVER chat IS NULL THEN 1
-            WHEN ts_s - lag(ts_s) OVER chat
-                > 60 * CAST(current_setting('colloquy.analytics.conversation_gap_minutes') AS DOUBLE) THEN 1
-            ELSE 0
-        END AS starts_conversation
+        sessionize(
+            ts,
+            sender_role,
+            60 * CAST(current_setting('colloquy.analytics.conversation_gap_minutes') AS DOUBLE),
+            channel,
+            conversation_id,
+            thread
+        ) OVER (ORDER BY channel, conversation_id, thread, ts, source, source_line) AS s
     FROM chat_messages
-    WINDOW chat AS (PARTITION BY channel, conversation_id, thread ORDER BY ts, source, source_line)
-),
-numbered AS (
-    SELECT
-        *,
-        channel || '/' || conversation_id || CASE WHEN thread = '' THEN '' ELSE '/' || thread END
-            || '#' || CAST(sum(starts_conversation) OVER (
-                PARTITION BY channel, conversation_id, thread ORDER BY ts, source, source_line
-                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-            ) AS VARCHAR) AS conversation_key
-    FROM starts
 )
 SELECT
-    conversation_key,
+    channel || '/' || conversation_id || CASE WHEN thread = '' THEN '' ELSE '/' || thread END
+        || '#' || CAST(s['conversation'] AS VARCHAR) AS conversation_key,
     channel,
     conversation_id,
     message_id,
@@ -79,18 +73,11 @@ SELECT
     sender_role,
     text,
     customer_id,
-    row_number() OVER conv AS position,
-    count(*) OVER (PARTITION BY conversation_key) AS conversation_size,
-    min(ts) OVER (PARTITION BY conversation_key) AS started_at,
-    coalesce(max(CASE WHEN sender_role = 'customer' THEN 1 ELSE 0 END) OVER (
-        PARTITION BY conversation_key ORDER BY ts, source, source_line
-        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-    ), 0) = 1 AS after_customer,
-    max(CASE WHEN sender_role = 'bot' THEN ts END) OVER (
-        PARTITION BY conversation_key ORDER BY ts, source, source_line
-        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-    ) AS last_bot_at,
+    s['position'] AS position,
+    s['size'] AS conversation_size,
+    s['started_at'] AS started_at,
+    s['after_customer'] AS after_customer,
+    s['last_bot_at'] AS last_bot_at,
     CASE WHEN sender_role = 'customer' THEN sentiment(text) END AS sentiment,
     CASE WHEN sender_role = 'customer' THEN intent(text) END AS intent
-FROM numbered
-WINDOW conv AS (PARTITION BY conversation_key ORDER BY ts, source, source_line);
+FROM sessions;

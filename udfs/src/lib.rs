@@ -24,12 +24,13 @@ mod redact_pii;
 mod scoring;
 mod sentiment;
 mod sentiment_label;
+mod sessionize;
 pub mod strings;
 mod train_classifier;
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 pub use classification_report::ClassificationReportFunc;
@@ -48,6 +49,7 @@ pub use pii_types::PiiTypes;
 pub use redact_pii::RedactPii;
 pub use sentiment::SentimentFunc;
 pub use sentiment_label::SentimentLabelFunc;
+pub use sessionize::SessionizeFunc;
 pub use train_classifier::TrainClassifierFunc;
 
 /// What functions of this crate take from outside it. The default has none: `intent(text, labels)` then
@@ -94,6 +96,11 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     ]
 }
 
+/// Every window function of this crate.
+pub fn window_functions() -> Vec<Arc<WindowUDF>> {
+    vec![Arc::new(WindowUDF::new_from_impl(SessionizeFunc::new()))]
+}
+
 /// Registers every text function with the session, without providers.
 pub fn register_all(ctx: &SessionContext) {
     register_all_with(ctx, &Providers::default());
@@ -106,5 +113,8 @@ pub fn register_all_with(ctx: &SessionContext, providers: &Providers) {
     }
     for f in aggregate_functions() {
         ctx.register_udaf(f.as_ref().clone());
+    }
+    for f in window_functions() {
+        ctx.register_udwf(f.as_ref().clone());
     }
 }

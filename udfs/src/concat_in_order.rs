@@ -13,6 +13,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, DocSection, Documentation, EmitTo, GroupsAccumulator, Signature,
     Volatility,
@@ -72,20 +73,42 @@ fn separator(args: &AccumulatorArgs) -> Result<String> {
     }
 }
 
-fn positions_field() -> FieldRef {
-    Arc::new(Field::new_list(
-        "keys",
-        Field::new_list_field(DataType::Int64, false),
-        true,
-    ))
+/// Whether a type is text (or a dictionary of text), which the function takes as Utf8.
+fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => true,
+        DataType::Dictionary(_, v) => is_text(v),
+        _ => false,
+    }
 }
 
-fn texts_field() -> FieldRef {
-    Arc::new(Field::new_list(
-        "texts",
-        Field::new_list_field(DataType::Utf8, false),
-        true,
-    ))
+/// The partial state: the keys (NULL for a NULL key) and the texts of each group, as two lists.
+fn state_fields(name: &str) -> Vec<FieldRef> {
+    vec![
+        Arc::new(Field::new_list(
+            format_state_name(name, "keys"),
+            Field::new_list_field(DataType::Int64, true),
+            true,
+        )),
+        Arc::new(Field::new_list(
+            format_state_name(name, "texts"),
+            Field::new_list_field(DataType::Utf8, false),
+            true,
+        )),
+    ]
+}
+
+/// DISTINCT and an ORDER BY inside the call would change the answer: refused rather than ignored.
+fn refuse_modifiers(args: &AccumulatorArgs) -> Result<()> {
+    if args.is_distinct {
+        return plan_err!("{NAME}(): DISTINCT is not supported");
+    }
+    if !args.order_bys.is_empty() {
+        return plan_err!(
+            "{NAME}(): ORDER BY inside the call is not supported: the key orders the texts"
+        );
+    }
+    Ok(())
 }
 
 impl AggregateUDFImpl for ConcatInOrderFunc {
@@ -105,9 +128,7 @@ impl AggregateUDFImpl for ConcatInOrderFunc {
             );
         }
         let text = |i: usize, what: &str| match &arg_types[i] {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-                Ok(DataType::Utf8)
-            }
+            t if is_text(t) => Ok(DataType::Utf8),
             other => plan_err!(
                 "{NAME}(): {what} (argument {}) must be text, got {other}",
                 i + 1
@@ -130,11 +151,12 @@ impl AggregateUDFImpl for ConcatInOrderFunc {
         Ok(DataType::Utf8)
     }
 
-    fn state_fields(&self, _args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![positions_field(), texts_field()])
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(args.name))
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        refuse_modifiers(&args)?;
         Ok(Box::new(OneGroup {
             groups: Groups::new(separator(&args)?),
         }))
@@ -148,6 +170,7 @@ impl AggregateUDFImpl for ConcatInOrderFunc {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
+        refuse_modifiers(&args)?;
         Ok(Box::new(Groups::new(separator(&args)?)))
     }
 
@@ -160,7 +183,11 @@ impl AggregateUDFImpl for ConcatInOrderFunc {
 #[derive(Debug)]
 struct Groups {
     separator: String,
-    pairs: Vec<Vec<(i64, String)>>,
+    pairs: Vec<Vec<(Option<i64>, String)>>,
+    /// The bytes of the texts held, kept as they come and go: `size()` is asked once per batch.
+    text_bytes: usize,
+    /// Pairs held, in all groups.
+    held: usize,
 }
 
 impl Groups {
@@ -168,6 +195,8 @@ impl Groups {
         Self {
             separator,
             pairs: Vec::new(),
+            text_bytes: 0,
+            held: 0,
         }
     }
 
@@ -191,27 +220,31 @@ impl Groups {
             if texts.is_null(row) || filter.is_some_and(|f| !(f.is_valid(row) && f.value(row))) {
                 continue;
             }
-            // NULL keys go last, as `ORDER BY key` (ascending, NULLS LAST) puts them.
-            let key = if keys.is_null(row) {
-                i64::MAX
-            } else {
-                keys.value(row)
-            };
-            self.pairs[group_of(row)].push((key, texts.value(row).to_string()));
+            let key = keys.is_valid(row).then(|| keys.value(row));
+            let text = texts.value(row).to_string();
+            self.text_bytes += text.len();
+            self.held += 1;
+            self.pairs[group_of(row)].push((key, text));
         }
         Ok(())
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<(i64, String)>> {
-        emit_to.take_needed(&mut self.pairs)
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<(Option<i64>, String)>> {
+        let taken = emit_to.take_needed(&mut self.pairs);
+        for pairs in &taken {
+            self.held -= pairs.len();
+            self.text_bytes -= pairs.iter().map(|(_, t)| t.len()).sum::<usize>();
+        }
+        taken
     }
 
-    fn joined(&self, mut pairs: Vec<(i64, String)>) -> Option<String> {
+    fn joined(&self, mut pairs: Vec<(Option<i64>, String)>) -> Option<String> {
         if pairs.is_empty() {
             return None;
         }
         // Stable: rows with equal keys stay in the order they came.
-        pairs.sort_by_key(|(k, _)| *k);
+        // NULL keys go last, as `ORDER BY key` (ascending, NULLS LAST) puts them.
+        pairs.sort_by_key(|(k, _)| (k.is_none(), *k));
         let mut out = String::with_capacity(
             pairs
                 .iter()
@@ -227,14 +260,15 @@ impl Groups {
         Some(out)
     }
 
-    fn state_arrays(groups: Vec<Vec<(i64, String)>>) -> Vec<ArrayRef> {
+    fn state_arrays(groups: Vec<Vec<(Option<i64>, String)>>) -> Vec<ArrayRef> {
+        // Keys may be NULL (a NULL key sorts last); the field says so, as `state_fields` does.
         let mut keys = ListBuilder::new(Int64Builder::new())
-            .with_field(Arc::new(Field::new_list_field(DataType::Int64, false)));
+            .with_field(Arc::new(Field::new_list_field(DataType::Int64, true)));
         let mut texts = ListBuilder::new(StringBuilder::new())
             .with_field(Arc::new(Field::new_list_field(DataType::Utf8, false)));
         for pairs in groups {
             for (k, t) in pairs {
-                keys.values().append_value(k);
+                keys.values().append_option(k);
                 texts.values().append_value(t);
             }
             keys.append(true);
@@ -262,8 +296,12 @@ impl Groups {
             ) else {
                 return exec_err!("{NAME}(): unexpected state types");
             };
-            let group = &mut self.pairs[group_of(row)];
-            group.extend((0..k.len()).map(|i| (k.value(i), t.value(i).to_string())));
+            for i in 0..k.len() {
+                let text = t.value(i).to_string();
+                self.text_bytes += text.len();
+                self.held += 1;
+                self.pairs[group_of(row)].push((k.is_valid(i).then(|| k.value(i)), text));
+            }
         }
         Ok(())
     }
@@ -314,15 +352,10 @@ impl GroupsAccumulator for Groups {
     }
 
     fn size(&self) -> usize {
-        self.pairs.capacity() * size_of::<Vec<(i64, String)>>()
-            + self
-                .pairs
-                .iter()
-                .map(|p| {
-                    p.capacity() * size_of::<(i64, String)>()
-                        + p.iter().map(|(_, t)| t.capacity()).sum::<usize>()
-                })
-                .sum::<usize>()
+        // Estimated from running counts (capacity slack not counted): O(1) per batch.
+        self.pairs.capacity() * size_of::<Vec<(Option<i64>, String)>>()
+            + self.held * size_of::<(Option<i64>, String)>()
+            + self.text_bytes
     }
 }
 

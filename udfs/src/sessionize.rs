@@ -96,10 +96,16 @@ impl WindowUDFImpl for SessionizeFunc {
                 return plan_err!("{NAME}(): ts (argument 1) must be a timestamp, got {other}");
             }
         };
+        let is_text = |t: &DataType| match t {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => true,
+            DataType::Dictionary(_, v) => matches!(
+                v.as_ref(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ),
+            _ => false,
+        };
         let role = match role {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-                DataType::Utf8
-            }
+            t if is_text(t) => DataType::Utf8,
             other => {
                 return plan_err!("{NAME}(): sender_role (argument 2) must be text, got {other}");
             }
@@ -184,8 +190,9 @@ impl PartitionEvaluator for Sessions {
         };
         let role = role.as_string::<i32>();
         let gap = gap.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-        // A constant: read once. NULL compares as nothing, so it never cuts (as `x > NULL` in SQL).
-        let gap = (!gap.is_empty() && gap.is_valid(0)).then(|| gap.value(0));
+        // Read per row, as the SQL it replaces did. NULL compares as nothing, so it never cuts (as
+        // `x > NULL` in SQL).
+        let gap_at = |i: usize| gap.is_valid(i).then(|| gap.value(i));
         // Seconds as date_part('epoch', ts) computes them, so the cut falls where the SQL puts it.
         let seconds = |v: i64| {
             if per_second == 1.0 {
@@ -204,7 +211,9 @@ impl PartitionEvaluator for Sessions {
                     (None, _) => true,
                     (Some(_), None) => false,
                     (Some(prev), Some(cur)) => {
-                        gap.is_some_and(|g| seconds(cur) - seconds(prev) > g)
+                        // Arrow compares floats in total order (-0.0 < 0.0, NaN largest): so here.
+                        gap_at(i)
+                            .is_some_and(|g| (seconds(cur) - seconds(prev)).total_cmp(&g).is_gt())
                     }
                 };
             if new {

@@ -14,10 +14,8 @@ the time of each and the total, two ways (`--mode`):
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
-import time
 
 import common
 
@@ -30,15 +28,6 @@ REGISTER = (
 )
 
 
-def run_sql(binary, statements):
-    args = [binary, "sql", "--format", "csv"]
-    for s in statements:
-        args += ["-c", s]
-    started = time.perf_counter()
-    out = subprocess.run(args, check=True, capture_output=True, text=True)
-    return time.perf_counter() - started, out.stdout
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--colloquy", required=True)
@@ -49,9 +38,9 @@ def main():
     work = args.work or tempfile.mkdtemp(prefix="colloquy-views-")
     archive = common.demo_archive(args.colloquy, work, args.conversations)
     register = REGISTER.format(dir=archive)
-    _, out = run_sql(args.colloquy, [register, "SELECT count(*) AS n FROM messages"])
+    _, out = common.run_sql(args.colloquy, [register, "SELECT count(*) AS n FROM messages"])
     messages = int(re.findall(r"\d+", out)[-1])
-    base, _ = run_sql(args.colloquy, [register, "CREATE TABLE scan AS SELECT * FROM messages"])
+    base, _ = common.run_sql(args.colloquy, [register, "CREATE TABLE scan AS SELECT * FROM messages"])
     print(f"{messages} messages in {archive}; scanning them into memory alone: {base:.2f} s", flush=True)
     if args.mode in ("library", "both"):
         library(args.colloquy, register)
@@ -59,8 +48,8 @@ def main():
         return
     total = 0.0
     for v in VIEWS:
-        secs, _ = run_sql(args.colloquy, [register, f"CREATE TABLE out AS SELECT * FROM {v}"])
-        _, out = run_sql(args.colloquy, [register, f"SELECT count(*) FROM {v}"])
+        secs, _ = common.run_sql(args.colloquy, [register, f"CREATE TABLE out AS SELECT * FROM {v}"])
+        _, out = common.run_sql(args.colloquy, [register, f"SELECT count(*) FROM {v}"])
         rows = int(re.findall(r"\d+", out)[-1])
         total += secs
         print(f"{v:26s} {secs:7.2f} s  {rows:>9d} rows", flush=True)
@@ -72,7 +61,7 @@ def library(binary, register):
     statements = [register, "SELECT now() AS t"]
     for v in VIEWS:
         statements += [f"CREATE TABLE out AS SELECT * FROM {v}", "DROP TABLE out", "SELECT now() AS t"]
-    total, out = run_sql(binary, statements)
+    total, out = common.run_sql(binary, statements)
     stamps = re.findall(r"^(\d{4}-\d\d-\d\dT[\d:.]+)", out, re.MULTILINE)
     from datetime import datetime
 

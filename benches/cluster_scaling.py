@@ -92,19 +92,6 @@ class Cluster:
             p.wait(timeout=30)
 
 
-def run(binary, statements, cluster=None, cores=None):
-    args = [binary, "sql", "--format", "csv"]
-    if cluster:
-        args += ["--cluster", cluster]
-    for s in statements:
-        args += ["-c", s]
-    if cores:
-        args = ["taskset", "-c", cores] + args
-    started = time.perf_counter()
-    out = subprocess.run(args, check=True, capture_output=True, text=True)
-    return time.perf_counter() - started, out.stdout
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--colloquy", required=True)
@@ -119,7 +106,7 @@ def main():
     work = args.work or tempfile.mkdtemp(prefix="colloquy-cluster-")
     archive = common.demo_archive(args.colloquy, work, args.conversations)
     register = REGISTER.format(dir=archive)
-    _, out = run(args.colloquy, [register, "SELECT count(*) AS n FROM messages"])
+    _, out = common.run_sql(args.colloquy, [register, "SELECT count(*) AS n FROM messages"])
     messages = int(re.findall(r"\d+", out)[-1])
     views = common.library_views()
     library = [register] + [f"SELECT count(*) FROM {v}" for v in views]
@@ -133,23 +120,23 @@ def main():
     answers = {}
     for name, cores in [("single node, 1 core", "0"), ("single node, 2 cores", "0,1")]:
         for workload, statements in workloads:
-            secs, out = run(args.colloquy, statements, cores=cores)
+            secs, out = common.run_sql(args.colloquy, statements, cores=cores)
             results[(name, workload)] = (secs, None)
             answers.setdefault(workload, out)
             assert out == answers[workload], f"{name} {workload}: other rows"
             print(f"{name:24} {workload:8} {secs:8.2f} s", flush=True)
-        results[(name, "overhead")] = (run(args.colloquy, tiny, cores=cores)[0], None)
+        results[(name, "overhead")] = (common.run_sql(args.colloquy, tiny, cores=cores)[0], None)
     for name, cores in [("cluster, 1 executor", [0]), ("cluster, 2 executors", [0, 1])]:
         c = Cluster(args.colloquy, work, cores)
         try:
             for workload, statements in workloads:
                 before = c.shuffle_bytes()
-                secs, out = run(args.colloquy, statements, cluster=c.url)
+                secs, out = common.run_sql(args.colloquy, statements, cluster=c.url)
                 shuffled = c.shuffle_bytes() - before
                 results[(name, workload)] = (secs, shuffled)
                 assert out == answers[workload], f"{name} {workload}: other rows than single node"
                 print(f"{name:24} {workload:8} {secs:8.2f} s, {shuffled / 1e6:.1f} MB shuffled", flush=True)
-            results[(name, "overhead")] = (run(args.colloquy, tiny, cluster=c.url)[0], None)
+            results[(name, "overhead")] = (common.run_sql(args.colloquy, tiny, cluster=c.url)[0], None)
         finally:
             c.stop()
 

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from typing import IO, Any
 
 
@@ -86,6 +87,23 @@ def last_json_array(stdout: str) -> Any:
 
 # Tables some views of sql/views/ read besides `messages`; such a view exists only while its table does.
 OPTIONAL_INPUTS = ("labels",)
+
+
+def run_sql(
+    binary: str, statements: list[str], cluster: str | None = None, cores: str | None = None
+) -> tuple[float, str]:
+    """Runs `statements` in one `colloquy sql --format csv` process (on the cluster at `cluster`, pinned to
+    `cores` with taskset when given) and returns (wall seconds, stdout)."""
+    args = [binary, "sql", "--format", "csv"]
+    if cluster:
+        args += ["--cluster", cluster]
+    for s in statements:
+        args += ["-c", s]
+    if cores:
+        args = ["taskset", "-c", cores] + args
+    started = time.perf_counter()
+    out = subprocess.run(args, check=True, capture_output=True, text=True)
+    return time.perf_counter() - started, out.stdout
 
 
 def library_views() -> list[str]:

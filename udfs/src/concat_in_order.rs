@@ -7,8 +7,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, Int64Builder, ListArray, ListBuilder,
-    StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Builder, ListBuilder, StringArray, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
@@ -221,12 +220,15 @@ impl Groups {
                 continue;
             }
             let key = keys.is_valid(row).then(|| keys.value(row));
-            let text = texts.value(row).to_string();
-            self.text_bytes += text.len();
-            self.held += 1;
-            self.pairs[group_of(row)].push((key, text));
+            self.push(group_of(row), key, texts.value(row));
         }
         Ok(())
+    }
+
+    fn push(&mut self, group: usize, key: Option<i64>, text: &str) {
+        self.text_bytes += text.len();
+        self.held += 1;
+        self.pairs[group].push((key, text.to_string()));
     }
 
     fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<(Option<i64>, String)>> {
@@ -282,25 +284,27 @@ impl Groups {
         let [keys, texts] = states else {
             return exec_err!("{NAME}(): expected 2 state columns, got {}", states.len());
         };
-        let keys: &ListArray = keys.as_list::<i32>();
-        let texts: &ListArray = texts.as_list::<i32>();
+        let (keys, texts) = (keys.as_list::<i32>(), texts.as_list::<i32>());
+        // Read through the offsets: `ListArray::value(row)` would build two array slices per row.
+        let key_values = keys.values().as_primitive::<Int64Type>();
+        let text_values = texts.values().as_string::<i32>();
+        let (key_offsets, text_offsets) = (keys.value_offsets(), texts.value_offsets());
         for row in 0..keys.len() {
             if keys.is_null(row) {
                 continue;
             }
-            let k = keys.value(row);
-            let t = texts.value(row);
-            let (Some(k), Some(t)) = (
-                k.as_any().downcast_ref::<Int64Array>(),
-                t.as_any().downcast_ref::<StringArray>(),
-            ) else {
-                return exec_err!("{NAME}(): unexpected state types");
-            };
-            for i in 0..k.len() {
-                let text = t.value(i).to_string();
-                self.text_bytes += text.len();
-                self.held += 1;
-                self.pairs[group_of(row)].push((k.is_valid(i).then(|| k.value(i)), text));
+            let key_range = key_offsets[row] as usize..key_offsets[row + 1] as usize;
+            let text_range = text_offsets[row] as usize..text_offsets[row + 1] as usize;
+            if key_range.len() != text_range.len() {
+                return exec_err!(
+                    "{NAME}(): a state has {} keys for {} texts",
+                    key_range.len(),
+                    text_range.len()
+                );
+            }
+            for (k, t) in key_range.zip(text_range) {
+                let key = key_values.is_valid(k).then(|| key_values.value(k));
+                self.push(group_of(row), key, text_values.value(t));
             }
         }
         Ok(())

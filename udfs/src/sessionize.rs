@@ -7,21 +7,18 @@
 //! `sum`, then `row_number`, `count`, `min` and two `max` over earlier rows per conversation) took two
 //! sorts and about 4 CPU seconds over a million messages, because an aggregate over a window frame is
 //! evaluated row by row, partition by partition. This one reads the messages once, in one
-//! [`PartitionEvaluator::evaluate_all`] call. The chat keys are arguments rather than `PARTITION BY`
-//! columns because DataFusion calls a window function once per partition and then concatenates the
-//! results: over 150k chats that cost 1.7 CPU seconds (benches/README.md); `PARTITION BY` still works.
+//! [`PartitionEvaluator::evaluate_all`] call per window partition. The chat keys are arguments rather
+//! than `PARTITION BY` columns because DataFusion calls a window function once per partition and then
+//! concatenates the results: once per chat cost 1.7 CPU seconds over 150k chats (benches/README.md); the
+//! view partitions by a coarse bucket instead.
 
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Int64Builder, PrimitiveBuilder, StructArray,
-    UInt64Builder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Int64Builder, StructArray, UInt64Builder,
 };
-use datafusion::arrow::compute::partition;
-use datafusion::arrow::datatypes::{
-    DataType, Field, FieldRef, Fields, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
-};
+use datafusion::arrow::compute::{cast, partition};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, TimeUnit};
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
@@ -163,44 +160,26 @@ impl PartitionEvaluator for Sessions {
             }
         }
         let ts_type = ts.data_type().clone();
-        let (stamps, per_second): (Vec<Option<i64>>, f64) = match &ts_type {
-            DataType::Timestamp(TimeUnit::Second, _) => (
-                ts.as_primitive::<TimestampSecondType>().iter().collect(),
-                1.0,
-            ),
-            DataType::Timestamp(TimeUnit::Millisecond, _) => (
-                ts.as_primitive::<TimestampMillisecondType>()
-                    .iter()
-                    .collect(),
-                1e3,
-            ),
-            DataType::Timestamp(TimeUnit::Microsecond, _) => (
-                ts.as_primitive::<TimestampMicrosecondType>()
-                    .iter()
-                    .collect(),
-                1e6,
-            ),
-            DataType::Timestamp(TimeUnit::Nanosecond, _) => (
-                ts.as_primitive::<TimestampNanosecondType>()
-                    .iter()
-                    .collect(),
-                1e9,
-            ),
+        let per_second = match &ts_type {
+            DataType::Timestamp(TimeUnit::Second, _) => 1.0,
+            DataType::Timestamp(TimeUnit::Millisecond, _) => 1e3,
+            DataType::Timestamp(TimeUnit::Microsecond, _) => 1e6,
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => 1e9,
             other => return exec_err!("{NAME}(): ts must be a timestamp, got {other}"),
         };
+        // The raw values in the input's unit (a cast to Int64 only relabels them).
+        let stamps: Vec<Option<i64>> = cast(ts, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .iter()
+            .collect();
         let role = role.as_string::<i32>();
         let gap = gap.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
         // Read per row, as the SQL it replaces did. NULL compares as nothing, so it never cuts (as
         // `x > NULL` in SQL).
         let gap_at = |i: usize| gap.is_valid(i).then(|| gap.value(i));
-        // Seconds as date_part('epoch', ts) computes them, so the cut falls where the SQL puts it.
-        let seconds = |v: i64| {
-            if per_second == 1.0 {
-                v as f64
-            } else {
-                v as f64 / per_second
-            }
-        };
+        // Seconds as date_part('epoch', ts) computes them (dividing by 1.0 changes nothing), so the cut
+        // falls where the SQL puts it.
+        let seconds = |v: i64| v as f64 / per_second;
 
         // Where each conversation starts.
         let mut starts = Vec::new();
@@ -225,9 +204,9 @@ impl PartitionEvaluator for Sessions {
         let mut conversation = Int64Builder::with_capacity(num_rows);
         let mut position = UInt64Builder::with_capacity(num_rows);
         let mut size = Int64Builder::with_capacity(num_rows);
-        let mut started_at = PrimitiveBuilder::<TimestampMicrosecondType>::with_capacity(num_rows);
+        let mut started_at = Int64Builder::with_capacity(num_rows);
         let mut after_customer = BooleanBuilder::with_capacity(num_rows);
-        let mut last_bot_at = PrimitiveBuilder::<TimestampMicrosecondType>::with_capacity(num_rows);
+        let mut last_bot_at = Int64Builder::with_capacity(num_rows);
         let mut n = 0;
         for range in starts.windows(2) {
             let (from, to) = (range[0], range[1]);
@@ -259,16 +238,8 @@ impl PartitionEvaluator for Sessions {
                 }
             }
         }
-        // The two timestamp columns carry the input's unit and zone (built as raw i64 above).
-        let as_ts = |b: &mut PrimitiveBuilder<TimestampMicrosecondType>| -> Result<ArrayRef> {
-            let raw: ArrayRef = Arc::new(b.finish());
-            Ok(datafusion::arrow::array::make_array(
-                raw.to_data()
-                    .into_builder()
-                    .data_type(ts_type.clone())
-                    .build()?,
-            ))
-        };
+        // The two timestamp columns get the input's unit and zone back (a cast from Int64 only relabels).
+        let as_ts = |b: &mut Int64Builder| cast(&b.finish(), &ts_type);
         let columns: Vec<ArrayRef> = vec![
             Arc::new(conversation.finish()),
             Arc::new(position.finish()),

@@ -32,7 +32,7 @@ class Cluster:
         self.procs = []
         log = open(tmp / "scheduler.log", "w")
         sched = subprocess.Popen(
-            [binary, "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout", "3"],
+            [binary, "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout", "10"],
             stdout=subprocess.PIPE, stderr=log, text=True,
         )
         self.procs.append(sched)
@@ -48,7 +48,7 @@ class Cluster:
             elog = open(tmp / f"executor{i}.log", "w")
             proc = subprocess.Popen(
                 [binary, "executor", "--scheduler", self.url, "--bind", f"127.0.0.1:{port}",
-                 "--slots", "1", "--heartbeat", "1"],
+                 "--slots", "1"],
                 stdout=subprocess.DEVNULL, stderr=elog,
             )
             self.procs.append(proc)
@@ -140,6 +140,9 @@ def test_executor_killed_in_the_middle_of_a_query(colloquy_binary, tmp_path):
         intact = c.sql(*statements, timeout=300)
         assert intact.returncode == 0, intact.stderr
         assert intact.stdout.count("\n") > 3, intact.stdout
+        # Both executors were busy on their only slot for seconds: neither may have been taken for lost
+        # (a busy executor is heard from every 5 s; a timeout near that ran this query for minutes).
+        assert "timed out" not in (tmp_path / "scheduler.log").read_text()
 
         args = [colloquy_binary, "sql", "--cluster", c.url, "--format", "csv"]
         for s in statements:
@@ -162,6 +165,13 @@ def test_executor_killed_in_the_middle_of_a_query(colloquy_binary, tmp_path):
         assert again.stdout == intact.stdout
     finally:
         c.stop()
+
+
+def test_scheduler_refuses_an_executor_timeout_a_busy_executor_cannot_meet(colloquy_binary):
+    refused = subprocess.run([colloquy_binary, "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout", "3"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "--executor-timeout" in refused.stderr and "10" in refused.stderr, refused.stderr
 
 
 def test_hostile_client_of_a_server_on_the_cluster(colloquy_binary, cluster, tmp_path):

@@ -15,8 +15,10 @@ pub struct SchedulerArgs {
     /// A config file whose `[server]` read/write rules the scheduler applies to the archives it plans.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Seconds without a heartbeat after which an executor is lost and its tasks run elsewhere.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    /// Seconds without a heartbeat after which an executor is lost and its tasks run elsewhere (at
+    /// least 10: an executor busy on every slot is heard from every 5 s).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(colloquy_cluster::scheduler::MIN_EXECUTOR_TIMEOUT_SECS..))]
     executor_timeout: u64,
 }
 
@@ -44,9 +46,6 @@ pub struct ExecutorArgs {
     /// Bytes of parsed archive messages kept between queries, e.g. 512MB (0: none).
     #[arg(long, value_name = "SIZE", default_value = "256MB")]
     cache: String,
-    /// Seconds between heartbeats to the scheduler.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
-    heartbeat: u64,
 }
 
 /// The `[server]` read/write rules of a config file, as the scheduler and executors apply them.
@@ -65,7 +64,7 @@ fn policy(config: Option<&std::path::Path>) -> anyhow::Result<Option<Arc<AccessP
 
 pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
     let options = colloquy_cluster::scheduler::SchedulerOptions {
-        executor_timeout_secs: args.executor_timeout.max(1),
+        executor_timeout_secs: args.executor_timeout,
         policy: policy(args.config.as_deref())?,
     };
     let listener = tokio::net::TcpListener::bind(&args.bind)
@@ -97,7 +96,6 @@ pub async fn executor(args: ExecutorArgs) -> anyhow::Result<()> {
         work_dir: args.work_dir.clone(),
         policy: policy(args.config.as_deref())?,
         cache_bytes: crate::serve::parse_bytes("--cache", &args.cache)?,
-        heartbeat_secs: args.heartbeat,
     };
     eprintln!(
         "colloquy executor: {} slot(s), asking {} for work",

@@ -34,8 +34,6 @@ pub struct ExecutorOptions {
     pub policy: Option<Arc<AccessPolicy>>,
     /// Bytes of parsed archive units kept between queries (0: none).
     pub cache_bytes: usize,
-    /// Seconds between heartbeats to the scheduler.
-    pub heartbeat_secs: u64,
 }
 
 impl Default for ExecutorOptions {
@@ -49,7 +47,6 @@ impl Default for ExecutorOptions {
             work_dir: None,
             policy: None,
             cache_bytes: 256 << 20,
-            heartbeat_secs: 5,
         }
     }
 }
@@ -106,7 +103,8 @@ pub async fn run(options: ExecutorOptions) -> Result<()> {
         task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
         work_dir: options.work_dir.clone(),
         print_thread_info: false,
-        executor_heartbeat_interval_seconds: options.heartbeat_secs.max(1),
+        // No heartbeat setting: under pull scheduling the executor's polls are its heartbeats (every
+        // 50 ms to 1 s when a slot is free, every 5 s when all are busy; see `MIN_EXECUTOR_TIMEOUT_SECS`).
         override_function_registry: Some(Arc::new(parts.registry)),
         override_runtime_producer: Some(Arc::new(move |_| Ok(Arc::clone(&runtime)))),
         override_config_producer: Some(Arc::new(crate::cluster_config)),

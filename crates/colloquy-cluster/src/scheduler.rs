@@ -15,10 +15,17 @@ use tokio::net::TcpListener;
 
 use crate::codec::{ColloquyLogicalCodec, ColloquyPhysicalCodec};
 
+/// The shortest executor timeout the scheduler accepts. Under pull scheduling an executor's polls are
+/// its heartbeats, and one whose every slot is busy polls only every 5 s (Ballista's
+/// `HEARTBEAT_POLL_INTERVAL`): a timeout near that declares healthy, busy executors lost and runs
+/// their tasks again and again (measured: a 3 s timeout kept a 10 s query going for 340 s).
+pub const MIN_EXECUTOR_TIMEOUT_SECS: u64 = 10;
+
 /// How the scheduler treats its executors.
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
-    /// An executor that has not been heard from for this long is lost: its tasks run again elsewhere.
+    /// An executor that has not been heard from for this long is lost: its tasks run again elsewhere
+    /// (at least [`MIN_EXECUTOR_TIMEOUT_SECS`]).
     pub executor_timeout_secs: u64,
     /// The scheduler's own access policy for the archive tables it plans (the operator's `[server]`
     /// rules, when started with a config).
@@ -37,6 +44,13 @@ impl Default for SchedulerOptions {
 /// Starts a scheduler on `listener` (its port may be 0: the address it got is returned) and serves
 /// it in the background until the runtime stops.
 pub async fn start(listener: TcpListener, options: SchedulerOptions) -> Result<SocketAddr> {
+    if options.executor_timeout_secs < MIN_EXECUTOR_TIMEOUT_SECS {
+        return Err(DataFusionError::Configuration(format!(
+            "executor timeout {} s is below {MIN_EXECUTOR_TIMEOUT_SECS} s: an executor busy on every \
+             slot is heard from only every 5 s and would be declared lost",
+            options.executor_timeout_secs
+        )));
+    }
     let addr = listener
         .local_addr()
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
@@ -55,7 +69,8 @@ pub async fn start(listener: TcpListener, options: SchedulerOptions) -> Result<S
         // Executors ask for work (no port of theirs needs to be reachable from the scheduler).
         scheduling_policy: TaskSchedulingPolicy::PullStaged,
         executor_timeout_seconds: options.executor_timeout_secs,
-        expire_dead_executor_interval_seconds: options.executor_timeout_secs.clamp(1, 15),
+        // Checked twice per timeout: a lost executor is dropped within 1.5 timeouts.
+        expire_dead_executor_interval_seconds: (options.executor_timeout_secs / 2).clamp(1, 15),
         override_session_builder: Some(session_builder),
         override_config_producer: Some(Arc::new(crate::cluster_config)),
         override_logical_codec: Some(Arc::new(ColloquyLogicalCodec::with_policy(

@@ -77,10 +77,11 @@ impl ScalarUDFImpl for LanguageFunc {
         let detector = builtin::language().map_err(model_error)?;
         let mask = language_candidates(NAME, &args.args, &args.config_options)?;
         let mut scratch = Scratch::pooled(detector.model());
-        let mut probs = Vec::new();
+        let mut logits = Vec::new();
         text_to_label(&args.args, args.number_rows, |text| {
-            let d = detector.detect(text, mask.as_deref(), &mut scratch, &mut probs)?;
-            Some(detector.codes()[d.language].as_str())
+            let language =
+                detector.language_of(text, mask.as_deref(), &mut scratch, &mut logits)?;
+            Some(detector.codes()[language].as_str())
         })
     }
 

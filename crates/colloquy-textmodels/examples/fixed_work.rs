@@ -60,9 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (s, ls) = (Scratch::pooled(model), Scratch::pooled(lang.model()));
             }
             check += match which.as_str() {
-                "language" => lang
-                    .detect(m, None, &mut s, &mut p)
-                    .map_or(0, |d| d.language) as f64,
+                // As `language()` does: the language alone, without its probability.
+                "language" => lang.language_of(m, None, &mut s, &mut p).map_or(0, |l| l) as f64,
                 "sentiment" => sent
                     .score_with(m, &mut s, &mut p, Some((lang, &mut *ls)))
                     .map_or(0.0, |x| f64::from(x.score)),

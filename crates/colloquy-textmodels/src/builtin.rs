@@ -80,4 +80,62 @@ mod tests {
         let i = intent.classify("hello there!", &mut s, &mut p);
         assert_eq!(intent.labels()[i.label], "none");
     }
+
+    #[test]
+    fn language_of_answers_what_detect_answers() {
+        let lang = language().expect("language model");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scripts/models/handwritten");
+        let mut texts: Vec<String> = ["en", "es", "fr", "de", "pt", "it"]
+            .iter()
+            .flat_map(|l| {
+                std::fs::read_to_string(dir.join(format!("intent_{l}.tsv")))
+                    .expect("hand-written messages")
+                    .lines()
+                    .filter_map(|l| l.split_once('\t').map(|(_, t)| t.to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(texts.len() > 2000);
+        // Short and mixed texts, where scores come closest.
+        texts.extend(
+            [
+                "ok",
+                "si",
+                "no",
+                "merci",
+                "ciao ok",
+                "ja",
+                "hola hello",
+                "👍",
+                "a b",
+            ]
+            .map(String::from),
+        );
+        let masks = [
+            None,
+            lang.candidates("en,es").expect("codes"),
+            lang.candidates("fr,it,pt").expect("codes"),
+        ];
+        let (mut s, mut p, mut q) = (Scratch::default(), Vec::new(), Vec::new());
+        let mut near_ties = 0;
+        for text in &texts {
+            for mask in &masks {
+                let detected = lang
+                    .detect(text, mask.as_deref(), &mut s, &mut p)
+                    .map(|d| d.language);
+                let fast = lang.language_of(text, mask.as_deref(), &mut s, &mut q);
+                assert_eq!(fast, detected, "{text:?} {mask:?}");
+                near_ties += usize::from(
+                    fast.is_some() && {
+                        let mut sorted = q.clone();
+                        sorted.sort_by(|a, b| b.total_cmp(a));
+                        sorted[0] - sorted[1] < 0.1
+                    },
+                );
+            }
+        }
+        // The comparison covered close calls too, not only clear ones.
+        assert!(near_ties > 0);
+    }
 }

@@ -2,6 +2,10 @@
 
 use crate::model::{LinearModel, ModelError, Scratch, argmax, softmax};
 
+/// Scores closer than this to the best one are a near tie for [`LanguageDetector::language_of`]: their
+/// probabilities differ by a factor of at most e^-0.001, thousands of times float rounding.
+const NEAR_TIE: f32 = 1e-3;
+
 /// The detector around a language model.
 #[derive(Debug)]
 pub struct LanguageDetector {
@@ -63,6 +67,47 @@ impl LanguageDetector {
             }
         }
         Ok(any.then_some(mask))
+    }
+
+    /// [`Self::detect`]'s language without its confidence: the candidate of the highest score, which is
+    /// the one of the highest probability (the softmax keeps the order), found without the exponentials
+    /// and divisions the probabilities cost (a tenth of `language()`'s time). `logits` receives the raw
+    /// scores.
+    pub fn language_of(
+        &self,
+        text: &str,
+        candidates: Option<&[bool]>,
+        scratch: &mut Scratch,
+        logits: &mut Vec<f32>,
+    ) -> Option<usize> {
+        scratch.tokens.read(text);
+        let t = &scratch.tokens;
+        if t.letters + t.ideographs < self.min_letters {
+            return None;
+        }
+        self.model.logits_of_tokens(scratch, logits);
+        let on = |i: usize| candidates.is_none_or(|c| c[i]);
+        let mut best: Option<(usize, f32)> = None;
+        for (i, &v) in logits.iter().enumerate() {
+            if on(i) && best.is_none_or(|(_, b)| v > b) {
+                best = Some((i, v));
+            }
+        }
+        // Every candidate masked off: `detect` answers the first language, with probability 0.
+        let Some((best, top)) = best else {
+            return Some(0);
+        };
+        // Scores within float rounding of each other can have equal probabilities, and then `detect`
+        // answers the first of them: near ties (rare) take its path, so the two never disagree.
+        let near_tie = logits
+            .iter()
+            .enumerate()
+            .any(|(i, &v)| i != best && on(i) && v > top - NEAR_TIE);
+        if near_tie {
+            softmax(logits, candidates);
+            return Some(argmax(logits).0);
+        }
+        Some(best)
     }
 
     /// The most likely language of `text` among `candidates` (all when `None`), or `None` when the text has

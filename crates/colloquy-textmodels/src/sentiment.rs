@@ -104,11 +104,11 @@ impl SentimentModel {
         if !scratch.tokens.is_empty() && self.model.known_share(scratch) < self.min_known {
             let known_language = match languages {
                 Some((detector, lang_scratch)) => {
-                    let mut lang_probs = Vec::new();
+                    let mut lang_logits = Vec::new();
                     detector
-                        .detect(text, None, lang_scratch, &mut lang_probs)
-                        .is_some_and(|d| {
-                            SENTIMENT_LANGUAGES.contains(&detector.codes()[d.language].as_str())
+                        .language_of(text, None, lang_scratch, &mut lang_logits)
+                        .is_some_and(|l| {
+                            SENTIMENT_LANGUAGES.contains(&detector.codes()[l].as_str())
                         })
                 }
                 None => false,

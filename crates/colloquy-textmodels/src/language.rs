@@ -80,12 +80,9 @@ impl LanguageDetector {
         scratch: &mut Scratch,
         logits: &mut Vec<f32>,
     ) -> Option<usize> {
-        scratch.tokens.read(text);
-        let t = &scratch.tokens;
-        if t.letters + t.ideographs < self.min_letters {
+        if !self.scores(text, scratch, logits) {
             return None;
         }
-        self.model.logits_of_tokens(scratch, logits);
         let on = |i: usize| candidates.is_none_or(|c| c[i]);
         let mut best: Option<(usize, f32)> = None;
         for (i, &v) in logits.iter().enumerate() {
@@ -119,17 +116,25 @@ impl LanguageDetector {
         scratch: &mut Scratch,
         probs: &mut Vec<f32>,
     ) -> Option<Detection> {
-        scratch.tokens.read(text);
-        let t = &scratch.tokens;
-        if t.letters + t.ideographs < self.min_letters {
+        if !self.scores(text, scratch, probs) {
             return None;
         }
-        self.model.logits_of_tokens(scratch, probs);
         softmax(probs, candidates);
         let (language, confidence) = argmax(probs);
         Some(Detection {
             language,
             confidence,
         })
+    }
+
+    /// Every language's raw score of `text` into `logits`; false when the text has too few letters to tell.
+    fn scores(&self, text: &str, scratch: &mut Scratch, logits: &mut Vec<f32>) -> bool {
+        scratch.tokens.read(text);
+        let t = &scratch.tokens;
+        if t.letters + t.ideographs < self.min_letters {
+            return false;
+        }
+        self.model.logits_of_tokens(scratch, logits);
+        true
     }
 }

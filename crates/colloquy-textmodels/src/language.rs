@@ -6,6 +6,34 @@ use crate::model::{LinearModel, ModelError, Scratch, argmax, softmax};
 /// probabilities differ by a factor of at most e^-0.001, thousands of times float rounding.
 const NEAR_TIE: f32 = 1e-3;
 
+/// The candidate of the highest score (all when `candidates` is `None`): the language `softmax` then
+/// `argmax` would pick, without the exponentials. Scores within float rounding of each other can have
+/// equal probabilities, and then `argmax` answers the first of them; near ties, and scores that are not
+/// finite, take that path, so the two never disagree (the scores become probabilities then).
+fn best_candidate(logits: &mut [f32], candidates: Option<&[bool]>) -> usize {
+    let on = |i: usize| candidates.is_none_or(|c| c[i]);
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &v) in logits.iter().enumerate() {
+        if on(i) && best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    // Every candidate masked off: `argmax` of all-zero probabilities answers the first language.
+    let Some((best, top)) = best else {
+        return 0;
+    };
+    let settled = top.is_finite()
+        && logits
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| i == best || !on(i) || v < top - NEAR_TIE);
+    if settled {
+        return best;
+    }
+    softmax(logits, candidates);
+    argmax(logits).0
+}
+
 /// The detector around a language model.
 #[derive(Debug)]
 pub struct LanguageDetector {
@@ -72,7 +100,7 @@ impl LanguageDetector {
     /// [`Self::detect`]'s language without its confidence: the candidate of the highest score, which is
     /// the one of the highest probability (the softmax keeps the order), found without the exponentials
     /// and divisions the probabilities cost (a tenth of `language()`'s time). `logits` receives the raw
-    /// scores.
+    /// scores, or the probabilities after a near tie.
     pub fn language_of(
         &self,
         text: &str,
@@ -83,28 +111,7 @@ impl LanguageDetector {
         if !self.scores(text, scratch, logits) {
             return None;
         }
-        let on = |i: usize| candidates.is_none_or(|c| c[i]);
-        let mut best: Option<(usize, f32)> = None;
-        for (i, &v) in logits.iter().enumerate() {
-            if on(i) && best.is_none_or(|(_, b)| v > b) {
-                best = Some((i, v));
-            }
-        }
-        // Every candidate masked off: `detect` answers the first language, with probability 0.
-        let Some((best, top)) = best else {
-            return Some(0);
-        };
-        // Scores within float rounding of each other can have equal probabilities, and then `detect`
-        // answers the first of them: near ties (rare) take its path, so the two never disagree.
-        let near_tie = logits
-            .iter()
-            .enumerate()
-            .any(|(i, &v)| i != best && on(i) && v > top - NEAR_TIE);
-        if near_tie {
-            softmax(logits, candidates);
-            return Some(argmax(logits).0);
-        }
-        Some(best)
+        Some(best_candidate(logits, candidates))
     }
 
     /// The most likely language of `text` among `candidates` (all when `None`), or `None` when the text has
@@ -136,5 +143,47 @@ impl LanguageDetector {
         }
         self.model.logits_of_tokens(scratch, logits);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `detect` answers from the same scores.
+    fn by_softmax(logits: &[f32], candidates: Option<&[bool]>) -> usize {
+        let mut p = logits.to_vec();
+        softmax(&mut p, candidates);
+        argmax(&p).0
+    }
+
+    #[test]
+    fn best_candidate_answers_what_the_softmax_answers() {
+        let all_off = [false, false, false];
+        let second_off = [true, false, true];
+        let cases: [&[f32]; 9] = [
+            &[0.5, 2.0, 1.0],
+            // exp(-1e-9) rounds to 1: equal probabilities, and the softmax answers the first of them.
+            &[-1e-9, 0.0, -5.0],
+            &[0.0, -1e-9, 0.0],
+            &[3.0, 3.0 - 5e-4, -1.0],
+            &[1.0, f32::NAN, 0.0],
+            &[1.0, f32::INFINITY, 0.0],
+            &[f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY],
+            &[20_000.0, 20_000.002, 0.0],
+            &[-7.0, -7.5, -6.999],
+        ];
+        for logits in cases {
+            for mask in [None, Some(&second_off[..]), Some(&all_off[..])] {
+                let mut scores = logits.to_vec();
+                assert_eq!(
+                    best_candidate(&mut scores, mask),
+                    by_softmax(logits, mask),
+                    "{logits:?} {mask:?}"
+                );
+            }
+        }
+        // The near tie is what the fallback is for: the larger score is not the softmax's answer.
+        assert_eq!(by_softmax(&[-1e-9, 0.0, -5.0], None), 0);
     }
 }

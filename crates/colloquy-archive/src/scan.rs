@@ -46,8 +46,6 @@ const PREFETCH_KIB: u32 = 16 << 10;
 /// At most this many fetched objects are parsed in one blocking task (and share record batches), so
 /// that an archive of many tiny exports does not pay a task and a batch per object.
 const GROUP_OBJECTS: usize = 64;
-/// Readers of one output partition (see `ArchivePartition::execute`).
-const READERS_PER_PARTITION: usize = 2;
 /// Files of export folders (a Slack export's day files) requested at once, per partition.
 const FOLDER_FETCHES: usize = 32;
 /// Bytes read past a byte range's end at a time, looking for the end of its last line.
@@ -183,23 +181,8 @@ impl PartitionStream for ArchivePartition {
         let feed = shared.feeds.for_partition(self.index, &shared);
         let mut builder =
             RecordBatchReceiverStream::builder(Arc::clone(&self.shared.projected_schema), 2);
-        // In the process that planned the scan, more than one reader per partition: a reader fetches
-        // a group of units, then waits for it to be parsed, then fetches the next, so with one reader
-        // per partition the scan of many small objects kept 75–80% of the cores busy (benches/README.md).
-        // Readers share the partition's feed; on a cluster a share is read by one.
-        let readers = if shared.spread {
-            1
-        } else {
-            READERS_PER_PARTITION
-        };
-        for _ in 0..readers {
-            builder.spawn(read_partition(
-                Arc::clone(&shared),
-                self.index,
-                Arc::clone(&feed),
-                builder.tx(),
-            ));
-        }
+        let tx = builder.tx();
+        builder.spawn(read_partition(shared, self.index, feed, tx));
         builder.build()
     }
 }

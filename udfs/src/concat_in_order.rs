@@ -18,6 +18,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use crate::strings::is_text_or_null;
+
 const NAME: &str = "concat_in_order";
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -72,15 +74,6 @@ fn separator(args: &AccumulatorArgs) -> Result<String> {
     }
 }
 
-/// Whether a type is text (or a dictionary of text), which the function takes as Utf8.
-fn is_text(t: &DataType) -> bool {
-    match t {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => true,
-        DataType::Dictionary(_, v) => is_text(v),
-        _ => false,
-    }
-}
-
 /// The partial state: the keys (NULL for a NULL key) and the texts of each group, as two lists.
 fn state_fields(name: &str) -> Vec<FieldRef> {
     vec![
@@ -127,7 +120,7 @@ impl AggregateUDFImpl for ConcatInOrderFunc {
             );
         }
         let text = |i: usize, what: &str| match &arg_types[i] {
-            t if is_text(t) => Ok(DataType::Utf8),
+            t if is_text_or_null(t) => Ok(DataType::Utf8),
             other => plan_err!(
                 "{NAME}(): {what} (argument {}) must be text, got {other}",
                 i + 1

@@ -20,7 +20,7 @@ use colloquy_textmodels::builtin;
 use crate::ColloquyOptions;
 use crate::embedding::SentenceEmbedder;
 use crate::scoring::{coerce_one_text, intent_threshold, model_error, text_to_label};
-use crate::strings::{is_text_type, text_values};
+use crate::strings::{is_text_or_null, text_values};
 
 const NAME: &str = "intent";
 
@@ -121,12 +121,12 @@ impl ScalarUDFImpl for IntentFunc {
         match arg_types {
             [_] => coerce_one_text(NAME, arg_types),
             [text, labels] => {
-                if !is_text(text) {
+                if !is_text_or_null(text) {
                     return plan_err!("{NAME}(): argument 1 must be text, got {text}");
                 }
                 let ok = match labels {
                     DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-                        is_text(f.data_type())
+                        is_text_or_null(f.data_type())
                     }
                     _ => false,
                 };
@@ -165,10 +165,6 @@ impl ScalarUDFImpl for IntentFunc {
     fn documentation(&self) -> Option<&Documentation> {
         Some(&DOC)
     }
-}
-
-fn is_text(t: &DataType) -> bool {
-    is_text_type(t) || t.is_null()
 }
 
 fn label_list_type() -> DataType {

@@ -25,6 +25,8 @@ use datafusion::logical_expr::{
     DocSection, Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
 };
 
+use crate::strings::is_text_or_null;
+
 const NAME: &str = "sessionize";
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -93,16 +95,8 @@ impl WindowUDFImpl for SessionizeFunc {
                 return plan_err!("{NAME}(): ts (argument 1) must be a timestamp, got {other}");
             }
         };
-        let is_text = |t: &DataType| match t {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => true,
-            DataType::Dictionary(_, v) => matches!(
-                v.as_ref(),
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-            ),
-            _ => false,
-        };
         let role = match role {
-            t if is_text(t) => DataType::Utf8,
+            t if is_text_or_null(t) => DataType::Utf8,
             other => {
                 return plan_err!("{NAME}(): sender_role (argument 2) must be text, got {other}");
             }

@@ -28,6 +28,11 @@ pub fn is_text_type(t: &DataType) -> bool {
     is_text(t) || matches!(t, DataType::Dictionary(_, v) if is_text(v))
 }
 
+/// [`is_text_type`], or NULL (an untyped NULL literal, taken as Utf8).
+pub fn is_text_or_null(t: &DataType) -> bool {
+    is_text_type(t) || t.is_null()
+}
+
 /// Calls `f` with every value of a text array, in order (`None` for NULL).
 pub fn for_each_text(array: &ArrayRef, mut f: impl FnMut(Option<&str>)) -> Result<()> {
     match array.data_type() {

@@ -4,7 +4,7 @@
 //! store each cost about 20 system calls and a hop through tokio's blocking pool: four `statx` while
 //! listing (the walk, a symlink check, `is_file`, the metadata), then an open, `fstat`, `statx` and
 //! `lseek` to read it, and 9 futex calls to hand it between threads (`strace -c`, benches/README.md).
-//! Here a listing is one directory walk in one blocking task with one `statx` per file, and a file is
+//! Here a listing is one directory walk in blocking tasks of `CHUNK` files each with one `statx` per file, and a file is
 //! read where it is parsed (open, read, close), with no thread hand-off.
 //!
 //! Only a store that is exactly `object_store`'s local file system at `/` is read this way, and under a
@@ -80,8 +80,8 @@ impl LocalFiles {
     }
 
     /// Every file under `prefix` (all of `/` without one), as `object_store`'s local list gives them:
-    /// symlinks followed, broken ones skipped, versions from the same entity tag. Walked in one blocking
-    /// task, handed over `CHUNK` objects at a time.
+    /// symlinks followed, broken ones skipped, versions from the same entity tag. Walked `CHUNK` objects
+    /// per blocking task ([`Walk`]).
     pub fn list(
         &self,
         prefix: Option<&Path>,
@@ -91,7 +91,7 @@ impl LocalFiles {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<object_store::Result<ObjectMeta>>>(4);
-        tokio::task::spawn_blocking(move || walk(prefix, &tx));
+        tokio::spawn(walk(prefix, tx));
         futures::stream::unfold(rx, |mut rx| async move {
             rx.recv()
                 .await
@@ -144,106 +144,159 @@ fn is_upload_part(name: &str) -> bool {
         .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn walk(prefix: Path, tx: &tokio::sync::mpsc::Sender<Vec<object_store::Result<ObjectMeta>>>) {
-    let mut chunk = Vec::with_capacity(CHUNK);
-    // False once the listing's reader has gone away.
-    let send = |item: object_store::Result<ObjectMeta>,
-                chunk: &mut Vec<object_store::Result<ObjectMeta>>,
-                last: bool|
-     -> bool {
-        chunk.push(item);
-        if chunk.len() >= CHUNK || last {
-            return tx.blocking_send(std::mem::take(chunk)).is_ok();
+/// A walk of a folder tree that can stop between chunks: its state moves from one blocking task to the
+/// next, so a listing nobody is reading waits on the async side and holds no blocking-pool thread (every
+/// scan of the process parses on those few threads).
+struct Walk {
+    /// Folders still to read, each with the device and inode of the folders above it: a link back to
+    /// one of them (a loop) is not walked again; a folder reached by two paths that do not loop is
+    /// listed under both, as object_store lists it.
+    dirs: Vec<(PathBuf, Path, Above)>,
+    /// The folder being read.
+    open: Option<OpenDir>,
+    done: bool,
+}
+
+type Above = Arc<Vec<(u64, u64)>>;
+
+struct OpenDir {
+    dir: PathBuf,
+    path: Path,
+    entries: std::fs::ReadDir,
+    above: Above,
+    subdirs: Vec<(PathBuf, Path, Above)>,
+}
+
+impl Walk {
+    fn new(prefix: Path) -> Self {
+        Self {
+            dirs: vec![(to_fs(&prefix), prefix, Arc::new(Vec::new()))],
+            open: None,
+            done: false,
         }
-        true
-    };
-    let root = to_fs(&prefix);
-    // Each folder with the device and inode of the folders above it: a link back to one of them (a loop)
-    // is not walked again; a folder reached by two paths that do not loop is listed under both, as
-    // object_store lists it.
-    let mut dirs = vec![(root, prefix, Arc::new(Vec::<(u64, u64)>::new()))];
-    while let Some((dir, path, above)) = dirs.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            // Gone since it was listed, or the location names nothing: nothing to list.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => continue,
-            Err(e) => {
-                let _ = send(Err(walk_error(&dir, e)), &mut chunk, true);
-                return;
-            }
-        };
-        let above = match std::fs::metadata(&dir) {
-            Ok(m) if above.contains(&(m.dev(), m.ino())) => continue,
-            Ok(m) => {
-                let mut with_this = Vec::with_capacity(above.len() + 1);
-                with_this.extend_from_slice(&above);
-                with_this.push((m.dev(), m.ino()));
-                Arc::new(with_this)
-            }
-            Err(_) => above,
-        };
-        let mut subdirs = Vec::new();
-        for entry in entries {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    let _ = send(Err(walk_error(&dir, e)), &mut chunk, true);
-                    return;
-                }
-            };
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                let _ = send(
-                    Err(object_store::Error::Generic {
-                        store: "LocalFileSystem",
-                        source: format!("file name is not valid UTF-8: {}", entry.path().display())
-                            .into(),
-                    }),
-                    &mut chunk,
-                    true,
-                );
-                return;
-            };
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let joined = match path.as_ref() {
-                "" => name.to_string(),
-                parent => format!("{parent}/{name}"),
-            };
-            let location = match Path::parse(&joined) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = send(Err(e.into()), &mut chunk, true);
-                    return;
-                }
-            };
-            if kind.is_dir() {
-                subdirs.push((entry.path(), location, Arc::clone(&above)));
-                continue;
-            }
-            // One `statx`, following a symlink; a broken one is skipped, as a file deleted since the
-            // directory was read.
-            let Ok(meta) = std::fs::metadata(entry.path()) else {
-                continue;
-            };
-            if meta.is_dir() {
-                subdirs.push((entry.path(), location, Arc::clone(&above)));
-                continue;
-            }
-            if !meta.is_file() || is_upload_part(name) {
-                continue;
-            }
-            let item = Ok(object_meta(location, &meta));
-            if !send(item, &mut chunk, false) {
-                return;
-            }
-        }
-        // Reversed so that the stack pops folders in the order they were read.
-        dirs.extend(subdirs.into_iter().rev());
     }
-    let _ = tx.blocking_send(chunk);
+
+    /// The next objects, up to `CHUNK`; an error ends the walk (it is the chunk's last item).
+    fn next_chunk(&mut self) -> Vec<object_store::Result<ObjectMeta>> {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        while chunk.len() < CHUNK && !self.done {
+            if let Err(e) = self.step(&mut chunk) {
+                chunk.push(Err(e));
+                self.done = true;
+            }
+        }
+        chunk
+    }
+
+    /// Reads one entry of the open folder, or opens the next folder.
+    fn step(
+        &mut self,
+        chunk: &mut Vec<object_store::Result<ObjectMeta>>,
+    ) -> object_store::Result<()> {
+        let Some(open) = &mut self.open else {
+            match self.dirs.pop() {
+                Some((dir, path, above)) => self.open = open_dir(dir, path, above)?,
+                None => self.done = true,
+            }
+            return Ok(());
+        };
+        let Some(entry) = open.entries.next() else {
+            // Reversed so that the stack pops folders in the order they were read.
+            let subdirs = std::mem::take(&mut open.subdirs);
+            self.dirs.extend(subdirs.into_iter().rev());
+            self.open = None;
+            return Ok(());
+        };
+        let entry = entry.map_err(|e| walk_error(&open.dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return Err(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: format!("file name is not valid UTF-8: {}", entry.path().display()).into(),
+            });
+        };
+        let Ok(kind) = entry.file_type() else {
+            return Ok(());
+        };
+        let joined = match open.path.as_ref() {
+            "" => name.to_string(),
+            parent => format!("{parent}/{name}"),
+        };
+        let location = Path::parse(&joined)?;
+        if kind.is_dir() {
+            open.subdirs
+                .push((entry.path(), location, Arc::clone(&open.above)));
+            return Ok(());
+        }
+        // One `statx`, following a symlink; a broken one is skipped, as a file deleted since the
+        // directory was read.
+        let Ok(meta) = std::fs::metadata(entry.path()) else {
+            return Ok(());
+        };
+        if meta.is_dir() {
+            open.subdirs
+                .push((entry.path(), location, Arc::clone(&open.above)));
+        } else if meta.is_file() && !is_upload_part(name) {
+            chunk.push(Ok(object_meta(location, &meta)));
+        }
+        Ok(())
+    }
+}
+
+/// A folder opened for reading, or `None` when there is nothing to read: gone since it was listed, not a
+/// folder, or a loop back to a folder above it.
+fn open_dir(dir: PathBuf, path: Path, above: Above) -> object_store::Result<Option<OpenDir>> {
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(None),
+        Err(e) => return Err(walk_error(&dir, e)),
+    };
+    let above = match std::fs::metadata(&dir) {
+        Ok(m) if above.contains(&(m.dev(), m.ino())) => return Ok(None),
+        Ok(m) => {
+            let mut with_this = Vec::with_capacity(above.len() + 1);
+            with_this.extend_from_slice(&above);
+            with_this.push((m.dev(), m.ino()));
+            Arc::new(with_this)
+        }
+        Err(_) => above,
+    };
+    Ok(Some(OpenDir {
+        dir,
+        path,
+        entries,
+        above,
+        subdirs: Vec::new(),
+    }))
+}
+
+/// Walks `prefix` a chunk per blocking task and sends the chunks, until the walk ends or the listing's
+/// reader goes away. Waiting for room in `tx` happens here, between tasks.
+async fn walk(prefix: Path, tx: tokio::sync::mpsc::Sender<Vec<object_store::Result<ObjectMeta>>>) {
+    let mut walk = Walk::new(prefix);
+    while !walk.done {
+        let chunk;
+        (walk, chunk) = match tokio::task::spawn_blocking(move || {
+            let chunk = walk.next_chunk();
+            (walk, chunk)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                let failed = object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: format!("the folder walk failed: {e}").into(),
+                };
+                let _ = tx.send(vec![Err(failed)]).await;
+                return;
+            }
+        };
+        if !chunk.is_empty() && tx.send(chunk).await.is_err() {
+            return;
+        }
+    }
 }
 
 fn walk_error(dir: &std::path::Path, e: std::io::Error) -> object_store::Error {
@@ -407,5 +460,50 @@ mod tests {
         // Listing outside the allowed folder is refused before anything is walked.
         let listing: Result<Vec<_>, _> = local.list(Some(&path(""))).try_collect().await;
         assert!(listing.is_err());
+    }
+
+    /// A listing that nobody reads must not hold a blocking-pool thread while it waits: other scans
+    /// need the pool to list and parse. With one blocking thread, a walk that waited there for room
+    /// would keep the second listing from ever starting.
+    #[test]
+    fn a_listing_nobody_reads_holds_no_blocking_thread() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let many = tempfile::tempdir().expect("tempdir");
+        // More objects than the channel and a chunk in hand hold.
+        let files = CHUNK * 8;
+        for i in 0..files {
+            std::fs::write(many.path().join(format!("{i}.txt")), b"x").expect("write");
+        }
+        let few = tree();
+        let path = |dir: &tempfile::TempDir| {
+            Path::from_absolute_path(std::fs::canonicalize(dir.path()).expect("canonical"))
+                .expect("path")
+        };
+        let (many_path, few_path) = (path(&many), path(&few));
+        let result = runtime.block_on(async {
+            let local =
+                LocalFiles::for_store(&LocalFileSystem::new(), &root_url(), None).expect("local");
+            let mut waiting = local.list(Some(&many_path));
+            let first = waiting.next().await.expect("an object").expect("listed");
+            assert!(first.location.as_ref().ends_with(".txt"));
+            // Let the waiting walk fill its channel.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let other = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                listed(local.list(Some(&few_path))),
+            )
+            .await
+            .ok()?;
+            Some((other.len(), listed(waiting).await.len() + 1))
+        });
+        // A walk stuck in the pool would keep the runtime from shutting down.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        let counts = result.expect("the second listing finished while the first waited");
+        assert_eq!(counts, (4, files));
     }
 }

@@ -1,7 +1,14 @@
 //! From a location to record batches: listing objects into scan units (an object, or a whole Slack export
-//! folder), fetching them, and parsing them off the async runtime in a blocking task per unit.
+//! folder), fetching them, and parsing them off the async runtime in a blocking task per group of units.
+//!
+//! A blocking-pool thread never waits for the query to read. The pool is small (the CLI allows two
+//! threads per core) and every scan of the process parses on it: a parse task that waited for its
+//! consumer while the query drained another scan first (a hash join's build side) would keep that scan
+//! from parsing at all, and enough of them deadlocked the query. So a pool task hands over what fits in
+//! the channel, keeps the rest, and stops at the next unit; the async side sends the rest and goes on.
+//! A large unit, whose messages could fill many batches, is parsed on a thread of its own instead.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -18,6 +25,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetResult, GetResultPayload, ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::cache::{ParsedCache, ParsedUnit, unit_key};
 use crate::container::{compression_of, decompress, is_zip, zip_entries};
@@ -46,6 +54,9 @@ const PREFETCH_KIB: u32 = 16 << 10;
 /// At most this many fetched objects are parsed in one blocking task (and share record batches), so
 /// that an archive of many tiny exports does not pay a task and a batch per object.
 const GROUP_OBJECTS: usize = 64;
+/// Units larger than this are parsed on a thread of their own: one of up to this many bytes makes at
+/// most a few batches, which a blocking-pool task may hold while the query is not reading.
+const OWN_THREAD_BYTES: u64 = 1 << 20;
 /// Files of export folders (a Slack export's day files) requested at once, per partition.
 const FOLDER_FETCHES: usize = 32;
 /// Bytes read past a byte range's end at a time, looking for the end of its last line.
@@ -197,7 +208,7 @@ async fn read_partition(
 ) -> DFResult<()> {
     // Units of the chunk this partition took last, in order.
     let units = futures::stream::unfold(
-        (feed, std::collections::VecDeque::new()),
+        (feed, VecDeque::new()),
         |(feed, mut chunk)| async move {
             if chunk.is_empty() {
                 match feed.next().await? {
@@ -266,33 +277,37 @@ async fn read_partition(
     let mut groups = std::pin::pin!(fetched.ready_chunks(GROUP_OBJECTS));
     let mut carry = Carry::default();
     while let Some(group) = groups.next().await {
-        let group = group.into_iter().collect::<Result<Vec<_>>>()?;
-        let (issues, left) = if group
-            .iter()
-            .all(|(_, f, _)| matches!(f, Fetched::Parsed(_)))
-        {
-            let (issues, left, batches) =
-                parse_group(&shared, group, Out::Collect(Vec::new()), carry)?;
-            for b in batches {
+        let mut rest = group.into_iter().collect::<Result<VecDeque<_>>>()?;
+        while let Some(front) = rest.front() {
+            let (parsed, unparsed) = if rest.iter().all(|(_, f, _)| matches!(f, Fetched::Parsed(_)))
+            {
+                // Only cached units: joining their columns here costs less than a thread hand-off.
+                parse_group(&shared, rest, Out::Collect(Vec::new()), carry)?
+            } else if is_large(&front.0) {
+                let shared = Arc::clone(&shared);
+                let tx = tx.clone();
+                on_own_thread(move || parse_group(&shared, rest, Out::Send(&tx), carry)).await??
+            } else {
+                let shared = Arc::clone(&shared);
+                let tx = tx.clone();
+                // Parsing is CPU work: keep it off the runtime threads that drive IO.
+                tokio::task::spawn_blocking(move || {
+                    parse_group(&shared, rest, Out::offer(&tx), carry)
+                })
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))??
+            };
+            shared.log.extend(&shared.table, parsed.issues);
+            carry = parsed.carry;
+            rest = unparsed;
+            // What did not fit in the channel, sent here where waiting holds no thread.
+            for b in parsed.batches {
                 if tx.send(Ok(b)).await.is_err() {
                     // The query stopped reading (a LIMIT, or the client went away).
                     return Ok(());
                 }
             }
-            (issues, left)
-        } else {
-            let shared2 = Arc::clone(&shared);
-            let tx2 = tx.clone();
-            // Parsing is CPU work: keep it off the runtime threads that drive IO.
-            let (issues, left, _) = tokio::task::spawn_blocking(move || {
-                parse_group(&shared2, group, Out::Send(&tx2), carry)
-            })
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))??;
-            (issues, left)
-        };
-        carry = left;
-        shared.log.extend(&shared.table, issues);
+        }
     }
     if carry.rows > 0 {
         // Only parsed units wait in the carry: joining their columns is quick.
@@ -303,6 +318,31 @@ async fn read_partition(
         }
     }
     Ok(())
+}
+
+/// Whether a unit is parsed on a thread of its own: its messages may fill many batches, more than a
+/// blocking-pool thread may hold while the query is not reading (see [`Out::Offer`]).
+fn is_large(unit: &ScanUnit) -> bool {
+    unit.size() > OWN_THREAD_BYTES
+}
+
+/// Runs `parse` on a new thread, which may wait for the query to read as long as it likes: it is not
+/// one of the blocking pool's few threads, which every scan of the process needs.
+async fn on_own_thread<T: Send + 'static>(
+    parse: impl FnOnce() -> T + Send + 'static,
+) -> DFResult<T> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("colloquy-parse".into())
+        .spawn(move || {
+            let _entered = runtime.enter();
+            let _ = answer.send(parse());
+        })
+        .map_err(|e| DataFusionError::Execution(format!("cannot start a parse thread: {e}")))?;
+    answered.await.map_err(|_| {
+        DataFusionError::Execution("a parse thread ended without an answer (it panicked)".into())
+    })
 }
 
 async fn fetch(store: &dyn ObjectStore, url: &Location, location: &Path) -> Result<Bytes> {
@@ -537,19 +577,64 @@ struct GroupWriter<'a> {
     carry: Carry,
 }
 
-/// Where a writer's batches go: sent from a blocking parse task as they fill, or collected, when a
-/// group is answered from the cache on the async runtime (a thread hand-off per group cost more than
-/// copying cached columns).
+/// Where a writer's batches go.
 enum Out<'a> {
+    /// From a blocking-pool task: into the channel while it has room; once it is full, this batch and
+    /// every later one wait here, in order, and the task stops at the end of its unit (the pool's
+    /// threads must not wait for the query: see the module's comment).
+    Offer {
+        tx: &'a Sender<DFResult<RecordBatch>>,
+        held: Vec<RecordBatch>,
+    },
+    /// From a thread of the unit's own, which may wait for room.
     Send(&'a Sender<DFResult<RecordBatch>>),
+    /// Collected, when a group is answered from the cache on the async runtime (a thread hand-off per
+    /// group cost more than copying cached columns).
     Collect(Vec<RecordBatch>),
 }
 
-impl Out<'_> {
-    /// The collected batches (none when they were sent).
-    fn into_collected(self) -> Vec<RecordBatch> {
+impl<'a> Out<'a> {
+    fn offer(tx: &'a Sender<DFResult<RecordBatch>>) -> Self {
+        Out::Offer {
+            tx,
+            held: Vec::new(),
+        }
+    }
+
+    fn put(&mut self, batch: RecordBatch) -> Result<()> {
+        let cancelled =
+            || ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into()));
         match self {
-            Out::Collect(batches) => batches,
+            Out::Offer { tx, held } if held.is_empty() => match tx.try_send(Ok(batch)) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(batch)) => {
+                    held.push(batch.map_err(ArchiveError::DataFusion)?);
+                    Ok(())
+                }
+                Err(TrySendError::Closed(_)) => Err(cancelled()),
+            },
+            Out::Offer { held, .. } | Out::Collect(held) => {
+                held.push(batch);
+                Ok(())
+            }
+            Out::Send(tx) => tx.blocking_send(Ok(batch)).map_err(|_| cancelled()),
+        }
+    }
+
+    /// Whether the task should stop before parsing `next`: a pool task once it holds batches or when
+    /// `next` is large, a unit's own thread when `next` is not large.
+    fn stops_before(&self, next: &ScanUnit) -> bool {
+        match self {
+            Out::Offer { held, .. } => !held.is_empty() || is_large(next),
+            Out::Send(_) => !is_large(next),
+            Out::Collect(_) => false,
+        }
+    }
+
+    /// The batches held or collected, for the async side to send.
+    fn into_held(self) -> Vec<RecordBatch> {
+        match self {
+            Out::Offer { held, .. } | Out::Collect(held) => held,
             Out::Send(_) => Vec::new(),
         }
     }
@@ -603,15 +688,7 @@ impl GroupWriter<'_> {
     fn send(&mut self, columns: Vec<Option<ArrayRef>>, rows: usize) -> Result<()> {
         ScanProgress::add(&PROGRESS.rows, rows as u64);
         let out = finish_batch(self.shared, self.carry.place.as_deref(), columns, rows)?;
-        match &mut self.out {
-            Out::Send(tx) => tx.blocking_send(Ok(out)).map_err(|_| {
-                ArchiveError::DataFusion(DataFusionError::Execution("scan cancelled".into()))
-            }),
-            Out::Collect(batches) => {
-                batches.push(out);
-                Ok(())
-            }
-        }
+        self.out.put(out)
     }
 
     /// Queues the batches of a parsed unit (all message columns) for sending.
@@ -702,12 +779,25 @@ impl Input {
     }
 }
 
+/// A fetched unit waiting to be parsed, with its share of the prefetch budget.
+type Pending = (ScanUnit, Fetched, Option<tokio::sync::OwnedSemaphorePermit>);
+
+/// What a parse task did: the records it skipped, what it leaves for the next task, and the batches it
+/// held or collected for the async side to send.
+struct GroupParsed {
+    issues: Vec<RecordIssue>,
+    carry: Carry,
+    batches: Vec<RecordBatch>,
+}
+
+/// Parses units from the front of `group` until it is empty or `out` says to stop (never before the
+/// first); returns what it did and the units it left.
 fn parse_group(
     shared: &ScanShared,
-    group: Vec<(ScanUnit, Fetched, Option<tokio::sync::OwnedSemaphorePermit>)>,
+    mut group: VecDeque<Pending>,
     out: Out<'_>,
     carry: Carry,
-) -> DFResult<(Vec<RecordIssue>, Carry, Vec<RecordBatch>)> {
+) -> DFResult<(GroupParsed, VecDeque<Pending>)> {
     let mut writer = GroupWriter {
         shared,
         out,
@@ -715,7 +805,14 @@ fn parse_group(
         carry,
     };
     let mut issues = Vec::new();
-    for (unit, fetched, _permit) in group {
+    let mut first = true;
+    while let Some((unit, _, _)) = group.front() {
+        if !std::mem::take(&mut first) && writer.out.stops_before(unit) {
+            break;
+        }
+        let Some((unit, fetched, _permit)) = group.pop_front() else {
+            break;
+        };
         writer.enter(&unit.place)?;
         let input = match fetched {
             Fetched::Parsed(parsed) => {
@@ -754,8 +851,12 @@ fn parse_group(
     }
     // Rows parsed here go now; parsed units may wait for the next task's to fill a batch.
     writer.flush_builder()?;
-    let collected = writer.out.into_collected();
-    Ok((issues, writer.carry, collected))
+    let parsed = GroupParsed {
+        issues,
+        carry: writer.carry,
+        batches: writer.out.into_held(),
+    };
+    Ok((parsed, group))
 }
 
 /// The batches of what the last parse task of a partition left waiting.
@@ -767,7 +868,7 @@ fn flush_carry(shared: &ScanShared, carry: Carry) -> Result<Vec<RecordBatch>> {
         carry,
     };
     writer.flush()?;
-    Ok(writer.out.into_collected())
+    Ok(writer.out.into_held())
 }
 
 fn parse_into(
@@ -962,4 +1063,97 @@ fn finish_batch(
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
     RecordBatch::try_new_with_options(Arc::clone(&shared.projected_schema), out, &options)
         .map_err(|e| ArchiveError::DataFusion(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::error::DataFusionError;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+    use futures::TryStreamExt;
+
+    use crate::errlog::ErrorLog;
+
+    /// `files` web chat logs of `lines` messages each, and one log larger than `OWN_THREAD_BYTES`.
+    fn logs(files: usize, lines: usize) -> (tempfile::TempDir, usize) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let line = |f: usize, l: usize| {
+            format!(
+                "{{\"session_id\": \"s{f}\", \"id\": \"m{l}\", \"timestamp\": \"2025-01-20T09:00:00Z\", \
+                 \"role\": \"visitor\", \"text\": \"message {l} of log {f}, with some words\"}}\n"
+            )
+        };
+        for f in 0..files {
+            let text: String = (0..lines).map(|l| line(f, l)).collect();
+            std::fs::write(dir.path().join(format!("log-{f:04}.jsonl")), text).expect("write");
+        }
+        let mut large = String::new();
+        let mut large_lines = 0;
+        while large.len() as u64 <= super::OWN_THREAD_BYTES {
+            large.push_str(&line(files, large_lines));
+            large_lines += 1;
+        }
+        std::fs::write(dir.path().join("large.jsonl"), large).expect("write");
+        (dir, files * lines + large_lines)
+    }
+
+    fn count(batches: &[datafusion::arrow::array::RecordBatch]) -> usize {
+        batches.iter().map(|b| b.num_rows()).sum()
+    }
+
+    /// A query that reads one scan while another waits (a hash join drains its build side first) must
+    /// not deadlock on the blocking pool. One blocking thread makes it certain: the waiting scan's
+    /// parse task, had it waited for room in its channel, would hold the only thread and the other
+    /// scan could never parse.
+    #[test]
+    fn a_scan_nobody_reads_holds_no_blocking_thread() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // Enough groups of 64 objects for many more batches than the channel holds.
+        let (dir, messages) = logs(600, 3);
+        let sql = format!("SELECT * FROM read_archive('{}/')", dir.path().display());
+        let result = runtime.block_on(async {
+            let ctx =
+                SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+            crate::register_functions(&ctx, &ErrorLog::default());
+            // Planned first: planning lists the location, and waits for it without a timeout.
+            let other = ctx.sql(&sql).await?;
+            let waiting = ctx.sql(&sql).await?.execute_stream().await?;
+            // Let the waiting scan fill its channel.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let other = other.collect();
+            let Ok(other) = tokio::time::timeout(Duration::from_secs(30), other).await else {
+                return Ok(None);
+            };
+            let first: Vec<_> = waiting.try_collect().await?;
+            // Every message once, in each scan.
+            let keys = ctx
+                .sql(&sql.replace('*', "count(DISTINCT conversation_id || '/' || message_id)"))
+                .await?
+                .collect()
+                .await?;
+            let distinct = keys[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .map(|c| c.value(0));
+            Ok::<_, DataFusionError>(Some((count(&other?), count(&first), distinct)))
+        });
+        // A parse task stuck in the pool would keep the runtime from shutting down.
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        let counts = result
+            .expect("scans")
+            .expect("the second scan finished while the first waited");
+        let messages = messages as i64;
+        assert_eq!(
+            counts,
+            (messages as usize, messages as usize, Some(messages))
+        );
+    }
 }

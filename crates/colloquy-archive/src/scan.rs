@@ -57,6 +57,9 @@ const GROUP_OBJECTS: usize = 64;
 /// Units larger than this are parsed on a thread of their own: one of up to this many bytes makes at
 /// most a few batches, which a blocking-pool task may hold while the query is not reading.
 const OWN_THREAD_BYTES: u64 = 1 << 20;
+/// Groups a partition parses at once. One left a core idle a fifth of the time over an archive of small
+/// zips: the next group waited for the parse of the one before (benches/README.md).
+const LANES: usize = 2;
 /// Files of export folders (a Slack export's day files) requested at once, per partition.
 const FOLDER_FETCHES: usize = 32;
 /// Bytes read past a byte range's end at a time, looking for the end of its last line.
@@ -199,7 +202,7 @@ impl PartitionStream for ArchivePartition {
 }
 
 /// Keeps one partition's readers busy: fetches up to `PREFETCH` units ahead and parses whatever has
-/// arrived in one blocking task.
+/// arrived, in up to `LANES` blocking tasks at once.
 async fn read_partition(
     shared: Arc<ScanShared>,
     partition: usize,
@@ -207,19 +210,16 @@ async fn read_partition(
     tx: Sender<DFResult<RecordBatch>>,
 ) -> DFResult<()> {
     // Units of the chunk this partition took last, in order.
-    let units = futures::stream::unfold(
-        (feed, VecDeque::new()),
-        |(feed, mut chunk)| async move {
-            if chunk.is_empty() {
-                match feed.next().await? {
-                    Ok(more) => chunk = more.into(),
-                    Err(e) => return Some((Err(e), (feed, chunk))),
-                }
+    let units = futures::stream::unfold((feed, VecDeque::new()), |(feed, mut chunk)| async move {
+        if chunk.is_empty() {
+            match feed.next().await? {
+                Ok(more) => chunk = more.into(),
+                Err(e) => return Some((Err(e), (feed, chunk))),
             }
-            let unit = chunk.pop_front()?;
-            Some((Ok(unit), (feed, chunk)))
-        },
-    );
+        }
+        let unit = chunk.pop_front()?;
+        Some((Ok(unit), (feed, chunk)))
+    });
     let mut verdict: Option<(Arc<Place>, bool)> = None;
     let pruner = Arc::clone(&shared);
     let index = partition;
@@ -275,49 +275,79 @@ async fn read_partition(
         })
         .buffered(PREFETCH);
     let mut groups = std::pin::pin!(fetched.ready_chunks(GROUP_OBJECTS));
-    let mut carry = Carry::default();
-    while let Some(group) = groups.next().await {
-        let mut rest = group.into_iter().collect::<Result<VecDeque<_>>>()?;
-        while let Some(front) = rest.front() {
-            let (parsed, unparsed) = if rest.iter().all(|(_, f, _)| matches!(f, Fetched::Parsed(_)))
-            {
-                // Only cached units: joining their columns here costs less than a thread hand-off.
-                parse_group(&shared, rest, Out::Collect(Vec::new()), carry)?
-            } else if is_large(&front.0) {
-                let shared = Arc::clone(&shared);
-                let tx = tx.clone();
-                on_own_thread(move || parse_group(&shared, rest, Out::Send(&tx), carry)).await??
-            } else {
-                let shared = Arc::clone(&shared);
-                let tx = tx.clone();
-                // Parsing is CPU work: keep it off the runtime threads that drive IO.
-                tokio::task::spawn_blocking(move || {
-                    parse_group(&shared, rest, Out::offer(&tx), carry)
-                })
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))??
-            };
-            shared.log.extend(&shared.table, parsed.issues);
-            carry = parsed.carry;
-            rest = unparsed;
-            // What did not fit in the channel, sent here where waiting holds no thread.
-            for b in parsed.batches {
+    // Each lane parses one group at a time and hands its carry to its own next group; while one parses,
+    // the other takes the next group (and keeps fetching). Batches of different lanes interleave.
+    let mut idle: Vec<Carry> = (0..LANES).map(|_| Carry::default()).collect();
+    let mut running = futures::stream::FuturesUnordered::new();
+    let mut listed_all = false;
+    loop {
+        tokio::select! {
+            group = groups.next(), if !listed_all && !idle.is_empty() => match group {
+                Some(group) => {
+                    let group = group.into_iter().collect::<Result<VecDeque<_>>>()?;
+                    let carry = idle.pop().unwrap_or_default();
+                    running.push(parse_and_send(Arc::clone(&shared), tx.clone(), group, carry));
+                }
+                None => listed_all = true,
+            },
+            parsed = running.next(), if !running.is_empty() => match parsed {
+                Some(Ok(Some(carry))) => idle.push(carry),
+                // The query stopped reading (a LIMIT, or the client went away).
+                Some(Ok(None)) => return Ok(()),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            },
+            else => break,
+        }
+    }
+    for carry in idle {
+        if carry.rows > 0 {
+            // Only parsed units wait in a carry: joining their columns is quick.
+            for b in flush_carry(&shared, carry)? {
                 if tx.send(Ok(b)).await.is_err() {
-                    // The query stopped reading (a LIMIT, or the client went away).
                     return Ok(());
                 }
             }
         }
     }
-    if carry.rows > 0 {
-        // Only parsed units wait in the carry: joining their columns is quick.
-        for b in flush_carry(&shared, carry)? {
+    Ok(())
+}
+
+/// Parses a group of fetched units and sends their batches; returns what the lane's next group takes
+/// over, or `None` when the query stopped reading.
+async fn parse_and_send(
+    shared: Arc<ScanShared>,
+    tx: Sender<DFResult<RecordBatch>>,
+    mut rest: VecDeque<Pending>,
+    mut carry: Carry,
+) -> DFResult<Option<Carry>> {
+    while let Some(front) = rest.front() {
+        let (parsed, unparsed) = if rest.iter().all(|(_, f, _)| matches!(f, Fetched::Parsed(_))) {
+            // Only cached units: joining their columns here costs less than a thread hand-off.
+            parse_group(&shared, rest, Out::Collect(Vec::new()), carry)?
+        } else if is_large(&front.0) {
+            let shared = Arc::clone(&shared);
+            let tx = tx.clone();
+            on_own_thread(move || parse_group(&shared, rest, Out::Send(&tx), carry)).await??
+        } else {
+            let shared = Arc::clone(&shared);
+            let tx = tx.clone();
+            // Parsing is CPU work: keep it off the runtime threads that drive IO.
+            tokio::task::spawn_blocking(move || parse_group(&shared, rest, Out::offer(&tx), carry))
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))??
+        };
+        shared.log.extend(&shared.table, parsed.issues);
+        carry = parsed.carry;
+        rest = unparsed;
+        // What did not fit in the channel, sent here where waiting holds no thread.
+        for b in parsed.batches {
             if tx.send(Ok(b)).await.is_err() {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
-    Ok(())
+    Ok(Some(carry))
 }
 
 /// Whether a unit is parsed on a thread of its own: its messages may fill many batches, more than a

@@ -4,8 +4,8 @@
 //! store each cost about 20 system calls and a hop through tokio's blocking pool: four `statx` while
 //! listing (the walk, a symlink check, `is_file`, the metadata), then an open, `fstat`, `statx` and
 //! `lseek` to read it, and 9 futex calls to hand it between threads (`strace -c`, benches/README.md).
-//! Here a listing is one directory walk in blocking tasks of `CHUNK` files each with one `statx` per file, and a file is
-//! read where it is parsed (open, read, close), with no thread hand-off.
+//! Here a listing is one directory walk, `CHUNK` files per blocking task, with one `statx` per file,
+//! and a file is read where it is parsed (open, read, close), with no thread hand-off.
 //!
 //! Only a store that is exactly `object_store`'s local file system at `/` is read this way, and under a
 //! server's policy each file is checked as the guarded store checks it: where it really is, symlinks
@@ -26,7 +26,7 @@ use url::Url;
 
 use colloquy_store::AccessPolicy;
 
-/// Objects handed from the walking thread to the listing at a time.
+/// Objects handed from the walk to the listing at a time, and walked per blocking task.
 const CHUNK: usize = 512;
 
 /// How a scan reads a local archive without `object_store`.
@@ -383,6 +383,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_walk_of_many_chunks_lists_what_object_store_lists() {
+        // Chunks end inside folders, with folders still waiting to be read.
+        let dir = tree();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        for folder in ["a", "a/b", "c"] {
+            std::fs::create_dir_all(root.join(folder)).expect("mkdir");
+            for i in 0..CHUNK * 2 / 3 {
+                std::fs::write(root.join(format!("{folder}/{i}.txt")), b"x").expect("write");
+            }
+        }
+        let prefix = Path::from_absolute_path(&root).expect("path");
+        let store = LocalFileSystem::new();
+        let local = LocalFiles::for_store(&store, &root_url(), None).expect("local root");
+        let ours: Vec<String> = local
+            .list(Some(&prefix))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .expect("listing");
+        assert_eq!(ours.len(), 4 + 3 * (CHUNK * 2 / 3), "every file once");
+        let ours: BTreeMap<_, _> = ours.into_iter().map(|l| (l, ())).collect();
+        let theirs = listed(store.list(Some(&prefix))).await;
+        assert!(ours.keys().eq(theirs.keys()));
+    }
+
+    #[tokio::test]
     async fn a_symlink_loop_is_walked_once() {
         // object_store's listing fails on a loop; this one lists each file once and ends.
         let dir = tree();
@@ -499,11 +525,21 @@ mod tests {
             )
             .await
             .ok()?;
-            Some((other.len(), listed(waiting).await.len() + 1))
+            let mut all: Vec<String> = waiting
+                .map_ok(|m| m.location.to_string())
+                .try_collect()
+                .await
+                .expect("listing");
+            all.push(first.location.to_string());
+            Some((other.len(), all))
         });
-        // A walk stuck in the pool would keep the runtime from shutting down.
+        // Returns at once, or after a second with a walk still stuck in the pool.
         runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-        let counts = result.expect("the second listing finished while the first waited");
-        assert_eq!(counts, (4, files));
+        let (other, mut all) = result.expect("the second listing finished while the first waited");
+        assert_eq!(other, 4);
+        all.sort_unstable();
+        all.dedup();
+        // Every file once.
+        assert_eq!(all.len(), files);
     }
 }

@@ -28,7 +28,7 @@ use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::cache::{ParsedCache, ParsedUnit, unit_key};
-use crate::container::{compression_of, decompress, is_zip, zip_entries};
+use crate::container::{Compression, compression_of, decompress, is_zip, zip_entries};
 use crate::detect::{detect, is_hidden, is_media};
 use crate::errlog::ErrorLog;
 use crate::error::{ArchiveError, Result};
@@ -57,6 +57,10 @@ const GROUP_OBJECTS: usize = 64;
 /// Units larger than this are parsed on a thread of their own: one of up to this many bytes makes at
 /// most a few batches, which a blocking-pool task may hold while the query is not reading.
 const OWN_THREAD_BYTES: u64 = 1 << 20;
+/// A compressed unit (a zip, `.gz`, `.zst`, `.bz2`) counts as this many times its size: chat text
+/// deflates to a fifth or a tenth, and the margin keeps an unusually compressible one off the pool. (An
+/// entry inflates to at most 64 MB whatever its header says, so even a deceptive one is bounded.)
+const COMPRESSED_FACTOR: u64 = 16;
 /// Groups a partition parses at once. One left a core idle a fifth of the time over an archive of small
 /// zips: the next group waited for the parse of the one before (benches/README.md).
 const LANES: usize = 2;
@@ -275,8 +279,9 @@ async fn read_partition(
         })
         .buffered(PREFETCH);
     let mut groups = std::pin::pin!(fetched.ready_chunks(GROUP_OBJECTS));
-    // Each lane parses one group at a time and hands its carry to its own next group; while one parses,
-    // the other takes the next group (and keeps fetching). Batches of different lanes interleave.
+    // A lane parses one group at a time; a group takes the carry of whichever lane is free. While one
+    // group parses, the next is taken from the fetches (which go on while this loop waits for either).
+    // Batches of different lanes interleave.
     let mut idle: Vec<Carry> = (0..LANES).map(|_| Carry::default()).collect();
     let mut running = futures::stream::FuturesUnordered::new();
     let mut listed_all = false;
@@ -325,7 +330,7 @@ async fn parse_and_send(
         let (parsed, unparsed) = if rest.iter().all(|(_, f, _)| matches!(f, Fetched::Parsed(_))) {
             // Only cached units: joining their columns here costs less than a thread hand-off.
             parse_group(&shared, rest, Out::Collect(Vec::new()), carry)?
-        } else if is_large(&front.0) {
+        } else if needs_own_thread(front) {
             let shared = Arc::clone(&shared);
             let tx = tx.clone();
             on_own_thread(move || parse_group(&shared, rest, Out::Send(&tx), carry)).await??
@@ -351,9 +356,22 @@ async fn parse_and_send(
 }
 
 /// Whether a unit is parsed on a thread of its own: its messages may fill many batches, more than a
-/// blocking-pool thread may hold while the query is not reading (see [`Out::Offer`]).
-fn is_large(unit: &ScanUnit) -> bool {
-    unit.size() > OWN_THREAD_BYTES
+/// blocking-pool thread may hold while the query is not reading (see [`Out::Offer`]). Units answered
+/// from the cache are never parsed.
+fn needs_own_thread((unit, fetched, _): &Pending) -> bool {
+    if matches!(fetched, Fetched::Parsed(_)) {
+        return false;
+    }
+    let compressed = match &unit.kind {
+        UnitKind::Object { location, .. } | UnitKind::Range { location, .. } => {
+            let name = location.as_ref();
+            name.to_ascii_lowercase().ends_with(".zip")
+                || !matches!(compression_of(name).0, Compression::None)
+        }
+        UnitKind::ExportFolder { .. } => false,
+    };
+    let factor = if compressed { COMPRESSED_FACTOR } else { 1 };
+    unit.size().saturating_mul(factor) > OWN_THREAD_BYTES
 }
 
 /// Runs `parse` on a new thread, which may wait for the query to read as long as it likes: it is not
@@ -652,11 +670,11 @@ impl<'a> Out<'a> {
     }
 
     /// Whether the task should stop before parsing `next`: a pool task once it holds batches or when
-    /// `next` is large, a unit's own thread when `next` is not large.
-    fn stops_before(&self, next: &ScanUnit) -> bool {
+    /// `next` needs a thread of its own, that thread when `next` does not.
+    fn stops_before(&self, next: &Pending) -> bool {
         match self {
-            Out::Offer { held, .. } => !held.is_empty() || is_large(next),
-            Out::Send(_) => !is_large(next),
+            Out::Offer { held, .. } => !held.is_empty() || needs_own_thread(next),
+            Out::Send(_) => !needs_own_thread(next),
             Out::Collect(_) => false,
         }
     }
@@ -670,7 +688,7 @@ impl<'a> Out<'a> {
     }
 }
 
-/// What one parse task hands to the next of the same partition: the place being written, and batches
+/// What a parse task leaves for the next task of its lane: the place being written, and batches
 /// of parsed units waiting to be sent as one (an archive of many small exports would otherwise send a
 /// batch of a few rows per export, or per parse task).
 #[derive(Default)]
@@ -836,8 +854,8 @@ fn parse_group(
     };
     let mut issues = Vec::new();
     let mut first = true;
-    while let Some((unit, _, _)) = group.front() {
-        if !std::mem::take(&mut first) && writer.out.stops_before(unit) {
+    while let Some(next) = group.front() {
+        if !std::mem::take(&mut first) && writer.out.stops_before(next) {
             break;
         }
         let Some((unit, fetched, _permit)) = group.pop_front() else {
@@ -889,7 +907,7 @@ fn parse_group(
     Ok((parsed, group))
 }
 
-/// The batches of what the last parse task of a partition left waiting.
+/// The batches of what the last parse task of a lane left waiting.
 fn flush_carry(shared: &ScanShared, carry: Carry) -> Result<Vec<RecordBatch>> {
     let mut writer = GroupWriter {
         shared,
@@ -1099,11 +1117,12 @@ fn finish_batch(
 mod tests {
     use std::time::Duration;
 
-    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::util::display::array_value_to_string;
     use datafusion::error::DataFusionError;
     use datafusion::prelude::{SessionConfig, SessionContext};
     use futures::TryStreamExt;
 
+    use super::*;
     use crate::errlog::ErrorLog;
 
     /// `files` web chat logs of `lines` messages each, and one log larger than `OWN_THREAD_BYTES`.
@@ -1121,7 +1140,7 @@ mod tests {
         }
         let mut large = String::new();
         let mut large_lines = 0;
-        while large.len() as u64 <= super::OWN_THREAD_BYTES {
+        while large.len() as u64 <= OWN_THREAD_BYTES {
             large.push_str(&line(files, large_lines));
             large_lines += 1;
         }
@@ -1129,14 +1148,28 @@ mod tests {
         (dir, files * lines + large_lines)
     }
 
-    fn count(batches: &[datafusion::arrow::array::RecordBatch]) -> usize {
-        batches.iter().map(|b| b.num_rows()).sum()
+    /// Each message's conversation and message id, sorted.
+    fn keys(batches: &[RecordBatch]) -> Vec<String> {
+        let mut keys: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let column = |name: &str| b.column_by_name(name).map(Arc::clone).expect("column");
+                let (conversation, message) = (column("conversation_id"), column("message_id"));
+                (0..b.num_rows()).map(move |i| {
+                    let value = |a: &ArrayRef| array_value_to_string(a, i).expect("value");
+                    format!("{}/{}", value(&conversation), value(&message))
+                })
+            })
+            .collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// A query that reads one scan while another waits (a hash join drains its build side first) must
     /// not deadlock on the blocking pool. One blocking thread makes it certain: the waiting scan's
     /// parse task, had it waited for room in its channel, would hold the only thread and the other
-    /// scan could never parse.
+    /// scan could never parse. Then the same archive from the parsed cache, whose units travel in the
+    /// lanes' carries.
     #[test]
     fn a_scan_nobody_reads_holds_no_blocking_thread() {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1162,28 +1195,21 @@ mod tests {
                 return Ok(None);
             };
             let first: Vec<_> = waiting.try_collect().await?;
-            // Every message once, in each scan.
-            let keys = ctx
-                .sql(&sql.replace('*', "count(DISTINCT conversation_id || '/' || message_id)"))
-                .await?
-                .collect()
-                .await?;
-            let distinct = keys[0]
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .map(|c| c.value(0));
-            Ok::<_, DataFusionError>(Some((count(&other?), count(&first), distinct)))
+            Arc::new(ParsedCache::new(256 << 20)).install(&ctx);
+            let filling = ctx.sql(&sql).await?.collect().await?;
+            let cached = ctx.sql(&sql).await?.collect().await?;
+            Ok::<_, DataFusionError>(Some([other?, first, filling, cached].map(|b| keys(&b))))
         });
-        // A parse task stuck in the pool would keep the runtime from shutting down.
+        // Returns at once, or after a second with a parse task still stuck in the pool.
         runtime.shutdown_timeout(Duration::from_secs(1));
-        let counts = result
+        let scans = result
             .expect("scans")
             .expect("the second scan finished while the first waited");
-        let messages = messages as i64;
-        assert_eq!(
-            counts,
-            (messages as usize, messages as usize, Some(messages))
-        );
+        for keys in &scans {
+            assert_eq!(keys.len(), messages);
+            // Every message once.
+            assert!(keys.windows(2).all(|w| w[0] != w[1]));
+            assert_eq!(keys, &scans[0]);
+        }
     }
 }

@@ -81,7 +81,7 @@ impl LocalFiles {
 
     /// Every file under `prefix` (all of `/` without one), as `object_store`'s local list gives them:
     /// symlinks followed, broken ones skipped, versions from the same entity tag. Walked `CHUNK` objects
-    /// per blocking task ([`Walk`]).
+    /// per blocking task, so a listing nobody reads holds no thread.
     pub fn list(
         &self,
         prefix: Option<&Path>,

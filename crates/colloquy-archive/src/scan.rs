@@ -362,16 +362,18 @@ fn needs_own_thread((unit, fetched, _): &Pending) -> bool {
     if matches!(fetched, Fetched::Parsed(_)) {
         return false;
     }
-    let compressed = match &unit.kind {
+    let size = unit.size();
+    // Most units are small enough either way: their names are not looked at (this runs per unit).
+    if size > OWN_THREAD_BYTES || size.saturating_mul(COMPRESSED_FACTOR) <= OWN_THREAD_BYTES {
+        return size > OWN_THREAD_BYTES;
+    }
+    match &unit.kind {
         UnitKind::Object { location, .. } | UnitKind::Range { location, .. } => {
             let name = location.as_ref();
-            name.to_ascii_lowercase().ends_with(".zip")
-                || !matches!(compression_of(name).0, Compression::None)
+            is_zip(name, &[]) || !matches!(compression_of(name).0, Compression::None)
         }
         UnitKind::ExportFolder { .. } => false,
-    };
-    let factor = if compressed { COMPRESSED_FACTOR } else { 1 };
-    unit.size().saturating_mul(factor) > OWN_THREAD_BYTES
+    }
 }
 
 /// Runs `parse` on a new thread, which may wait for the query to read as long as it likes: it is not

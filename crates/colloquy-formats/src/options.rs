@@ -219,13 +219,22 @@ impl Patterns {
     }
 
     pub fn matches(&self, candidate: &str) -> bool {
-        let c = candidate.trim().to_lowercase();
-        self.0.iter().any(|p| wildcard_match(p, &c))
+        !self.is_empty() && self.matches_folded(&fold(candidate))
+    }
+
+    /// [`Self::matches`] of a candidate already trimmed and lowercased ([`fold`]).
+    fn matches_folded(&self, folded: &str) -> bool {
+        self.0.iter().any(|p| wildcard_match(p, folded))
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// A name as patterns are matched against it: trimmed and lowercased.
+fn fold(candidate: &str) -> String {
+    candidate.trim().to_lowercase()
 }
 
 /// `*` matches any run of characters; everything else literally.
@@ -258,8 +267,22 @@ pub struct RoleRules {
 impl RoleRules {
     /// The role of a human (or unflagged) sender, from the configured names and ids.
     pub fn classify(&self, id: Option<&str>, name: Option<&str>) -> Role {
-        let hit =
-            |p: &Patterns| id.is_some_and(|v| p.matches(v)) || name.is_some_and(|v| p.matches(v));
+        // Runs per message: without configured names there is nothing to match, and each candidate is
+        // lowercased once for both lists (an export often gives the same string as id and name).
+        if self.bots.is_empty() && self.agents.is_empty() {
+            return Role::Customer;
+        }
+        let folded_name = match (id, name) {
+            (Some(i), Some(n)) if i == n => None,
+            (_, n) => n.map(fold),
+        };
+        let folded_id = id.map(fold);
+        let hit = |p: &Patterns| {
+            [&folded_id, &folded_name]
+                .into_iter()
+                .flatten()
+                .any(|v| p.matches_folded(v))
+        };
         if hit(&self.bots) {
             Role::Bot
         } else if hit(&self.agents) {
@@ -273,6 +296,25 @@ impl RoleRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_from_id_or_name() {
+        let mut o = ArchiveOptions::default();
+        assert_eq!(o.roles.classify(Some("Acme"), Some("Acme")), Role::Customer);
+        o.set("agents", "acme*, U42").expect("option");
+        o.set("bots", "*bot").expect("option");
+        let r = &o.roles;
+        assert_eq!(r.classify(Some(" ACME Support "), None), Role::Agent);
+        assert_eq!(r.classify(None, Some("Acme Support")), Role::Agent);
+        assert_eq!(r.classify(Some("u42"), Some("Dana")), Role::Agent);
+        assert_eq!(r.classify(Some("x1"), Some("acme")), Role::Agent);
+        assert_eq!(r.classify(Some("Acme"), Some("Acme")), Role::Agent);
+        assert_eq!(r.classify(Some("AcmeBot"), Some("AcmeBot")), Role::Bot);
+        assert_eq!(r.classify(Some("Dana"), Some("Dana")), Role::Customer);
+        assert_eq!(r.classify(None, None), Role::Customer);
+        assert!(o.roles.agents.matches(" acme x"));
+        assert!(!ArchiveOptions::default().roles.agents.matches("acme"));
+    }
 
     #[test]
     fn wildcards() {

@@ -169,7 +169,8 @@ struct WordCache {
     width: usize,
     keys: Vec<[u8; CACHED_WORD_BYTES + 1]>,
     counts: Vec<u16>,
-    /// When each slot was last used, in words scored ([`Self::tick`]); 0 for a slot never used.
+    /// When each slot was last used, in words scored ([`Self::tick`]); 0 for a slot never used (or not
+    /// used since the count last started over).
     used: Vec<u32>,
     tick: u32,
     sums: Vec<i16>,
@@ -205,6 +206,20 @@ impl WordCache {
         self.known.resize(CACHE_SLOTS, false);
         self.lex.clear();
         self.lex.resize(CACHE_SLOTS, WordEntry::default());
+    }
+}
+
+impl WordCache {
+    /// Marks `slot` the most recently used of its set.
+    fn touch(&mut self, slot: usize) {
+        self.tick = self.tick.wrapping_add(1);
+        if self.tick == 0 {
+            // After 2^32 words the count starts over: older stamps would look newer than every new one
+            // and keep the words they mark for good, so every slot becomes "not used" at once.
+            self.used.fill(0);
+            self.tick = 1;
+        }
+        self.used[slot] = self.tick;
     }
 }
 
@@ -360,8 +375,7 @@ impl LinearModel {
                 }
                 slot
             };
-            cache.tick = cache.tick.wrapping_add(1);
-            cache.used[slot] = cache.tick;
+            cache.touch(slot);
             n += usize::from(cache.counts[slot]);
             cache.known_words += usize::from(cache.known[slot]);
             lex.push(cache.lex[slot]);
@@ -887,6 +901,65 @@ mod tests {
             model.logits(&text, &mut scratch, &mut logits);
             assert_eq!(logits, uncached_logits(model, &text), "{text:?}");
         }
+    }
+
+    #[test]
+    fn word_cache_makes_room_with_the_least_recently_used_word() {
+        let model = crate::builtin::intent().expect("built-in model").model();
+        // Five words of one set (of four slots).
+        let key = |w: &str| cache_key(w).expect("short word");
+        let first = cache_set(&key("aa"));
+        let mut words = Vec::new();
+        let mut i = 0u32;
+        while words.len() < 5 {
+            let mut w = String::new();
+            let mut n = i;
+            loop {
+                w.push(char::from(b'a' + (n % 26) as u8));
+                n /= 26;
+                if n == 0 {
+                    break;
+                }
+            }
+            if cache_set(&key(&w)) == first && w != "aa" {
+                words.push(w);
+            }
+            i += 1;
+        }
+        let mut scratch = Scratch::default();
+        let mut logits = Vec::new();
+        let cached = |s: &Scratch, w: &str| s.words.keys.contains(&key(w));
+        for w in &words[..4] {
+            model.logits(w, &mut scratch, &mut logits);
+        }
+        // The first word is used again: the second is now the least recently used.
+        model.logits(&words[0], &mut scratch, &mut logits);
+        model.logits(&words[4], &mut scratch, &mut logits);
+        assert!(cached(&scratch, &words[0]));
+        assert!(
+            !cached(&scratch, &words[1]),
+            "the least recently used word stays"
+        );
+        for w in &words[2..] {
+            assert!(cached(&scratch, w), "{w} was evicted");
+        }
+    }
+
+    #[test]
+    fn word_cache_stamps_start_over_without_losing_words() {
+        let model = crate::builtin::intent().expect("built-in model").model();
+        let mut scratch = Scratch::default();
+        let mut logits = Vec::new();
+        // Stamped just before the count starts over, and not used after it.
+        model.logits("where", &mut scratch, &mut logits);
+        scratch.words.tick = u32::MAX - 5;
+        model.logits("refund cancel invoice", &mut scratch, &mut logits);
+        for _ in 0..3 {
+            model.logits("where is my order", &mut scratch, &mut logits);
+            assert_eq!(logits, uncached_logits(model, "where is my order"));
+        }
+        assert!(scratch.words.tick < 16, "the count started over");
+        assert!(scratch.words.used.iter().all(|&u| u <= scratch.words.tick));
     }
 
     #[test]

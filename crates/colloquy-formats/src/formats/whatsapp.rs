@@ -167,7 +167,8 @@ fn read_header(line: &str) -> Read<'_> {
             Some(_) => None,
         }
     };
-    // Whether the character at `i` is known not to be a digit (`\d` is Unicode).
+    // Whether the character at `i` is known not to be a digit of another script (`\d` is Unicode): an
+    // ASCII character (ASCII digits are tested where they may occur), a known space or mark, or the end.
     let not_digit = |i: usize| b.get(i).is_none_or(|c| c.is_ascii()) || space(i).is_some();
     // A run of ASCII digits at `i`: its end, or `None` when a character the engine may count as a
     // digit follows it.
@@ -286,15 +287,9 @@ fn read_header(line: &str) -> Read<'_> {
                 j += 1;
             }
             let k = j + settle!(space(j));
-            let m_at = if matches!(b.get(k), Some(b'm' | b'M')) {
-                Some(k)
-            } else if matches!(b.get(j), Some(b'm' | b'M')) {
-                Some(j)
-            } else {
-                None
-            };
-            if let Some(m) = m_at {
-                j = m + 1;
+            // `\s?` given back would leave `[mM]` to match a space: only the greedy reading can match.
+            if matches!(b.get(k), Some(b'm' | b'M')) {
+                j = k + 1;
                 if b.get(j) == Some(&b'.') {
                     j += 1;
                 }

@@ -1,5 +1,6 @@
-//! The parse step of `colloquy-archive`'s `object_costs` example (detect and parse every entry of every
-//! zip of a folder, `ROUNDS` times over, after inflating them once), without DataFusion: it builds in a
+//! The parse step of `colloquy-archive`'s `object_costs` example (detect and parse every file under a
+//! folder, and every entry of its zips, `ROUNDS` times over, after reading and inflating them once),
+//! without DataFusion: it builds in a
 //! minute or two, with symbols for `perf`, where a release build of the whole stack takes half an hour.
 //!
 //! ```text
@@ -22,16 +23,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(2)
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
-    let mut datas = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        datas.push(bytes::Bytes::from(std::fs::read(&p)?));
-    }
+    // Every file under the folder; a zip's entries in its place.
     let mut texts = Vec::new();
-    for d in &datas {
-        if is_zip("x.zip", d) {
-            for e in zip_entries(d.clone())? {
-                texts.push((e.name.clone(), e.read()?));
+    let mut folders = vec![std::path::PathBuf::from(&dir)];
+    while let Some(folder) = folders.pop() {
+        for e in std::fs::read_dir(folder)? {
+            let p = e?.path();
+            if p.is_dir() {
+                folders.push(p);
+                continue;
+            }
+            let name = p.to_string_lossy().into_owned();
+            let data = bytes::Bytes::from(std::fs::read(&p)?);
+            if is_zip(&name, &data) {
+                for e in zip_entries(data)? {
+                    texts.push((e.name.clone(), e.read()?));
+                }
+            } else {
+                texts.push((name, data));
             }
         }
     }
@@ -48,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let ctx = ParseCtx {
                 options: &options,
                 name,
-                container: Some("chat.zip"),
+                container: None,
                 default_channel: None,
                 format_name: format.name(),
             };

@@ -667,11 +667,15 @@ mod tests {
     struct Draw(u64);
 
     impl Draw {
-        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
-            from[(self.0 % from.len() as u64) as usize]
+            self.0
+        }
+
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[(self.next() % from.len() as u64) as usize]
         }
     }
 
@@ -769,14 +773,18 @@ mod tests {
             "\u{00A0}", "\u{200E}", "\u{2013}", "\u{2009}", "AM", "p", "m", "Mo.", "٣", "Пн", "- ",
             "Ana: hi",
         ];
+        let mut long = 0;
         for _ in 0..40_000 {
-            let n = draw.0 % 14;
+            // A draw of its own, so that the state moves on even for an empty line.
+            let n = draw.next() % 14;
             let mut line = String::new();
             for _ in 0..n {
                 line.push_str(draw.pick(&pieces));
             }
+            long += usize::from(n > 6);
             agrees(&line);
         }
+        assert!(long > 10_000, "{long} lines of more than six pieces");
         // Export headers as they are: all read by hand.
         for line in [
             "12/31/24, 11:59\u{202F}PM - Ana: Hi",

@@ -75,7 +75,9 @@ def _messenger_message(row):
     if row.get("text") is not None:
         m["content"] = facebook_escaped(row["text"])
     if row.get("attachments"):
-        m["photos"] = [{"uri": f"messages/inbox/photos/{a}"} for a in row["attachments"]]
+        m["photos"] = [
+            {"uri": f"messages/inbox/photos/{a['name'] if isinstance(a, dict) else a}"} for a in row["attachments"]
+        ]
     m["is_geoblocked_for_viewer"] = False
     return m
 
@@ -127,6 +129,10 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
+    if a.runs < 1:
+        sys.exit("--runs must be at least 1")
+    if len({os.path.basename(b) for b in a.colloquy}) != len(a.colloquy):
+        sys.exit("builds are told apart by file name: give each a different one")
     if not os.path.exists(a.out):
         write_layouts(a.demo, a.out)
     layouts = [

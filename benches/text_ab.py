@@ -7,7 +7,7 @@ Usage:
   python3 benches/text_ab.py --model language --rounds 30 --corpus /tmp/short.txt --side-by-side A B
 
 Alternately (the default): every build runs once per round, one after the other; prints each build's median
-and best messages/s and its checksums (builds that agree print one checksum).
+and best messages/s and its checksum, and fails when the builds' answers (checksums) differ.
 
 Side by side: A runs on one core and B on the other at the same moment (`taskset`), the cores swapped every
 round; prints the median and quartiles of B's rate over A's. On a shared machine whose neighbours move the
@@ -51,6 +51,10 @@ def main():
     ap.add_argument("--side-by-side", action="store_true")
     ap.add_argument("builds", nargs="+")
     a = ap.parse_args()
+    if a.rounds < 2:
+        raise SystemExit("--rounds must be at least 2")
+    if len(set(a.builds)) != len(a.builds):
+        raise SystemExit("each build once: copy a binary to compare it with itself")
 
     if a.side_by_side:
         if len(a.builds) != 2:
@@ -59,8 +63,13 @@ def main():
         ratios, rates = [], {x: [], y: []}
         for r in range(a.rounds):
             cx, cy = (0, 1) if r % 2 == 0 else (1, 0)
-            px = run(x, a.model, a.passes, a.corpus, cx)
-            py = run(y, a.model, a.passes, a.corpus, cy)
+            # Which one starts first alternates too.
+            if r % 2 == 0:
+                px = run(x, a.model, a.passes, a.corpus, cx)
+                py = run(y, a.model, a.passes, a.corpus, cy)
+            else:
+                py = run(y, a.model, a.passes, a.corpus, cy)
+                px = run(x, a.model, a.passes, a.corpus, cx)
             (rx, sx), (ry, sy) = result(px), result(py)
             if sx != sy:
                 raise SystemExit(f"the builds disagree: checksum {sx} against {sy}")
@@ -82,6 +91,8 @@ def main():
             sums[b].add(checksum)
     for b, v in rates.items():
         print(f"{b}: median {statistics.median(v) / 1e3:.0f}k best {max(v) / 1e3:.0f}k, checksum {' '.join(sorted(sums[b]))}")
+    if len(set().union(*sums.values())) != 1:
+        raise SystemExit("the builds' answers differ (checksums above)")
 
 
 if __name__ == "__main__":

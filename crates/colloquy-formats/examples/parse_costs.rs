@@ -37,10 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let data = bytes::Bytes::from(std::fs::read(&p)?);
             if is_zip(&name, &data) {
                 for e in zip_entries(data)? {
-                    texts.push((e.name.clone(), e.read()?));
+                    texts.push((e.name.clone(), Some(name.clone()), e.read()?));
                 }
             } else {
-                texts.push((name, data));
+                texts.push((name, None, data));
             }
         }
     }
@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut bytes = 0usize;
     let t = Instant::now();
     for _ in 0..rounds {
-        for (name, data) in &texts {
+        for (name, container, data) in &texts {
             if is_media(name) {
                 continue;
             }
@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let ctx = ParseCtx {
                 options: &options,
                 name,
-                container: None,
+                container: container.as_deref(),
                 default_channel: None,
                 format_name: format.name(),
             };

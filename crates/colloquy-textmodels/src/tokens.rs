@@ -504,6 +504,7 @@ mod tests {
                 texts.push(s);
             }
         }
+        let exhaustive = texts.len();
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             x ^= x << 13;
@@ -534,11 +535,11 @@ mod tests {
         }
         // The generated texts are not all empty (they once were, by the bug described above).
         assert!(texts.iter().filter(|t| t.len() > 8).count() > 20_000);
-        // ASCII tokens inside text that is not ASCII take the same path as ASCII text.
-        let mixed: Vec<String> = texts
+        // ASCII tokens inside text that is not ASCII take the same path as ASCII text: the generated
+        // texts again, between two words that are not ASCII.
+        let mixed: Vec<String> = texts[exhaustive..]
             .iter()
-            .take(30_000)
-            .map(|t| format!("é {t}"))
+            .map(|t| format!("é {t} ü"))
             .collect();
         texts.extend(mixed);
         texts.extend(

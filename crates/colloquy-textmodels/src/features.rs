@@ -88,6 +88,12 @@ impl FeatureSpec {
                 }
             }
         }
+        self.signal_features(tokens, out);
+    }
+
+    /// The features of emoji, emoticons, `!`, `?`, shouting and elongation (when the spec reads them).
+    fn signal_features(&self, tokens: &Tokens, out: &mut Vec<u32>) {
+        let bits = self.bits;
         if self.signals {
             for &c in &tokens.symbols {
                 let mut h = FeatureHash::new(SYMBOL);
@@ -132,6 +138,66 @@ impl FeatureSpec {
         };
         rest.features(tokens, out);
     }
+
+    /// Whether a scorer should keep each word's [`WordContext`] for [`Self::context_features_of`]: where
+    /// negation makes whole words context features (`sentiment()`: +6% side by side). For word pairs
+    /// alone (`intent()`) keeping them made no difference, and would cost 200 KB of word cache.
+    pub fn reads_word_context(&self) -> bool {
+        self.negation
+    }
+
+    /// What `word` brings to [`Self::context_features`]: its whole-word buckets, the hash of a pair it
+    /// starts so far, and whether it negates what follows. A scorer keeps it per distinct word, so that
+    /// each word is not hashed again for every text (a tenth of `sentiment()`'s time).
+    pub fn word_context(&self, word: &str) -> WordContext {
+        let mut pair = hash_str(BIGRAM, word);
+        pair.byte(0);
+        WordContext {
+            word: hash_str(WORD, word).bucket(self.bits),
+            negated: hash_str(NEGATED, word).bucket(self.bits),
+            pair,
+            negation: is_negation(word),
+        }
+    }
+
+    /// [`Self::context_features`] from the [`WordContext`] of each word (`contexts[i]` of word `i`): the
+    /// same features in the same order.
+    pub fn context_features_of(
+        &self,
+        tokens: &Tokens,
+        contexts: &[WordContext],
+        out: &mut Vec<u32>,
+    ) {
+        let whole_words = self.words && self.negation;
+        let mut negated_left = 0u32;
+        for (i, (word, c)) in tokens.words().zip(contexts).enumerate() {
+            if whole_words {
+                out.push(if negated_left > 0 { c.negated } else { c.word });
+            }
+            if self.bigrams && i > 0 {
+                let mut h = contexts[i - 1].pair;
+                h.bytes(word.as_bytes());
+                out.push(h.bucket(self.bits));
+            }
+            if self.negation {
+                if c.negation {
+                    negated_left = 3;
+                } else {
+                    negated_left = negated_left.saturating_sub(1);
+                }
+            }
+        }
+        self.signal_features(tokens, out);
+    }
+}
+
+/// What one word brings to [`FeatureSpec::context_features`] ([`FeatureSpec::word_context`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WordContext {
+    word: u32,
+    negated: u32,
+    pair: FeatureHash,
+    negation: bool,
 }
 
 /// The bucket of the whole-word feature of `word` (already normalised), or of its negated form.
@@ -434,6 +500,54 @@ mod tests {
             whole.sort_unstable();
             split.sort_unstable();
             assert_eq!(whole, split, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn context_from_kept_word_contexts_is_the_same() {
+        let base = FeatureSpec {
+            char_min: 3,
+            char_max: 5,
+            words: true,
+            bigrams: true,
+            negation: true,
+            signals: true,
+            ..CHAR_ONLY
+        };
+        let specs = [
+            base,
+            FeatureSpec {
+                negation: false,
+                ..base
+            },
+            FeatureSpec {
+                bigrams: false,
+                ..base
+            },
+            FeatureSpec {
+                words: false,
+                ..base
+            },
+        ];
+        let texts = [
+            "I don't like it at all!!! :(",
+            "not good, never again, no no no good at all 😡",
+            "héllo wörld 😍 NOT bad",
+            "",
+            "ok",
+            "nunca más, nicht gut, pas mal",
+        ];
+        for spec in &specs {
+            for text in texts {
+                let mut t = Tokens::new();
+                t.read(text);
+                let contexts: Vec<WordContext> = t.words().map(|w| spec.word_context(w)).collect();
+                let mut kept = Vec::new();
+                spec.context_features_of(&t, &contexts, &mut kept);
+                let mut hashed = Vec::new();
+                spec.context_features(&t, &mut hashed);
+                assert_eq!(kept, hashed, "{spec:?} {text:?}");
+            }
         }
     }
 

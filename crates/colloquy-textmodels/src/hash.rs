@@ -7,8 +7,9 @@
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-/// An FNV-1a state that can be extended and read at any point.
-#[derive(Clone, Copy, Debug)]
+/// An FNV-1a state that can be extended and read at any point. (`Default` is an empty slot's
+/// placeholder, not a state to hash from: use [`FeatureHash::new`].)
+#[derive(Clone, Copy, Debug, Default)]
 pub struct FeatureHash(u64);
 
 impl FeatureHash {

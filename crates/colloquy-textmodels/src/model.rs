@@ -12,7 +12,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::features::{FeatureSpec, known_word_bucket};
+use crate::features::{FeatureSpec, WordContext, known_word_bucket};
 use crate::hash::checksum;
 use crate::lexicon::{LEXICON_BITS, Lexicon, WordEntry};
 use crate::tokens::Tokens;
@@ -80,6 +80,9 @@ pub struct Scratch {
     words: WordCache,
     /// The lexicon entry of each word of the text being scored (models with a lexicon), from the cache.
     lex: Vec<WordEntry>,
+    /// The [`WordContext`] of each word of the text being scored (models that keep them:
+    /// [`FeatureSpec::reads_word_context`]), from the cache.
+    contexts: Vec<WordContext>,
 }
 
 /// Scratches kept per thread by [`Scratch::pooled`]: enough for every built-in model and a few more.
@@ -94,8 +97,8 @@ impl Scratch {
     /// is warm: SQL functions score batch after batch of the same column on the same worker threads, and a
     /// fresh scratch per batch relearns the same few thousand words every 8,192 rows. It goes back to the
     /// pool when dropped. A scratch of another model's (or a new one) is cleared as it is first used.
-    /// Memory: a scratch's word cache is about 250 KB (sentiment), 450 KB (intent) or 750 KB (language),
-    /// so a worker thread that ran all three keeps about 1.5 MB.
+    /// Memory: a scratch's word cache is about 450 KB (sentiment, with its words' contexts), 450 KB
+    /// (intent) or 750 KB (language), so a worker thread that ran all three keeps about 1.7 MB.
     pub fn pooled(model: &LinearModel) -> PooledScratch {
         let taken = POOL
             .try_with(|pool| {
@@ -178,6 +181,8 @@ struct WordCache {
     known: Vec<bool>,
     /// The word's lexicon entry (models with a lexicon).
     lex: Vec<WordEntry>,
+    /// The word's [`WordContext`] ([`FeatureSpec::reads_word_context`]; empty for other models).
+    contexts: Vec<WordContext>,
     /// Words of the last text scored that are in the known-words set.
     known_words: usize,
     /// A missed word's n-grams, and their sum.
@@ -187,9 +192,13 @@ struct WordCache {
 
 impl WordCache {
     /// Empties the cache unless it holds `owner`'s sums for `width` labels.
-    fn prepare(&mut self, owner: u64, width: usize) {
+    fn prepare(&mut self, owner: u64, width: usize, contexts: bool) {
         if self.owner == owner && self.width == width && !self.keys.is_empty() {
             return;
+        }
+        self.contexts.clear();
+        if contexts {
+            self.contexts.resize(CACHE_SLOTS, WordContext::default());
         }
         self.owner = owner;
         self.width = width;
@@ -276,8 +285,17 @@ impl LinearModel {
         let mut n = 0;
         if self.caches_words() {
             n += self.add_word_features(scratch);
-            self.spec
-                .context_features(&scratch.tokens, &mut scratch.features);
+            if self.spec.reads_word_context() {
+                // Each word's context was read through the word cache.
+                self.spec.context_features_of(
+                    &scratch.tokens,
+                    &scratch.contexts,
+                    &mut scratch.features,
+                );
+            } else {
+                self.spec
+                    .context_features(&scratch.tokens, &mut scratch.features);
+            }
         } else {
             self.spec.features(&scratch.tokens, &mut scratch.features);
         }
@@ -329,10 +347,13 @@ impl LinearModel {
             acc,
             words: cache,
             lex,
+            contexts,
         } = scratch;
-        cache.prepare(self.cache_id.0, l);
+        let with_contexts = self.spec.reads_word_context();
+        cache.prepare(self.cache_id.0, l, with_contexts);
         cache.known_words = 0;
         lex.clear();
+        contexts.clear();
         let lexicon = self.lexicon.as_ref();
         let entry = |word: &str| lexicon.map_or_else(WordEntry::default, |x| x.entry_of(word));
         let mut n = 0;
@@ -341,6 +362,9 @@ impl LinearModel {
                 self.spec.word_features(word, features);
                 cache.known_words += usize::from(self.is_known(word));
                 lex.push(entry(word));
+                if with_contexts {
+                    contexts.push(self.spec.word_context(word));
+                }
                 continue;
             };
             let set = cache_set(&key);
@@ -363,12 +387,18 @@ impl LinearModel {
                     n += cache.grams.len();
                     cache.known_words += usize::from(self.is_known(word));
                     lex.push(entry(word));
+                    if with_contexts {
+                        contexts.push(self.spec.word_context(word));
+                    }
                     continue;
                 }
                 let slot = ways.min_by_key(|&s| cache.used[s]).unwrap_or(set);
                 cache.keys[slot] = key;
                 cache.known[slot] = self.is_known(word);
                 cache.lex[slot] = entry(word);
+                if with_contexts {
+                    cache.contexts[slot] = self.spec.word_context(word);
+                }
                 cache.counts[slot] = cache.grams.len() as u16;
                 for (s, &v) in cache.sums[slot * l..][..l].iter_mut().zip(&cache.row) {
                     *s = v as i16;
@@ -379,6 +409,9 @@ impl LinearModel {
             n += usize::from(cache.counts[slot]);
             cache.known_words += usize::from(cache.known[slot]);
             lex.push(cache.lex[slot]);
+            if with_contexts {
+                contexts.push(cache.contexts[slot]);
+            }
             for (a, &v) in acc.iter_mut().zip(&cache.sums[slot * l..][..l]) {
                 *a += i32::from(v);
             }

@@ -47,9 +47,9 @@ pub struct LinearModel {
     pub params: Vec<(String, f32)>,
     /// A polarity lexicon whose features ([`Lexicon::features`]) the model reads besides `spec`'s.
     pub lexicon: Option<Lexicon>,
-    /// Tells this model's entries in a [`Scratch`]'s word cache from another's. Weights changed after a
-    /// model has scored text need a fresh id (`CacheId::default()`), or a scratch that scored with the
-    /// old weights would reuse their sums.
+    /// Tells this model's entries in a [`Scratch`]'s word cache from another's. Weights or a spec changed
+    /// after a model has scored text need a fresh id (`CacheId::default()`), or a scratch that scored
+    /// with the old ones would reuse their sums and word contexts.
     pub cache_id: CacheId,
 }
 
@@ -191,9 +191,15 @@ struct WordCache {
 }
 
 impl WordCache {
-    /// Empties the cache unless it holds `owner`'s sums for `width` labels.
+    /// Empties the cache unless it holds `owner`'s sums for `width` labels (and their words' contexts,
+    /// when `contexts`).
     fn prepare(&mut self, owner: u64, width: usize, contexts: bool) {
-        if self.owner == owner && self.width == width && !self.keys.is_empty() {
+        let has_contexts = self.contexts.len() == CACHE_SLOTS;
+        if self.owner == owner
+            && self.width == width
+            && !self.keys.is_empty()
+            && has_contexts == contexts
+        {
             return;
         }
         self.contexts.clear();

@@ -458,15 +458,8 @@ mod tests {
 
     #[test]
     fn split_features_are_the_same_multiset() {
-        let with_negation = FeatureSpec {
-            char_min: 3,
-            char_max: 5,
-            words: true,
-            bigrams: true,
-            negation: true,
-            signals: true,
-            ..CHAR_ONLY
-        };
+        // Every kind of feature: the sentiment model's spec.
+        let with_negation = crate::recipes::sentiment::SPEC;
         let specs = [
             with_negation,
             FeatureSpec {
@@ -505,15 +498,7 @@ mod tests {
 
     #[test]
     fn context_from_kept_word_contexts_is_the_same() {
-        let base = FeatureSpec {
-            char_min: 3,
-            char_max: 5,
-            words: true,
-            bigrams: true,
-            negation: true,
-            signals: true,
-            ..CHAR_ONLY
-        };
+        let base = crate::recipes::sentiment::SPEC;
         let specs = [
             base,
             FeatureSpec {

@@ -222,9 +222,7 @@ impl WordCache {
         self.lex.clear();
         self.lex.resize(CACHE_SLOTS, WordEntry::default());
     }
-}
 
-impl WordCache {
     /// Marks `slot` the most recently used of its set.
     fn touch(&mut self, slot: usize) {
         self.tick = self.tick.wrapping_add(1);
@@ -364,21 +362,18 @@ impl LinearModel {
         let entry = |word: &str| lexicon.map_or_else(WordEntry::default, |x| x.entry_of(word));
         let mut n = 0;
         for word in tokens.words() {
-            let Some(key) = cache_key(word) else {
-                self.spec.word_features(word, features);
-                cache.known_words += usize::from(self.is_known(word));
-                lex.push(entry(word));
-                if with_contexts {
-                    contexts.push(self.spec.word_context(word));
+            // The word's slot, or `None` for a word the cache does not hold: too long for a key (its
+            // features go to `features`), or with sums too large for the cache (added to `acc` here).
+            let slot = 'slot: {
+                let Some(key) = cache_key(word) else {
+                    self.spec.word_features(word, features);
+                    break 'slot None;
+                };
+                let set = cache_set(&key);
+                let ways = set..set + CACHE_WAYS;
+                if let Some(slot) = ways.clone().find(|&s| cache.keys[s] == key) {
+                    break 'slot Some(slot);
                 }
-                continue;
-            };
-            let set = cache_set(&key);
-            let ways = set..set + CACHE_WAYS;
-            let found = ways.clone().find(|&s| cache.keys[s] == key);
-            let slot = if let Some(slot) = found {
-                slot
-            } else {
                 cache.grams.clear();
                 self.spec.word_features(word, &mut cache.grams);
                 cache.row.clear();
@@ -391,12 +386,7 @@ impl LinearModel {
                         *a += v;
                     }
                     n += cache.grams.len();
-                    cache.known_words += usize::from(self.is_known(word));
-                    lex.push(entry(word));
-                    if with_contexts {
-                        contexts.push(self.spec.word_context(word));
-                    }
-                    continue;
+                    break 'slot None;
                 }
                 let slot = ways.min_by_key(|&s| cache.used[s]).unwrap_or(set);
                 cache.keys[slot] = key;
@@ -409,7 +399,15 @@ impl LinearModel {
                 for (s, &v) in cache.sums[slot * l..][..l].iter_mut().zip(&cache.row) {
                     *s = v as i16;
                 }
-                slot
+                Some(slot)
+            };
+            let Some(slot) = slot else {
+                cache.known_words += usize::from(self.is_known(word));
+                lex.push(entry(word));
+                if with_contexts {
+                    contexts.push(self.spec.word_context(word));
+                }
+                continue;
             };
             cache.touch(slot);
             n += usize::from(cache.counts[slot]);

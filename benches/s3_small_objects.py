@@ -1,30 +1,29 @@
 #!/usr/bin/env python3
 """Many small objects from an S3-compatible server, side by side with the same files on local disk.
 
-    .venv/bin/python benches/s3_small_objects.py --colloquy target/release/colloquy \
-        --delay-proxy target/release/examples/delay_proxy --archive /tmp/demo/whatsapp \
-        [--latency-ms 20] [--runs 3] [--limit 20000] [--moto]
+    .venv/bin/python benches/s3_small_objects.py --colloquy target/release/colloquy [--colloquy OTHER] \
+        --archive /tmp/demo/whatsapp [--latency-ms 20] [--runs 3] [--limit 20000] [--pin] [--moto]
 
-The server is s3s-fs (an S3 server in Rust over a folder; the script installs it with `cargo install`
-into `--tools` when it is missing): the files under `--archive` are hard-linked into its bucket, so no
-upload is timed. moto (`--moto`, from scripts/test's venv) is a Python server that serves a few hundred
-objects a second, which is its ceiling and not colloquy's; it is kept as an optional row. A proxy
-(`crates/colloquy-archive/examples/delay_proxy.rs`) holds every request `--latency-ms` before passing it
-on, to mimic a store in another region. Then, in one run, it times the same full scan (count and distinct
-conversations) over:
-  - the local folder,
-  - the S3 server directly,
-  - the S3 server behind the delaying proxy,
-and prints messages/s for each, with the CPU seconds the server and the proxy spent: on a 2-core machine
-they share the cores with the scan.
+The server is `benches/s3_memory_store` (the s3s crate's S3 protocol, signature checks and XML over objects
+held in memory; the script builds it with cargo into `--tools` once). It answers a request in tens of
+microseconds of CPU, so the rows measure colloquy, not the store (s3s-fs, used before, spent 560-650 µs of
+CPU per object on the cores the scan needed; moto serves a few hundred objects a second, and is kept as an
+optional row with `--moto`). Two stores are started over the same files: one answering at once, one holding
+every request `--latency-ms` (a timer, no CPU) to mimic a store in another region.
+
+It times the same full scan (count and distinct conversations) over the local folder, the store, and the
+delayed store, builds taking turns run by run, and prints messages/s, the ratio to the same build's local
+row, and colloquy's own CPU per object. With `--pin`, colloquy runs on core 0 and the stores on core 1
+(`taskset`), local rows included: on a 2-core machine this is the fair comparison, since a real store's CPU
+is not on the reader's machine.
 """
 
 import argparse
 import concurrent.futures
 import json
+import os
 import resource
 import shutil
-import os
 import statistics
 import subprocess
 import sys
@@ -34,99 +33,56 @@ import time
 import common
 
 BUCKET = "bench"
+PREFIX = "archive/"
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-S3S_FS_VERSION = "0.14.1"
-
-
-def wait_for(endpoint, proc, name):
-    import urllib.error
-    import urllib.request
-
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers (an unsigned request may be refused): it is up
-        except Exception:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{name} did not start")
-
-
-def s3s_fs_binary(tools):
-    binary = os.path.join(tools, "bin", "s3s-fs")
-    if not os.path.exists(binary):
-        print(f"installing s3s-fs {S3S_FS_VERSION} into {tools} (a few minutes, once)", flush=True)
-        subprocess.run(
-            [
-                "cargo",
-                "install",
-                "s3s-fs",
-                "--version",
-                S3S_FS_VERSION,
-                "--locked",
-                "--features",
-                "binary",
-                "--root",
-                tools,
-            ],
-            check=True,
-        )
-    return binary
-
-
-def start_s3s_fs(binary, root):
-    port = common.free_port()
-    proc = subprocess.Popen(
+def memory_store_binary(tools):
+    """Builds benches/s3_memory_store (its own workspace and lock file) into `tools` and returns its path."""
+    target = os.path.join(tools, "target")
+    subprocess.run(
         [
-            binary,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--access-key",
-            "colloquy",
-            "--secret-key",
-            "colloquy",
-            root,
+            "cargo",
+            "build",
+            "--release",
+            "--locked",
+            "--manifest-path",
+            os.path.join(HERE, "s3_memory_store", "Cargo.toml"),
+            "--target-dir",
+            target,
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        check=True,
     )
-    endpoint = f"http://127.0.0.1:{port}"
-    wait_for(endpoint, proc, "s3s-fs")
-    return proc, endpoint
+    return os.path.join(target, "release", "s3-memory-store")
 
 
-def link_into_bucket(root, archive, limit):
-    """Hard-links the archive's files (the first `limit`, in name order) under ROOT/BUCKET/archive/."""
+def start_memory_store(binary, folder, latency_ms, pin):
+    cmd = [binary, folder, BUCKET, PREFIX, str(latency_ms)]
+    if pin:
+        cmd = ["taskset", "-c", "1", *cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip()
+    if not line.isdigit():
+        proc.kill()
+        raise RuntimeError(f"{binary} did not print the port it listens on (printed {line!r})")
+    return proc, f"http://127.0.0.1:{line}"
+
+
+def link_files(folder, archive, limit):
+    """Hard-links the archive's files (the first `limit`, in name order) under `folder`."""
     files = []
     for d, _, names in os.walk(archive):
         files += [os.path.join(d, n) for n in sorted(names)]
     files.sort()
     files = files[:limit] if limit else files
     for f in files:
-        dest = os.path.join(root, BUCKET, "archive", os.path.relpath(f, archive))
+        dest = os.path.join(folder, os.path.relpath(f, archive))
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         try:
             os.link(f, dest)
         except OSError:  # another filesystem (EXDEV), or links not allowed: copy
             shutil.copy2(f, dest)
     return files
-
-
-def start_delay_proxy(binary, target_port, latency_ms):
-    proc = subprocess.Popen([binary, f"127.0.0.1:{target_port}", str(latency_ms)], stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline().strip()
-    if not line.isdigit():
-        proc.kill()
-        raise RuntimeError(f"{binary} did not print the port it listens on (printed {line!r})")
-    port = int(line)
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def cpu_seconds(proc):
@@ -168,23 +124,16 @@ def s3_client(endpoint):
     )
 
 
-def upload(endpoint, root, limit):
+def upload(endpoint, folder, files):
     client = s3_client(endpoint)
     client.create_bucket(Bucket=BUCKET)
-    files = []
-    for d, _, names in os.walk(root):
-        files += [os.path.join(d, n) for n in sorted(names)]
-    files.sort()
-    files = files[:limit] if limit else files
 
     def put(path):
-        key = "archive/" + os.path.relpath(path, root)
         with open(path, "rb") as f:
-            client.put_object(Bucket=BUCKET, Key=key, Body=f.read())
+            client.put_object(Bucket=BUCKET, Key=PREFIX + os.path.relpath(path, folder), Body=f.read())
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(put, files))
-    return files
 
 
 def moto_ceiling(endpoint, keys, seconds=5.0):
@@ -208,36 +157,37 @@ def moto_ceiling(endpoint, keys, seconds=5.0):
     return done / seconds
 
 
-def scan(binary, location, options, runs):
+def scan_once(binary, location, options, pin):
+    """(seconds, colloquy's CPU seconds, messages) of one full scan."""
     opts = "".join(f", '{k}', '{v}'" for k, v in options.items())
     sql = (
         "SELECT count(*) AS messages, count(DISTINCT conversation_id) AS conversations "
         f"FROM read_archive('{location}', 'auto', 'timezone', 'Europe/Berlin'{opts})"
     )
-    times, cpu, row = [], [], None
-    for _ in range(runs):
-        used = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        out = subprocess.run([binary, "sql", "--format", "json", "-c", sql], check=True, capture_output=True, text=True)
-        times.append(time.perf_counter() - started)
-        now = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(now.ru_utime - used.ru_utime + now.ru_stime - used.ru_stime)
-        row = json.loads(out.stdout)[0]
-    return statistics.median(times), statistics.median(cpu), row["messages"]
+    cmd = [binary, "sql", "--format", "json", "-c", sql]
+    if pin:
+        cmd = ["taskset", "-c", "0", *cmd]
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = now.ru_utime - used.ru_utime + now.ru_stime - used.ru_stime
+    return seconds, cpu, json.loads(out.stdout)[0]["messages"]
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--colloquy", required=True)
-    p.add_argument("--delay-proxy", required=True, help="target/release/examples/delay_proxy")
+    p.add_argument("--colloquy", required=True, action="append", help="a build; give several to compare them")
     p.add_argument("--archive", required=True, help="a folder of small exports (e.g. the demo's whatsapp/)")
     p.add_argument("--tools", default=os.path.expanduser("~/.cache/colloquy-bench-tools"))
-    p.add_argument("--work", default=None, help="where the bucket's folder goes (default: a temporary one)")
+    p.add_argument("--work", default=None, help="where the linked copy goes (default: a temporary folder)")
     p.add_argument("--moto", action="store_true", help="also time moto (slow: it serves ~300 objects/s)")
     p.add_argument("--moto-server", default=os.path.join(os.path.dirname(sys.executable), "moto_server"))
     p.add_argument("--latency-ms", type=float, default=20.0)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--limit", type=int, default=0, help="only the first N files")
+    p.add_argument("--pin", action="store_true", help="colloquy on core 0, the stores on core 1")
     args = p.parse_args()
 
     import tempfile
@@ -245,48 +195,58 @@ def main():
     work = tempfile.mkdtemp(prefix="colloquy-s3-", dir=args.work)
     procs = []
     try:
-        root = os.path.join(work, "s3")
-        files = link_into_bucket(root, args.archive, args.limit)
-        local_dir = os.path.join(root, BUCKET, "archive")
-        server, endpoint = start_s3s_fs(s3s_fs_binary(args.tools), root)
-        procs.append(server)
-        proxy, delayed = start_delay_proxy(args.delay_proxy, int(endpoint.rsplit(":", 1)[1]), args.latency_ms)
-        procs.append(proxy)
+        folder = os.path.join(work, "archive")
+        files = link_files(folder, args.archive, args.limit)
+        binary = memory_store_binary(args.tools)
+        store, endpoint = start_memory_store(binary, folder, 0, args.pin)
+        procs.append(store)
+        slow, delayed = start_memory_store(binary, folder, args.latency_ms, args.pin)
+        procs.append(slow)
         creds = {"aws.access_key_id": "colloquy", "aws.secret_access_key": "colloquy", "aws.region": "us-east-1"}
-        rows = [
-            ("local disk", f"{local_dir}/", {}, []),
-            ("s3s-fs", f"s3://{BUCKET}/archive/", dict(creds, **{"aws.endpoint": endpoint}), [server]),
-            (
-                f"s3s-fs + {args.latency_ms:g} ms per request",
-                f"s3://{BUCKET}/archive/",
-                dict(creds, **{"aws.endpoint": delayed}),
-                [server, proxy],
-            ),
+        s3 = f"s3://{BUCKET}/{PREFIX}"
+        sources = [
+            ("local disk", f"{folder}/", {}, []),
+            ("S3 (memory store)", s3, dict(creds, **{"aws.endpoint": endpoint}), [store]),
+            (f"S3 + {args.latency_ms:g} ms per request", s3, dict(creds, **{"aws.endpoint": delayed}), [slow]),
         ]
         if args.moto:
             moto, moto_endpoint = start_moto(args.moto_server)
             procs.append(moto)
-            upload(moto_endpoint, args.archive, args.limit)
-            keys = ["archive/" + os.path.relpath(f, args.archive) for f in files]
+            upload(moto_endpoint, folder, [os.path.join(folder, os.path.relpath(f, args.archive)) for f in files])
+            keys = [PREFIX + os.path.relpath(f, args.archive) for f in files]
             print(f"moto's own ceiling: {moto_ceiling(moto_endpoint, keys):.0f} objects/s (32 client threads)")
-            rows.append(("moto", f"s3://{BUCKET}/archive/", dict(creds, **{"aws.endpoint": moto_endpoint}), [moto]))
+            sources.append(("moto", s3, dict(creds, **{"aws.endpoint": moto_endpoint}), [moto]))
+        results = {}  # (build, source) -> [(seconds, cpu, store cpu)]
+        messages = {}
+        for _ in range(args.runs):
+            for name, location, options, helpers in sources:
+                for build in args.colloquy:
+                    before = sum(cpu_seconds(h) for h in helpers)
+                    secs, cpu, n = scan_once(build, location, options, args.pin)
+                    store_cpu = sum(cpu_seconds(h) for h in helpers) - before
+                    results.setdefault((build, name), []).append((secs, cpu, store_cpu))
+                    messages[name] = n
+        pinned = " (colloquy on core 0, stores on core 1)" if args.pin else ""
+        print(f"\n{len(files):,} objects; medians of {args.runs} runs{pinned}\n")
         print(
-            f"| source | objects | messages | seconds (median of {args.runs}) | messages/s | objects/s "
-            "| vs local | colloquy CPU s | colloquy CPU µs per object | store CPU s per run |"
+            "| build | source | messages | seconds | messages/s | objects/s | vs local "
+            "| colloquy CPU µs per object | store CPU s |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        local_secs = None
-        for name, location, options, helpers in rows:
-            before = sum(cpu_seconds(h) for h in helpers)
-            secs, cpu, messages = scan(args.colloquy, location, options, args.runs)
-            helper_cpu = (sum(cpu_seconds(h) for h in helpers) - before) / args.runs
-            local_secs = local_secs or secs
-            print(
-                f"| {name} | {len(files):,} | {messages:,} | {secs:.2f} | {messages / secs / 1e3:.0f}k "
-                f"| {len(files) / secs:,.0f} | {secs / local_secs:.2f}x | {cpu:.2f} | {cpu / len(files) * 1e6:.0f} "
-                f"| {helper_cpu:.2f} |",
-                flush=True,
-            )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for build in args.colloquy:
+            local = None
+            for name, *_ in sources:
+                runs = results[(build, name)]
+                secs = statistics.median(r[0] for r in runs)
+                cpu = statistics.median(r[1] for r in runs)
+                store_cpu = statistics.median(r[2] for r in runs)
+                local = local or secs
+                print(
+                    f"| {os.path.basename(build)} | {name} | {messages[name]:,} | {secs:.2f} | "
+                    f"{messages[name] / secs / 1e3:.0f}k | {len(files) / secs:,.0f} | {secs / local:.2f}× | "
+                    f"{cpu / len(files) * 1e6:.0f} | {store_cpu:.2f} |",
+                    flush=True,
+                )
     finally:
         for proc in procs:
             proc.kill()

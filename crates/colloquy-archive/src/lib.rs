@@ -17,6 +17,7 @@ pub mod listing;
 pub mod local;
 pub mod progress;
 pub mod provider;
+pub mod requests;
 pub mod scan;
 pub mod schema;
 
@@ -34,6 +35,7 @@ pub use exec::{ArchiveScanExec, RemoteScanEnv, ScanSpec, TableSpec};
 pub use formats::Format;
 pub use options::ArchiveOptions;
 pub use provider::{ArchiveErrorsFunc, ArchiveTable, ArchiveTableFactory, ReadArchiveFunc};
+pub use requests::raise_open_files_limit;
 pub use schema::message_schema;
 
 /// The `STORED AS` name of archive tables.

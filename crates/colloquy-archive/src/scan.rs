@@ -37,6 +37,7 @@ use crate::listing::{Feed, Feeds, Place, ScanUnit, UnitKind};
 use crate::local::LocalFiles;
 use crate::options::ArchiveOptions;
 use crate::progress::{PROGRESS, ScanProgress};
+use crate::requests;
 use crate::schema::{BATCH_ROWS, MESSAGE_COLUMNS, MessageBatchBuilder};
 use crate::sink::{RecordIssue, Sink};
 use colloquy_formats::message::Message;
@@ -44,10 +45,11 @@ use colloquy_formats::{FormatError, Result as FormatResult};
 use colloquy_store::Location;
 
 /// Objects fetched ahead of the parser, per output partition... From a remote store a small object costs
-/// one request's latency (20 ms to another region) and almost no bytes, so many are in flight at once;
-/// the byte budget below keeps large ones few. (512 was tried against an S3 server on this machine and
-/// not shown to help: benches/README.md.)
-const PREFETCH: usize = 128;
+/// one request's latency (20 ms to another region) and almost no bytes, so many are in flight at once:
+/// 128 per partition kept a 2-core scan of small zips waiting for a store 20 ms away (benches/README.md,
+/// "From S3"). The byte budget below keeps large ones few, and the process-wide request slots
+/// ([`crate::requests`]) keep all scans together within the open-files limit.
+const PREFETCH: usize = 512;
 /// ...and the bytes they may hold together (a unit larger than this is fetched alone). Counting objects
 /// alone let 16 daily logs of 4.5 MB each wait in memory per partition.
 const PREFETCH_KIB: u32 = 16 << 10;
@@ -397,6 +399,7 @@ async fn on_own_thread<T: Send + 'static>(
 
 async fn fetch(store: &dyn ObjectStore, url: &Location, location: &Path) -> Result<Bytes> {
     let source = url.object_url(location);
+    let _slot = requests::slot().await;
     let get = store
         .get(location)
         .await
@@ -416,6 +419,7 @@ enum Opened {
 
 /// Starts reading a whole object: a remote object is read here, a local file only opened.
 async fn open(store: &dyn ObjectStore, source: &str, location: &Path) -> Result<Opened> {
+    let _slot = requests::slot().await;
     let get = store
         .get(location)
         .await
@@ -447,6 +451,7 @@ async fn fetch_range(
     location: &Path,
     range: std::ops::Range<u64>,
 ) -> Result<Bytes> {
+    let _slot = requests::slot().await;
     let data = store
         .get_range(location, range.clone())
         .await
@@ -1165,6 +1170,128 @@ mod tests {
             .collect();
         keys.sort_unstable();
         keys
+    }
+
+    /// A store that answers every GET after `LATENCY` (a store in another region) and counts the
+    /// requests it has in flight.
+    #[derive(Debug)]
+    struct DistantStore {
+        inner: object_store::memory::InMemory,
+        in_flight: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    impl std::fmt::Display for DistantStore {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "DistantStore")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for DistantStore {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<GetResult> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let got = self.inner.get_opts(location, options).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            got
+        }
+
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    /// Small objects from a store 20 ms away: a partition keeps hundreds of requests in flight (128
+    /// kept a 2-core scan waiting on the store), and every message arrives once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_remote_scan_keeps_hundreds_of_requests_in_flight() -> DFResult<()> {
+        let store = Arc::new(DistantStore {
+            inner: object_store::memory::InMemory::new(),
+            in_flight: Default::default(),
+            most: Default::default(),
+        });
+        let sessions = 1500;
+        for s in 0..sessions {
+            let log: String = (0..2)
+                .map(|m| {
+                    format!(
+                        "{{\"session_id\": \"s{s}\", \"id\": \"m{m}\", \"timestamp\": \
+                         \"2025-01-20T09:00:0{m}Z\", \"role\": \"visitor\", \"text\": \"hello {s}\"}}\n"
+                    )
+                })
+                .collect();
+            store
+                .inner
+                .put(&Path::from(format!("chats/s{s:04}.jsonl")), log.into())
+                .await?;
+        }
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
+        let url = url::Url::parse("memory://distant").expect("url");
+        ctx.runtime_env()
+            .register_object_store(&url, Arc::clone(&store) as Arc<dyn ObjectStore>);
+        crate::register_functions(&ctx, &ErrorLog::default());
+        let batches = ctx
+            .sql("SELECT * FROM read_archive('memory://distant/chats/')")
+            .await?
+            .collect()
+            .await?;
+        let keys = keys(&batches);
+        assert_eq!(keys.len(), sessions * 2);
+        assert!(keys.windows(2).all(|w| w[0] != w[1]), "a message twice");
+        let most = store.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(most > 300, "at most {most} requests in flight");
+        Ok(())
     }
 
     /// A query that reads one scan while another waits (a hash join drains its build side first) must

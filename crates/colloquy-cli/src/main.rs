@@ -145,6 +145,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Requests in flight to object stores are bounded by the open-files limit (each holds a connection).
+    colloquy_archive::raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         // A scheduler and an executor decode query plans (protobuf, one stack frame per node) on these
         // threads: the analytics views nest deeply.

@@ -5,7 +5,7 @@
         --archive /tmp/demo/whatsapp [--latency-ms 20] [--runs 3] [--limit 20000] [--pin] [--moto]
 
 The server is `benches/s3_memory_store` (the s3s crate's S3 protocol, signature checks and XML over objects
-held in memory; the script builds it with cargo into `--tools` once). It answers a request in tens of
+held in memory; the script runs `cargo build` for it into `--tools`, which does nothing once it is built). It answers a request in tens of
 microseconds of CPU, so the rows measure colloquy, not the store (s3s-fs, used before, spent 560-650 µs of
 CPU per object on the cores the scan needed; moto serves a few hundred objects a second, and is kept as an
 optional row with `--moto`). Two stores are started over the same files: one answering at once, one holding
@@ -14,8 +14,9 @@ every request `--latency-ms` (a timer, no CPU) to mimic a store in another regio
 It times the same full scan (count and distinct conversations) over the local folder, the store, and the
 delayed store, builds taking turns run by run, and prints messages/s, the ratio to the same build's local
 row, and colloquy's own CPU per object. With `--pin`, colloquy runs on core 0 and the stores on core 1
-(`taskset`), local rows included: on a 2-core machine this is the fair comparison, since a real store's CPU
-is not on the reader's machine.
+(`taskset`, moto not), local rows included: on a 2-core machine this is the fair comparison, since a real
+store's CPU is not on the reader's machine; colloquy then reads with one core (and one partition). Every row
+must count the local row's messages, or the script stops.
 """
 
 import argparse
@@ -56,11 +57,17 @@ def memory_store_binary(tools):
     return os.path.join(target, "release", "s3-memory-store")
 
 
+def open_files_up_to_hard_limit():
+    """In the store's process: a connection per request in flight, up to 1,024 of them per scan."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def start_memory_store(binary, folder, latency_ms, pin):
     cmd = [binary, folder, BUCKET, PREFIX, str(latency_ms)]
     if pin:
         cmd = ["taskset", "-c", "1", *cmd]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=open_files_up_to_hard_limit)
     line = proc.stdout.readline().strip()
     if not line.isdigit():
         proc.kill()
@@ -225,6 +232,9 @@ def main():
                     secs, cpu, n = scan_once(build, location, options, args.pin)
                     store_cpu = sum(cpu_seconds(h) for h in helpers) - before
                     results.setdefault((build, name), []).append((secs, cpu, store_cpu))
+                    expected = messages.setdefault("local disk", n)
+                    if n != expected:
+                        sys.exit(f"{build} counted {n:,} messages from {name}, {expected:,} from local disk")
                     messages[name] = n
         pinned = " (colloquy on core 0, stores on core 1)" if args.pin else ""
         print(f"\n{len(files):,} objects; medians of {args.runs} runs{pinned}\n")

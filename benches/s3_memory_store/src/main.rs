@@ -241,7 +241,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", listener.local_addr()?.port());
         let http = ConnBuilder::new(TokioExecutor::new());
         loop {
-            let (socket, _) = listener.accept().await?;
+            let socket = match listener.accept().await {
+                Ok((socket, _)) => socket,
+                // Out of file descriptors, most likely: wait for connections to close, keep serving.
+                Err(e) => {
+                    eprintln!("s3-memory-store: cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
             let _ = socket.set_nodelay(true);
             let conn = http
                 .serve_connection(TokioIo::new(socket), service.clone())

@@ -6,7 +6,12 @@
 //! times concurrent scans could otherwise pass the process's open-files limit (1024 by default on many
 //! systems), and requests would fail with "too many open files". The slots are shared by every scan and
 //! sized from that limit, which the CLI first raises to what the system allows
-//! ([`raise_open_files_limit`]).
+//! ([`raise_open_files_limit`]). They count requests, not connections: a store's client keeps idle
+//! connections open for a while after a burst (per store, so two buckets can hold more), which the
+//! other half of the limit is for.
+//!
+//! A slot is only ever held by a request that is running: scans fetch in tasks of their own
+//! (`scan::fetch_in_own_task`), so a scan the query is not reading gives its slots back.
 
 use std::sync::LazyLock;
 
@@ -18,12 +23,23 @@ const MOST_REQUESTS: u64 = 4096;
 /// Never fewer: below this a remote scan is latency-bound for no reason.
 const FEWEST_REQUESTS: u64 = 16;
 
-static SLOTS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(slots_for(open_files_limit())));
+static TOTAL: LazyLock<usize> = LazyLock::new(|| slots_for(open_files_limit()));
+static SLOTS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(*TOTAL));
 
 /// Waits for a slot; a request holds it until its whole response is read. (The semaphore is never
 /// closed: there is always a permit.)
 pub(crate) async fn slot() -> Option<SemaphorePermit<'static>> {
     SLOTS.acquire().await.ok()
+}
+
+/// How many slots the process has.
+pub fn total() -> usize {
+    *TOTAL
+}
+
+/// Slots held by requests right now.
+pub fn in_use() -> usize {
+    total().saturating_sub(SLOTS.available_permits())
 }
 
 /// Half the open-files limit goes to requests; the rest stays for the process's files, its clients
@@ -50,7 +66,8 @@ fn open_files_limit() -> Option<u64> {
 
 /// Raises the soft limit on open files to the hard limit (as the Go runtime does at start), so that a
 /// scan can keep enough requests in flight; returns the limit now in force (`None`: none). Call it
-/// before the first scan: the slots are sized once.
+/// before the first scan: the slots are sized once. A hard limit of "unlimited" (macOS's default) is
+/// left alone: the kernel's own ceiling is not known here, and a soft limit above it is refused.
 #[cfg(unix)]
 pub fn raise_open_files_limit() -> Option<u64> {
     use rustix::process::{Resource, getrlimit, setrlimit};
@@ -62,7 +79,7 @@ pub fn raise_open_files_limit() -> Option<u64> {
             current: Some(hard),
             maximum: Some(hard),
         };
-        // Refused (a sandbox, or macOS's lower kernel ceiling): the old limit stays, and is used.
+        // Refused (a sandbox): the old limit stays, and is used.
         let _ = setrlimit(Resource::Nofile, raised);
     }
     getrlimit(Resource::Nofile).current

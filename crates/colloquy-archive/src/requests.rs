@@ -10,8 +10,8 @@
 //! connections open for a while after a burst (per store, so two buckets can hold more), which the
 //! other half of the limit is for.
 //!
-//! A slot is only ever held by a request that is running: scans fetch in tasks of their own
-//! (`scan::fetch_in_own_task`), so a scan the query is not reading gives its slots back.
+//! A slot is only ever held by a request that is running: scans fetch through stores in tasks of their
+//! own (`scan::fetch_in_own_task`), so a scan the query is not reading gives its slots back.
 
 use std::sync::LazyLock;
 

@@ -51,8 +51,8 @@ use colloquy_store::Location;
 /// "From S3"). The byte budget below keeps large ones few, and the process-wide request slots
 /// ([`crate::requests`]) keep all scans together within the open-files limit.
 const PREFETCH: usize = 512;
-/// ...and from local files read through a store (a server's guarded root, a prefixed one), which stay
-/// open until parsed and cost no latency.
+/// ...and from local files (read directly, or through a store, whose files stay open until parsed),
+/// which cost no latency.
 const LOCAL_PREFETCH: usize = 128;
 /// ...and the bytes they may hold together (a unit larger than this is fetched alone). Counting objects
 /// alone let 16 daily logs of 4.5 MB each wait in memory per partition.
@@ -211,7 +211,8 @@ impl PartitionStream for ArchivePartition {
     }
 }
 
-/// Keeps one partition's readers busy: fetches up to `PREFETCH` units ahead and parses whatever has
+/// Keeps one partition's readers busy: fetches up to `PREFETCH` units ahead (`LOCAL_PREFETCH` from local
+/// files) and parses whatever has
 /// arrived, in up to `LANES` blocking tasks at once.
 async fn read_partition(
     shared: Arc<ScanShared>,
@@ -253,7 +254,7 @@ async fn read_partition(
         })
     });
     // Requests for the files of export folders, shared by the folders this partition has in flight:
-    // with one per folder, `PREFETCH` folders could each have `FOLDER_FETCHES` open at once.
+    // with one per folder, every folder in flight could have `FOLDER_FETCHES` open at once.
     let folder_slots = Arc::new(tokio::sync::Semaphore::new(FOLDER_FETCHES));
     let prefetch = if shared.url.base.scheme() == "file" {
         LOCAL_PREFETCH
@@ -284,11 +285,16 @@ async fn read_partition(
                     .clamp(1, PREFETCH_KIB);
                 // Held until the unit is parsed; the semaphore is never closed.
                 let permit = budget.acquire_many_owned(kib).await.ok();
-                let input = if shared.local.is_some() {
-                    fetch_unit(&shared, &unit, &folder_slots).await?
-                } else {
-                    fetch_in_own_task(&shared, &unit, &folder_slots).await?
-                };
+                // Only a local archive's whole objects are read without a request (in the parse
+                // task); its byte ranges and export folders go through the store, like any remote
+                // fetch, and take request slots.
+                let (unit, input) =
+                    if shared.local.is_some() && matches!(unit.kind, UnitKind::Object { .. }) {
+                        let input = fetch_unit(&shared, &unit, &folder_slots).await?;
+                        (unit, input)
+                    } else {
+                        fetch_in_own_task(&shared, unit, &folder_slots).await?
+                    };
                 Ok::<_, ArchiveError>((unit, Fetched::Read { input, key }, permit))
             }
         })
@@ -340,18 +346,17 @@ async fn read_partition(
 /// for them for ever. Dropping the scan aborts the task.
 async fn fetch_in_own_task(
     shared: &Arc<ScanShared>,
-    unit: &ScanUnit,
+    unit: ScanUnit,
     folder_slots: &Arc<tokio::sync::Semaphore>,
-) -> Result<Input> {
-    let (shared, unit, folder_slots) = (Arc::clone(shared), unit.clone(), Arc::clone(folder_slots));
-    SpawnedTask::spawn(async move { fetch_unit(&shared, &unit, &folder_slots).await })
-        .join()
-        .await
-        .map_err(|e| {
-            ArchiveError::DataFusion(DataFusionError::Execution(format!(
-                "a fetch task ended without an answer: {e}"
-            )))
-        })?
+) -> Result<(ScanUnit, Input)> {
+    let (shared, folder_slots) = (Arc::clone(shared), Arc::clone(folder_slots));
+    SpawnedTask::spawn(async move {
+        let input = fetch_unit(&shared, &unit, &folder_slots).await;
+        input.map(|input| (unit, input))
+    })
+    .join()
+    .await
+    .map_err(|e| ArchiveError::DataFusion(DataFusionError::ExecutionJoin(Box::new(e))))?
 }
 
 /// Parses a group of fetched units and sends their batches; returns what the lane's next group takes
@@ -1213,6 +1218,8 @@ mod tests {
         inner: object_store::memory::InMemory,
         in_flight: std::sync::atomic::AtomicUsize,
         most: std::sync::atomic::AtomicUsize,
+        /// GETs answered.
+        gets: std::sync::atomic::AtomicUsize,
     }
 
     impl std::fmt::Display for DistantStore {
@@ -1251,6 +1258,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
             let got = self.inner.get_opts(location, options).await;
             self.in_flight.fetch_sub(1, SeqCst);
+            self.gets.fetch_add(1, SeqCst);
             got
         }
 
@@ -1297,6 +1305,7 @@ mod tests {
             inner: object_store::memory::InMemory::new(),
             in_flight: Default::default(),
             most: Default::default(),
+            gets: Default::default(),
         });
         for s in 0..sessions {
             let log: String = (0..messages)
@@ -1349,23 +1358,40 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_remote_scan_nobody_reads_holds_no_request_slot() -> DFResult<()> {
         use std::sync::atomic::Ordering::SeqCst;
-        // 80,000 messages: many more batches than the partition's channel and lanes hold.
-        let (ctx, store) = distant_archive(2000, 40, 1).await?;
+        // 120,000 messages: many more batches than the partition's channel and lanes hold.
+        let (ctx, store) = distant_archive(3000, 40, 1).await?;
         let stalled = ctx
             .sql("SELECT * FROM read_archive('memory://distant/chats/')")
             .await?
             .execute_stream()
             .await?;
+        // Stalled: no GET in flight, none answered for a while, and far from all objects read. Without
+        // its own tasks the scan stops with requests in flight (woken, never polled again).
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        // Other tests of this process may hold slots for a moment; this scan must hold none for good.
-        while store.most.load(SeqCst) == 0
-            || store.in_flight.load(SeqCst) > 0
-            || requests::in_use() > 0
-        {
+        let mut answered = usize::MAX;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = store.gets.load(SeqCst);
+            if now > 0 && now == answered && store.in_flight.load(SeqCst) == 0 {
+                break;
+            }
+            answered = now;
             assert!(
                 std::time::Instant::now() < deadline,
-                "a scan nobody reads keeps {} requests in flight and {} slots",
+                "a scan nobody reads keeps {} requests in flight ({} slots of the process in use)",
                 store.in_flight.load(SeqCst),
+                requests::in_use()
+            );
+        }
+        assert!(
+            answered < 3000,
+            "the scan read all {answered} objects: it never stalled"
+        );
+        // Slots of the process: other tests may hold some for a moment, this scan none for good.
+        while requests::in_use() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} request slots held while no request runs here",
                 requests::in_use()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -212,8 +212,7 @@ impl PartitionStream for ArchivePartition {
 }
 
 /// Keeps one partition's readers busy: fetches up to `PREFETCH` units ahead (`LOCAL_PREFETCH` from local
-/// files) and parses whatever has
-/// arrived, in up to `LANES` blocking tasks at once.
+/// files) and parses whatever has arrived, in up to `LANES` blocking tasks at once.
 async fn read_partition(
     shared: Arc<ScanShared>,
     partition: usize,

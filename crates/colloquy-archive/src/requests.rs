@@ -32,13 +32,15 @@ pub(crate) async fn slot() -> Option<SemaphorePermit<'static>> {
     SLOTS.acquire().await.ok()
 }
 
-/// How many slots the process has.
-pub fn total() -> usize {
+/// How many slots the process has (for tests: the scan's own bounds do not need it).
+#[cfg(test)]
+pub(crate) fn total() -> usize {
     *TOTAL
 }
 
 /// Slots held by requests right now.
-pub fn in_use() -> usize {
+#[cfg(test)]
+pub(crate) fn in_use() -> usize {
     total().saturating_sub(SLOTS.available_permits())
 }
 

@@ -12,9 +12,10 @@
 //! resolved. Any other store (a client's, a prefixed one) goes through `object_store` as before.
 
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -22,6 +23,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 use url::Url;
 
 use colloquy_store::AccessPolicy;
@@ -114,6 +117,7 @@ impl LocalFiles {
         // hand: `File::read_to_end` asks the file system for the size and position again (a `statx`
         // and an `lseek` per file).
         let mut data = vec![0u8; usize::try_from(size).unwrap_or(0).saturating_add(1)];
+        let listed = data.len() - 1;
         let mut filled = 0;
         loop {
             if filled == data.len() {
@@ -122,6 +126,12 @@ impl LocalFiles {
             }
             match file.read(&mut data[filled..]) {
                 Ok(0) => break,
+                // All the listed bytes, and a read that stopped short of the one asked for past them:
+                // the end, without another read to hear it (a system call per file).
+                Ok(n) if filled + n == listed && listed > 0 => {
+                    filled += n;
+                    break;
+                }
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(err(e)),
@@ -157,12 +167,15 @@ struct Walk {
     done: bool,
 }
 
+/// The device and inode of each folder above.
 type Above = Arc<Vec<(u64, u64)>>;
 
 struct OpenDir {
     dir: PathBuf,
     path: Path,
-    entries: std::fs::ReadDir,
+    /// Read with `getdents64` straight into a buffer (std's `read_dir` adds an `fstat` per folder), and
+    /// the handle the folder's files are looked up from, one name each rather than their whole paths.
+    entries: Dir,
     above: Above,
     subdirs: Vec<(PathBuf, Path, Above)>,
 }
@@ -200,44 +213,57 @@ impl Walk {
             }
             return Ok(());
         };
-        let Some(entry) = open.entries.next() else {
+        let Some(entry) = open.entries.read() else {
             // Reversed so that the stack pops folders in the order they were read.
             let subdirs = std::mem::take(&mut open.subdirs);
             self.dirs.extend(subdirs.into_iter().rev());
             self.open = None;
             return Ok(());
         };
-        let entry = entry.map_err(|e| walk_error(&open.dir, e))?;
+        let entry = entry.map_err(|e| walk_error(&open.dir, e.into()))?;
         let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: format!("file name is not valid UTF-8: {}", entry.path().display()).into(),
-            });
-        };
-        let Ok(kind) = entry.file_type() else {
-            return Ok(());
-        };
-        let joined = match open.path.as_ref() {
-            "" => name.to_string(),
-            parent => format!("{parent}/{name}"),
-        };
-        let location = Path::parse(&joined)?;
-        if kind.is_dir() {
-            open.subdirs
-                .push((entry.path(), location, Arc::clone(&open.above)));
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
             return Ok(());
         }
-        // One `statx`, following a symlink; a broken one is skipped, as a file deleted since the
-        // directory was read.
-        let Ok(meta) = std::fs::metadata(entry.path()) else {
+        let Ok(utf8) = name.to_str() else {
+            return Err(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: format!(
+                    "file name is not valid UTF-8: {}",
+                    open.dir.join(std::ffi::OsStr::from_bytes(bytes)).display()
+                )
+                .into(),
+            });
+        };
+        let joined = match open.path.as_ref() {
+            "" => utf8.to_string(),
+            parent => format!("{parent}/{utf8}"),
+        };
+        let location = Path::parse(&joined)?;
+        if entry.file_type() == FileType::Directory {
+            open.subdirs
+                .push((open.dir.join(utf8), location, Arc::clone(&open.above)));
+            return Ok(());
+        }
+        // One `stat` of the name in its folder, following a symlink; a broken one is skipped, as a file
+        // deleted since the folder was read.
+        let fd = open
+            .entries
+            .fd()
+            .map_err(|e| walk_error(&open.dir, e.into()))?;
+        let Ok(stat) = rustix::fs::statat(fd, name, AtFlags::empty()) else {
             return Ok(());
         };
-        if meta.is_dir() {
-            open.subdirs
-                .push((entry.path(), location, Arc::clone(&open.above)));
-        } else if meta.is_file() && !is_upload_part(name) {
-            chunk.push(Ok(object_meta(location, &meta)));
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Directory => {
+                open.subdirs
+                    .push((open.dir.join(utf8), location, Arc::clone(&open.above)))
+            }
+            FileType::RegularFile if !is_upload_part(utf8) => {
+                chunk.push(Ok(object_meta(location, &stat)));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -246,22 +272,23 @@ impl Walk {
 /// A folder opened for reading, or `None` when there is nothing to read: gone since it was listed, not a
 /// folder, or a loop back to a folder above it.
 fn open_dir(dir: PathBuf, path: Path, above: Above) -> object_store::Result<Option<OpenDir>> {
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(None),
-        Err(e) => return Err(walk_error(&dir, e)),
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(&dir, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
+        Err(e) => return Err(walk_error(&dir, e.into())),
     };
-    let above = match std::fs::metadata(&dir) {
-        Ok(m) if above.contains(&(m.dev(), m.ino())) => return Ok(None),
-        Ok(m) => {
+    let above = match rustix::fs::fstat(&fd) {
+        Ok(st) if above.contains(&(st.st_dev, st.st_ino)) => return Ok(None),
+        Ok(st) => {
             let mut with_this = Vec::with_capacity(above.len() + 1);
             with_this.extend_from_slice(&above);
-            with_this.push((m.dev(), m.ino()));
+            with_this.push((st.st_dev, st.st_ino));
             Arc::new(with_this)
         }
         Err(_) => above,
     };
+    let entries = Dir::new(fd).map_err(|e| walk_error(&dir, e.into()))?;
     Ok(Some(OpenDir {
         dir,
         path,
@@ -308,19 +335,31 @@ fn walk_error(dir: &std::path::Path, e: std::io::Error) -> object_store::Error {
 
 /// The object's metadata with `object_store`'s local entity tag (inode, modification time and size in
 /// hex), so cache keys are the same whichever path listed it.
-fn object_meta(location: Path, meta: &std::fs::Metadata) -> ObjectMeta {
-    let modified = meta.modified().ok();
+fn object_meta(location: Path, stat: &Stat) -> ObjectMeta {
+    let modified = modified(stat);
     let micros = modified
-        .and_then(|m| m.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
         .unwrap_or_default()
         .as_micros();
+    let size = u64::try_from(stat.st_size).unwrap_or(0);
     ObjectMeta {
         location,
         last_modified: modified.map(DateTime::<Utc>::from).unwrap_or_default(),
-        size: meta.len(),
-        e_tag: Some(format!("{:x}-{micros:x}-{:x}", meta.ino(), meta.len())),
+        size,
+        e_tag: Some(format!("{:x}-{micros:x}-{size:x}", stat.st_ino)),
         version: None,
     }
+}
+
+/// A file's modification time, as std's `Metadata::modified` gives it (before 1970 too).
+fn modified(stat: &Stat) -> Option<SystemTime> {
+    let secs = Duration::from_secs(stat.st_mtime.unsigned_abs());
+    let at = if stat.st_mtime >= 0 {
+        UNIX_EPOCH.checked_add(secs)?
+    } else {
+        UNIX_EPOCH.checked_sub(secs)?
+    };
+    at.checked_add(Duration::from_nanos(stat.st_mtime_nsec))
 }
 
 #[cfg(test)]
@@ -349,14 +388,19 @@ mod tests {
         std::fs::write(root.join("whatsapp/part#12"), b"x").expect("write");
         symlink(root.join("whatsapp/sub dir/Zoë.txt"), root.join("link.txt")).expect("link");
         symlink(root.join("missing.txt"), root.join("broken.txt")).expect("link");
+        // Modified before 1970, to the nanosecond: both listings take the time the same way.
+        let old = std::fs::File::create(root.join("whatsapp/sub dir/1969.txt")).expect("create");
+        let before =
+            UNIX_EPOCH - Duration::new(86_400 * 365, 0) + Duration::from_nanos(123_456_789);
+        old.set_modified(before).expect("set modified");
         dir
     }
 
     async fn listed(
         stream: BoxStream<'static, object_store::Result<ObjectMeta>>,
-    ) -> BTreeMap<String, (u64, Option<String>)> {
+    ) -> BTreeMap<String, (u64, Option<String>, DateTime<Utc>)> {
         stream
-            .map_ok(|m| (m.location.to_string(), (m.size, m.e_tag)))
+            .map_ok(|m| (m.location.to_string(), (m.size, m.e_tag, m.last_modified)))
             .try_collect()
             .await
             .expect("listing")
@@ -372,9 +416,9 @@ mod tests {
         let ours = listed(local.list(Some(&prefix))).await;
         let theirs = listed(store.list(Some(&prefix))).await;
         assert_eq!(ours, theirs);
-        assert_eq!(ours.len(), 4, "{ours:?}");
+        assert_eq!(ours.len(), 5, "{ours:?}");
         // Each file reads back whole by the path the listing gave.
-        for (location, (size, _)) in &ours {
+        for (location, (size, ..)) in &ours {
             let data = local
                 .read(&Path::parse(location).expect("path"), *size)
                 .expect("read");
@@ -402,7 +446,7 @@ mod tests {
             .try_collect()
             .await
             .expect("listing");
-        assert_eq!(ours.len(), 4 + 3 * (CHUNK * 2 / 3), "every file once");
+        assert_eq!(ours.len(), 5 + 3 * (CHUNK * 2 / 3), "every file once");
         let ours: BTreeMap<_, _> = ours.into_iter().map(|l| (l, ())).collect();
         let theirs = listed(store.list(Some(&prefix))).await;
         assert!(ours.keys().eq(theirs.keys()));
@@ -418,7 +462,7 @@ mod tests {
             LocalFiles::for_store(&LocalFileSystem::new(), &root_url(), None).expect("local");
         let prefix = Path::from_absolute_path(&root).expect("path");
         let ours = listed(local.list(Some(&prefix))).await;
-        assert_eq!(ours.len(), 4, "{ours:?}");
+        assert_eq!(ours.len(), 5, "{ours:?}");
     }
 
     #[tokio::test]
@@ -518,13 +562,11 @@ mod tests {
             let first = waiting.next().await.expect("an object").expect("listed");
             assert!(first.location.as_ref().ends_with(".txt"));
             // Let the waiting walk fill its channel.
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            let other = tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                listed(local.list(Some(&few_path))),
-            )
-            .await
-            .ok()?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let other =
+                tokio::time::timeout(Duration::from_secs(30), listed(local.list(Some(&few_path))))
+                    .await
+                    .ok()?;
             let mut all: Vec<String> = waiting
                 .map_ok(|m| m.location.to_string())
                 .try_collect()
@@ -534,9 +576,9 @@ mod tests {
             Some((other.len(), all))
         });
         // Returns at once, or after a second with a walk still stuck in the pool.
-        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        runtime.shutdown_timeout(Duration::from_secs(1));
         let (other, mut all) = result.expect("the second listing finished while the first waited");
-        assert_eq!(other, 4);
+        assert_eq!(other, 5);
         all.sort_unstable();
         all.dedup();
         // Every file once.

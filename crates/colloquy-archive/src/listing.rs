@@ -36,9 +36,10 @@ const FEED_DEPTH: usize = 8;
 /// object of a 46k-zip archive.
 const UNIT_CHUNK: usize = 32;
 
-/// Pages a store's listing reads ahead of the units sent, and objects per page (S3 lists 1,000 a request).
-const LIST_AHEAD_PAGES: usize = 4;
-const LIST_PAGE: usize = 1_000;
+/// How far a store's listing runs ahead of the units sent: this many batches of up to `LIST_BATCH`
+/// objects (S3 lists 1,000 a request, so about 4 requests; Azure 5,000).
+const LIST_AHEAD_BATCHES: usize = 4;
+const LIST_BATCH: usize = 1_000;
 
 /// The first units of a listing go one at a time (see [`Lister::send`]).
 const SINGLE_UNITS: u64 = 256;
@@ -219,19 +220,7 @@ pub async fn list_units(
     prune: Option<Arc<PlacePruner>>,
     tx: mpsc::Sender<UnitChunk>,
 ) {
-    let mut lister = Lister {
-        url: &url,
-        local,
-        prune,
-        split,
-        tx: &tx,
-        places: Places::new(),
-        found: 0,
-        pending: Vec::with_capacity(UNIT_CHUNK),
-        held: Vec::new(),
-        export_roots: BTreeMap::new(),
-        folder: None,
-    };
+    let mut lister = Lister::new(&url, local, prune, split, &tx);
     let result = lister.run(store.as_ref()).await;
     if lister.flush().await.is_err() {
         return;
@@ -252,7 +241,8 @@ struct Lister<'a> {
     found: u64,
     /// Units not sent yet.
     pending: Vec<ScanUnit>,
-    /// `.json` objects held until the listing ends: they may belong to an export folder.
+    /// Objects held until the listing ends: export markers, and `.json` objects that may belong to an
+    /// export folder (from a local walk, only those of a folder that is one or is inside one).
     held: Vec<ObjectMeta>,
     /// Folders holding an export's marker files, and the export's format.
     export_roots: BTreeMap<String, Format>,
@@ -263,7 +253,29 @@ struct Lister<'a> {
 /// The receiving side has gone away (the query ended or was cancelled): stop listing quietly.
 struct Closed;
 
-impl Lister<'_> {
+impl<'a> Lister<'a> {
+    fn new(
+        url: &'a Location,
+        local: Option<LocalFiles>,
+        prune: Option<Arc<PlacePruner>>,
+        split: Option<u64>,
+        tx: &'a mpsc::Sender<UnitChunk>,
+    ) -> Self {
+        Self {
+            url,
+            local,
+            prune,
+            split,
+            tx,
+            places: Places::new(),
+            found: 0,
+            pending: Vec::with_capacity(UNIT_CHUNK),
+            held: Vec::new(),
+            export_roots: BTreeMap::new(),
+            folder: None,
+        }
+    }
+
     async fn run(&mut self, store: &dyn ObjectStore) -> Result<()> {
         let url = self.url;
         let single = url.glob.is_none()
@@ -332,18 +344,28 @@ impl Lister<'_> {
                 }
             }
         }
-        if self.leave_folder().await.is_err() {
+        if self.finish().await.is_err() {
             return Ok(());
         }
+        if self.found == 0 {
+            return Err(ArchiveError::object(
+                &url.original,
+                "no objects found at this location",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The listing has ended: the objects still held join their export folders, or are sent on alone.
+    async fn finish(&mut self) -> std::result::Result<(), Closed> {
+        self.leave_folder().await?;
         let mut folders: BTreeMap<(String, Format), Vec<ObjectMeta>> = BTreeMap::new();
         for m in std::mem::take(&mut self.held) {
             match self.root_of(m.location.as_ref()) {
                 Some(root) => folders.entry(root).or_default().push(m),
                 None => {
                     let rel = self.relative(&m.location);
-                    if self.object(m, &rel).await.is_err() {
-                        return Ok(());
-                    }
+                    self.object(m, &rel).await?;
                 }
             }
         }
@@ -358,15 +380,7 @@ impl Lister<'_> {
                 },
                 place: self.places.of(&rel),
             };
-            if self.send(unit).await.is_err() {
-                return Ok(());
-            }
-        }
-        if self.found == 0 {
-            return Err(ArchiveError::object(
-                &url.original,
-                "no objects found at this location",
-            ));
+            self.send(unit).await?;
         }
         Ok(())
     }
@@ -406,7 +420,7 @@ impl Lister<'_> {
     /// `.json` objects part of an export (the folder's own and those of the folders above it, read
     /// before it): those objects join an export, or are sent on now.
     async fn leave_folder(&mut self) -> std::result::Result<(), Closed> {
-        let Some((dir, files)) = self.folder.take() else {
+        let Some((dir, files)) = self.folder.take().filter(|(_, f)| !f.is_empty()) else {
             return Ok(());
         };
         if self.root_of(&format!("{dir}/")).is_some() {
@@ -508,27 +522,34 @@ impl Lister<'_> {
     }
 }
 
-/// A store's listing read in a task of its own, up to [`LIST_AHEAD_PAGES`] pages ahead of its reader.
+/// A store's listing read in a task of its own, up to [`LIST_AHEAD_BATCHES`] batches ahead of its reader.
 /// A store lists a page per request, each request waiting for the one before, and a listing asks for
 /// its next page only when polled: while the lister waited for room in the feed, no page was on its way,
 /// so every page's round trip stood between the readers and their next units (0.9 s over the 46 pages
-/// of 46k objects 20 ms away, benches/README.md). The task ends when the stream is dropped.
+/// of 46k objects 20 ms away, benches/README.md). The task ends when the stream is dropped; a task that
+/// failed (a panic in the store's listing) ends the stream with an error, not as if it had ended.
 fn read_ahead(
     listing: BoxStream<'static, object_store::Result<ObjectMeta>>,
 ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-    let (tx, rx) = mpsc::channel(LIST_AHEAD_PAGES);
+    let (tx, rx) = mpsc::channel(LIST_AHEAD_BATCHES);
     let task = SpawnedTask::spawn(async move {
-        let mut pages = listing.ready_chunks(LIST_PAGE);
-        while let Some(page) = pages.next().await {
-            if tx.send(page).await.is_err() {
+        let mut batches = listing.ready_chunks(LIST_BATCH);
+        while let Some(batch) = batches.next().await {
+            if tx.send(batch).await.is_err() {
                 return;
             }
         }
     });
-    futures::stream::unfold((rx, task), |(mut rx, task)| async move {
-        rx.recv()
-            .await
-            .map(|page| (futures::stream::iter(page), (rx, task)))
+    futures::stream::unfold((rx, Some(task)), |(mut rx, task)| async move {
+        if let Some(batch) = rx.recv().await {
+            return Some((futures::stream::iter(batch), (rx, task)));
+        }
+        let failed = task?.join().await.err()?;
+        let error = object_store::Error::Generic {
+            store: "listing",
+            source: format!("the listing task failed: {failed}").into(),
+        };
+        Some((futures::stream::iter(vec![Err(error)]), (rx, None)))
     })
     .flatten()
     .boxed()
@@ -640,15 +661,30 @@ mod tests {
 
     use super::*;
 
+    /// A unit as the tests compare it: an object's path, or an export's root and files, relative to
+    /// `prefix`.
+    fn shown(unit: ScanUnit, prefix: &str) -> String {
+        let rel = |p: &Path| p.as_ref().trim_start_matches(prefix).to_string();
+        match unit.kind {
+            UnitKind::Object { location, .. } => rel(&location),
+            UnitKind::ExportFolder { root, files, .. } => {
+                let mut names: Vec<_> = files.iter().map(|f| rel(&f.location)).collect();
+                names.sort();
+                format!("{} = [{}]", rel(&root), names.join(" "))
+            }
+            UnitKind::Range { .. } => unreachable!("no ranges without a split size"),
+        }
+    }
+
+    fn local_files(store: &dyn ObjectStore) -> LocalFiles {
+        let base = url::Url::parse("file:///").expect("url");
+        LocalFiles::for_store(store, &base, None).expect("local root")
+    }
+
     /// Every unit a listing of `dir` sends, in order, with its objects' paths relative to `dir`.
     async fn units_of(dir: &std::path::Path, walked: bool) -> Vec<String> {
         let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
-        let base = url::Url::parse("file:///").expect("url");
-        let local = if walked {
-            Some(LocalFiles::for_store(store.as_ref(), &base, None).expect("local root"))
-        } else {
-            None
-        };
+        let local = walked.then(|| local_files(store.as_ref()));
         let root = std::fs::canonicalize(dir).expect("canonical");
         let url = Location::parse(&format!("{}/", root.display())).expect("location");
         let (tx, mut rx) = mpsc::channel(FEED_DEPTH);
@@ -658,26 +694,12 @@ mod tests {
             .to_string();
         let mut units = Vec::new();
         while let Some(chunk) = rx.recv().await {
-            for unit in chunk.expect("listing") {
-                units.push(match unit.kind {
-                    UnitKind::Object { location, .. } => {
-                        location.as_ref().trim_start_matches(&prefix).to_string()
-                    }
-                    UnitKind::ExportFolder { root, files, .. } => {
-                        let mut names: Vec<_> = files
-                            .iter()
-                            .map(|f| f.location.as_ref().trim_start_matches(&prefix).to_string())
-                            .collect();
-                        names.sort();
-                        format!(
-                            "{} = [{}]",
-                            root.as_ref().trim_start_matches(&prefix),
-                            names.join(" ")
-                        )
-                    }
-                    UnitKind::Range { .. } => unreachable!("no ranges without a split size"),
-                });
-            }
+            units.extend(
+                chunk
+                    .expect("listing")
+                    .into_iter()
+                    .map(|u| shown(u, &prefix)),
+            );
         }
         units
     }
@@ -695,8 +717,7 @@ mod tests {
         // first, so its `.json` goes before the chat once nothing has marked it as an export's.
         write(root.join("inbox/ana_1/message_1.json"), "{}");
         write(root.join("inbox/ana_1/later/chat.txt"), "x");
-        // A Slack export whose marker may be listed after its day files, and whose root files and day
-        // files all stay in the export (one unit, sent at the end).
+        // A Slack export whose root and day files all stay in the export (one unit, sent at the end).
         write(root.join("slack/general/2024-01-02.json"), "[]");
         write(root.join("slack/a.json"), "[]");
         write(root.join("slack/users.json"), "[]");
@@ -730,5 +751,126 @@ mod tests {
             .iter()
             .position(|u| u == "inbox/ana_1/later/chat.txt");
         assert!(chat < thread, "{listed:?}");
+    }
+
+    /// The units a listing sends for objects listed in exactly this order under `data/`.
+    async fn units_for(order: &[&str], walked: bool) -> Vec<String> {
+        let store = LocalFileSystem::new();
+        let url = Location::parse("file:///data/").expect("location");
+        let (tx, mut rx) = mpsc::channel(order.len() + 1);
+        let mut lister = Lister::new(&url, walked.then(|| local_files(&store)), None, None, &tx);
+        for path in order {
+            let meta = ObjectMeta {
+                location: Path::from(format!("data/{path}")),
+                last_modified: Default::default(),
+                size: 1,
+                e_tag: None,
+                version: None,
+            };
+            assert!(lister.consider(meta).await.is_ok(), "the feed is open");
+        }
+        assert!(lister.finish().await.is_ok() && lister.flush().await.is_ok());
+        drop(lister);
+        drop(tx);
+        let mut units = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            units.extend(
+                chunk
+                    .expect("listing")
+                    .into_iter()
+                    .map(|u| shown(u, "data/")),
+            );
+        }
+        units
+    }
+
+    #[tokio::test]
+    async fn json_objects_wait_only_as_long_as_an_export_may_claim_them() {
+        // In the order a walk lists them: a folder's files, then its subfolders'. `slack/a.json` comes
+        // before the `users.json` that makes its folder an export, so it may not be sent when listed.
+        let order = [
+            "inbox/t/message_1.json",
+            "inbox/t/later/chat.txt",
+            "slack/a.json",
+            "slack/users.json",
+            "slack/z.json",
+            "slack/general/2024-01-02.json",
+            "slack/sub/users.json",
+            "slack/sub/c/2024-01-01.json",
+            "notes/x.json",
+        ];
+        let exports = [
+            "slack = [slack/a.json slack/general/2024-01-02.json slack/users.json slack/z.json]",
+            "slack/sub = [slack/sub/c/2024-01-01.json slack/sub/users.json]",
+        ];
+        let walked = units_for(&order, true).await;
+        let mut expected = vec![
+            "inbox/t/message_1.json",
+            "inbox/t/later/chat.txt",
+            "notes/x.json",
+        ];
+        expected.extend(exports);
+        assert_eq!(walked, expected);
+        // From a store, whose order says nothing about folders, they all wait for the end.
+        let listed = units_for(&order, false).await;
+        let mut expected = vec![
+            "inbox/t/later/chat.txt",
+            "inbox/t/message_1.json",
+            "notes/x.json",
+        ];
+        expected.extend(exports);
+        assert_eq!(listed, expected);
+        // A marker at the top makes every `.json` below part of one export, walked or not.
+        let order = [
+            "a.json",
+            "users.json",
+            "inbox/t/message_1.json",
+            "inbox/chat.txt",
+        ];
+        let export = "data = [a.json inbox/t/message_1.json users.json]";
+        for walked in [true, false] {
+            let units = units_for(&order, walked).await;
+            assert_eq!(units, ["inbox/chat.txt", export]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listing_read_ahead_gives_every_object_and_ends_in_error_if_its_task_fails() {
+        let metas: Vec<object_store::Result<ObjectMeta>> = (0..2_500)
+            .map(|i| {
+                Ok(ObjectMeta {
+                    location: Path::from(format!("o/{i}")),
+                    last_modified: Default::default(),
+                    size: 1,
+                    e_tag: None,
+                    version: None,
+                })
+            })
+            .collect();
+        let all: Vec<_> = read_ahead(futures::stream::iter(metas).boxed())
+            .try_collect()
+            .await
+            .expect("listing");
+        assert_eq!(all.len(), 2_500);
+        assert_eq!(all[2_499].location.as_ref(), "o/2499");
+
+        // A store whose listing panics half way: the reader hears of it instead of a short listing.
+        let failing = futures::stream::iter(0..3).map(|i| {
+            assert!(i < 2, "the store's listing broke");
+            Ok(ObjectMeta {
+                location: Path::from(format!("o/{i}")),
+                last_modified: Default::default(),
+                size: 1,
+                e_tag: None,
+                version: None,
+            })
+        });
+        let got: Vec<object_store::Result<ObjectMeta>> =
+            read_ahead(failing.boxed()).collect().await;
+        let last = got.last().expect("an item");
+        assert!(
+            matches!(last, Err(e) if e.to_string().contains("the listing task failed")),
+            "{got:?}"
+        );
     }
 }

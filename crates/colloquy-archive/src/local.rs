@@ -4,8 +4,10 @@
 //! store each cost about 20 system calls and a hop through tokio's blocking pool: four `statx` while
 //! listing (the walk, a symlink check, `is_file`, the metadata), then an open, `fstat`, `statx` and
 //! `lseek` to read it, and 9 futex calls to hand it between threads (`strace -c`, benches/README.md).
-//! Here a listing is one directory walk, `CHUNK` files per blocking task, with one `statx` per file,
-//! and a file is read where it is parsed (open, read, close), with no thread hand-off.
+//! Here a listing is one directory walk, `CHUNK` files per blocking task: per folder an `open`, an
+//! `fstat` and `getdents64` until the end, per file one `newfstatat` of its name in its folder; and a
+//! file is read where it is parsed (`openat`, one `read` when the listed size is all there is, `close`),
+//! with no thread hand-off.
 //!
 //! Only a store that is exactly `object_store`'s local file system at `/` is read this way, and under a
 //! server's policy each file is checked as the guarded store checks it: where it really is, symlinks
@@ -127,8 +129,10 @@ impl LocalFiles {
             match file.read(&mut data[filled..]) {
                 Ok(0) => break,
                 // All the listed bytes, and a read that stopped short of the one asked for past them:
-                // the end, without another read to hear it (a system call per file).
-                Ok(n) if filled + n == listed && listed > 0 => {
+                // the end, without another read to hear it (a system call per file). A file that grew
+                // since it was listed is read whole unless a read happens to stop exactly at the
+                // listed size (a file system's short read); then it is read as listed.
+                Ok(n) if filled + n == listed => {
                     filled += n;
                     break;
                 }
@@ -167,7 +171,7 @@ struct Walk {
     done: bool,
 }
 
-/// The device and inode of each folder above.
+/// The device and inode of a folder and of each folder above it.
 type Above = Arc<Vec<(u64, u64)>>;
 
 /// A folder being read or read already, shared by the subfolders found in it.
@@ -188,8 +192,8 @@ enum Pending {
 
 struct OpenDir {
     folder: Arc<Folder>,
-    /// Read with `getdents64` straight into a buffer (std's `read_dir` adds an `fstat` per folder), and
-    /// the handle the folder's files are looked up from, one name each rather than their whole paths.
+    /// Read with `getdents64` straight into a buffer; also the handle the folder's files are looked up
+    /// from, one name each rather than their whole paths.
     entries: Dir,
     subdirs: Vec<Box<str>>,
 }
@@ -228,7 +232,7 @@ impl Walk {
                 Some(Pending::In(parent, name)) => {
                     let path = match parent.path.as_ref() {
                         "" => Path::parse(&*name)?,
-                        above => Path::parse(format!("{above}/{name}"))?,
+                        parent_path => Path::parse(format!("{parent_path}/{name}"))?,
                     };
                     self.open = open_dir(parent.dir.join(&*name), path, &parent.above)?;
                 }

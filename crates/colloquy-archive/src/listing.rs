@@ -753,6 +753,17 @@ mod tests {
         assert!(chat < thread, "{listed:?}");
     }
 
+    /// A listed object of one byte.
+    fn meta(path: &str) -> ObjectMeta {
+        ObjectMeta {
+            location: Path::from(path),
+            last_modified: Default::default(),
+            size: 1,
+            e_tag: None,
+            version: None,
+        }
+    }
+
     /// The units a listing sends for objects listed in exactly this order under `data/`.
     async fn units_for(order: &[&str], walked: bool) -> Vec<String> {
         let store = LocalFileSystem::new();
@@ -760,14 +771,8 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(order.len() + 1);
         let mut lister = Lister::new(&url, walked.then(|| local_files(&store)), None, None, &tx);
         for path in order {
-            let meta = ObjectMeta {
-                location: Path::from(format!("data/{path}")),
-                last_modified: Default::default(),
-                size: 1,
-                e_tag: None,
-                version: None,
-            };
-            assert!(lister.consider(meta).await.is_ok(), "the feed is open");
+            let listed = meta(&format!("data/{path}"));
+            assert!(lister.consider(listed).await.is_ok(), "the feed is open");
         }
         assert!(lister.finish().await.is_ok() && lister.flush().await.is_ok());
         drop(lister);
@@ -836,17 +841,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_listing_read_ahead_gives_every_object_and_ends_in_error_if_its_task_fails() {
-        let metas: Vec<object_store::Result<ObjectMeta>> = (0..2_500)
-            .map(|i| {
-                Ok(ObjectMeta {
-                    location: Path::from(format!("o/{i}")),
-                    last_modified: Default::default(),
-                    size: 1,
-                    e_tag: None,
-                    version: None,
-                })
-            })
-            .collect();
+        let metas: Vec<object_store::Result<ObjectMeta>> =
+            (0..2_500).map(|i| Ok(meta(&format!("o/{i}")))).collect();
         let all: Vec<_> = read_ahead(futures::stream::iter(metas).boxed())
             .try_collect()
             .await
@@ -857,13 +853,7 @@ mod tests {
         // A store whose listing panics half way: the reader hears of it instead of a short listing.
         let failing = futures::stream::iter(0..3).map(|i| {
             assert!(i < 2, "the store's listing broke");
-            Ok(ObjectMeta {
-                location: Path::from(format!("o/{i}")),
-                last_modified: Default::default(),
-                size: 1,
-                e_tag: None,
-                version: None,
-            })
+            Ok(meta(&format!("o/{i}")))
         });
         let got: Vec<object_store::Result<ObjectMeta>> =
             read_ahead(failing.boxed()).collect().await;

@@ -305,11 +305,11 @@ fn open_dir(dir: PathBuf, path: Path, above: &Above) -> object_store::Result<Opt
         Err(e) => return Err(walk_error(&dir, e.into())),
     };
     let above = match rustix::fs::fstat(&fd) {
-        Ok(st) if above.contains(&(st.st_dev, st.st_ino)) => return Ok(None),
+        Ok(st) if above.contains(&id_of(&st)) => return Ok(None),
         Ok(st) => {
             let mut with_this = Vec::with_capacity(above.len() + 1);
             with_this.extend_from_slice(above);
-            with_this.push((st.st_dev, st.st_ino));
+            with_this.push(id_of(&st));
             Arc::new(with_this)
         }
         Err(_) => Arc::clone(above),
@@ -370,20 +370,43 @@ fn object_meta(location: Path, stat: &Stat) -> ObjectMeta {
         location,
         last_modified: modified.map(DateTime::<Utc>::from).unwrap_or_default(),
         size,
-        e_tag: Some(format!("{:x}-{micros:x}-{size:x}", stat.st_ino)),
+        e_tag: Some(format!("{:x}-{micros:x}-{size:x}", id_of(stat).1)),
         version: None,
     }
 }
 
 /// A file's modification time, as std's `Metadata::modified` gives it (before 1970 too).
 fn modified(stat: &Stat) -> Option<SystemTime> {
-    let secs = Duration::from_secs(stat.st_mtime.unsigned_abs());
-    let at = if stat.st_mtime >= 0 {
-        UNIX_EPOCH.checked_add(secs)?
+    let (secs, nanos) = mtime_of(stat);
+    let whole = Duration::from_secs(secs.unsigned_abs());
+    let at = if secs >= 0 {
+        UNIX_EPOCH.checked_add(whole)?
     } else {
-        UNIX_EPOCH.checked_sub(secs)?
+        UNIX_EPOCH.checked_sub(whole)?
     };
-    at.checked_add(Duration::from_nanos(stat.st_mtime_nsec))
+    at.checked_add(Duration::from_nanos(nanos))
+}
+
+// The `stat` fields' types differ by platform (`st_dev` is a `u64` on Linux and an `i32` on macOS,
+// `st_mtime_nsec` a `u64` and an `i64`), so they are converted as if they could be anything: on the
+// platform where a conversion is to the same type, clippy sees a useless one.
+
+/// A file's device and inode.
+#[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+fn id_of(stat: &Stat) -> (u64, u64) {
+    (
+        u64::try_from(stat.st_dev).unwrap_or_default(),
+        u64::try_from(stat.st_ino).unwrap_or_default(),
+    )
+}
+
+/// A file's modification time: whole seconds since 1970 (negative before it), and nanoseconds.
+#[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+fn mtime_of(stat: &Stat) -> (i64, u64) {
+    (
+        i64::try_from(stat.st_mtime).unwrap_or_default(),
+        u64::try_from(stat.st_mtime_nsec).unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]

@@ -438,7 +438,12 @@ impl<'a> Lister<'a> {
     fn root_of(&self, path: &str) -> Option<(String, Format)> {
         self.export_roots
             .iter()
-            .filter(|(r, _)| r.is_empty() || path.starts_with(&format!("{r}/")))
+            .filter(|(r, _)| {
+                r.is_empty()
+                    || path
+                        .strip_prefix(r.as_str())
+                        .is_some_and(|p| p.starts_with('/'))
+            })
             .max_by_key(|(r, _)| r.len())
             .map(|(r, f)| (r.clone(), *f))
     }
@@ -540,19 +545,18 @@ fn read_ahead(
             }
         }
     });
-    futures::stream::unfold((rx, Some(task)), |(mut rx, task)| async move {
-        if let Some(batch) = rx.recv().await {
-            return Some((futures::stream::iter(batch), (rx, task)));
-        }
-        let failed = task?.join().await.err()?;
-        let error = object_store::Error::Generic {
-            store: "listing",
-            source: format!("the listing task failed: {failed}").into(),
-        };
-        Some((futures::stream::iter(vec![Err(error)]), (rx, None)))
-    })
-    .flatten()
-    .boxed()
+    // Once the task has sent its last batch: its failure, if it failed. The task lives in the stream,
+    // so dropping the stream aborts it.
+    let failure =
+        futures::stream::once(async move { task.join().await.err() }).filter_map(|failed| {
+            futures::future::ready(failed.map(|e| {
+                Err(object_store::Error::Generic {
+                    store: "listing",
+                    source: format!("the listing task failed: {e}").into(),
+                })
+            }))
+        });
+    crate::local::received(rx).chain(failure).boxed()
 }
 
 /// Units sampled to find the partition columns.

@@ -97,13 +97,7 @@ impl LocalFiles {
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<object_store::Result<ObjectMeta>>>(4);
         tokio::spawn(walk(prefix, tx));
-        futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|chunk| (futures::stream::iter(chunk), rx))
-        })
-        .flatten()
-        .boxed()
+        received(rx).boxed()
     }
 
     /// The whole of a listed file, read on the calling thread (a parse task's).
@@ -144,6 +138,18 @@ impl LocalFiles {
         data.truncate(filled);
         Ok(Bytes::from(data))
     }
+}
+
+/// The items of the chunks a producer task sends, one by one, until it drops its sender.
+pub(crate) fn received<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<Vec<T>>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (futures::stream::iter(chunk), rx))
+    })
+    .flatten()
 }
 
 /// The file-system path of a local object path. Paths hold file names as they are (`50% off #1.txt`),
